@@ -1,0 +1,126 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+// One schema per process, parsed explicitly by loadXConfig(env) and passed down.
+// Nothing here reads process.env at import time.
+
+const port = z.coerce.number().int().min(0).max(65535);
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+export const StaticToken = z.object({
+  token: z.string().min(16),
+  tenant: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  username: z.string().min(1),
+  admin: z.boolean().default(false),
+});
+export type StaticToken = z.infer<typeof StaticToken>;
+
+export const CoordinatorConfig = z
+  .object({
+    listenHost: z.string().default('127.0.0.1'),
+    listenPort: port.default(8000),
+    redisUrl: z.string().url().default('redis://127.0.0.1:6379'),
+    redisPrefix: z.string().regex(/^[A-Za-z0-9:_-]*$/).default('pods:'),
+    baseDomain: z.string().regex(/^[a-z0-9.-]+$/).default('localhost'),
+    tenant: z.string().regex(/^[a-z][a-z0-9-]*$/).default('dev'),
+    adminUser: z.string().min(1).default('admin'),
+    adminToken: z.string().min(16, 'PODS_ADMIN_TOKEN must be at least 16 characters'),
+    extraTokens: z.array(StaticToken).default([]),
+    nodeTokens: csv.pipe(z.array(z.string().min(16, 'each PODS_NODE_TOKENS entry must be at least 16 characters')).min(1, 'PODS_NODE_TOKENS must name at least one node token')),
+    minTimeToStopS: z.coerce.number().int().min(1).default(300),
+    reconcileIntervalMs: z.coerce.number().int().min(50).default(1000),
+    agentPingMs: z.coerce.number().int().min(100).default(10_000),
+    maxBodyBytes: z.coerce.number().int().min(1024).default(1_048_576),
+    logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+    version: z.string().default('1.0.0'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.extraTokens.some((t) => t.token === c.adminToken)) {
+      ctx.addIssue({ code: 'custom', path: ['extraTokens'], message: 'PODS_EXTRA_TOKENS must not reuse PODS_ADMIN_TOKEN' });
+    }
+  });
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
+
+export const AgentConfig = z.object({
+  coordinatorUrl: z.string().regex(/^wss?:\/\//, 'PODS_COORDINATOR_URL must start with ws:// or wss://'),
+  nodeToken: z.string().min(16, 'PODS_NODE_TOKEN must be at least 16 characters'),
+  nodeId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'PODS_NODE_ID must be lowercase letters, digits, dots and dashes'),
+  dockerSocket: z.string().default('/var/run/docker.sock'),
+  caddyAdminUrl: z.string().url().default('http://127.0.0.1:2019'),
+  caddyHttpListen: z.string().default('127.0.0.1:8080'),
+  publishHost: z.string().default('127.0.0.1'),
+  containerUser: z.string().default('1000:1000'),
+  dockerNetwork: z.string().default('pods'),
+  logRingBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  heartbeatMs: z.coerce.number().int().min(100).default(5_000),
+  probeIntervalMs: z.coerce.number().int().min(50).default(2_000),
+  caddyCheckMs: z.coerce.number().int().min(100).default(2_000),
+  pidsLimit: z.coerce.number().int().min(16).default(512),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+type Env = Record<string, string | undefined>;
+
+function parseJson(name: string, raw: string | undefined): unknown {
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new Error(`${name} is not valid JSON`);
+  }
+}
+
+function explain(what: string, error: z.ZodError): Error {
+  const lines = error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+  return new Error(`invalid ${what} configuration:\n${lines.join('\n')}`);
+}
+
+const defined = <T extends object>(o: T) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as Partial<T>;
+
+export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
+  const raw = defined({
+    listenHost: env.PODS_LISTEN_HOST,
+    listenPort: env.PODS_LISTEN_PORT,
+    redisUrl: env.PODS_REDIS_URL,
+    redisPrefix: env.PODS_REDIS_PREFIX,
+    baseDomain: env.PODS_BASE_DOMAIN,
+    tenant: env.PODS_TENANT,
+    adminUser: env.PODS_ADMIN_USER,
+    adminToken: env.PODS_ADMIN_TOKEN,
+    extraTokens: parseJson('PODS_EXTRA_TOKENS', env.PODS_EXTRA_TOKENS),
+    nodeTokens: env.PODS_NODE_TOKENS,
+    minTimeToStopS: env.PODS_MIN_TIME_TO_STOP_S,
+    reconcileIntervalMs: env.PODS_RECONCILE_INTERVAL_MS,
+    agentPingMs: env.PODS_AGENT_PING_MS,
+    maxBodyBytes: env.PODS_MAX_BODY_BYTES,
+    logMaxBytes: env.PODS_LOG_MAX_BYTES,
+  });
+  const parsed = CoordinatorConfig.safeParse(raw);
+  if (!parsed.success) throw explain('coordinator', parsed.error);
+  return parsed.data;
+}
+
+export function loadAgentConfig(env: Env): AgentConfig {
+  const raw = defined({
+    coordinatorUrl: env.PODS_COORDINATOR_URL,
+    nodeToken: env.PODS_NODE_TOKEN,
+    nodeId: env.PODS_NODE_ID ?? hostname().toLowerCase(),
+    dockerSocket: env.PODS_DOCKER_SOCKET,
+    caddyAdminUrl: env.PODS_CADDY_ADMIN_URL,
+    caddyHttpListen: env.PODS_CADDY_HTTP_LISTEN,
+    publishHost: env.PODS_PUBLISH_HOST,
+    containerUser: env.PODS_CONTAINER_USER,
+    dockerNetwork: env.PODS_DOCKER_NETWORK,
+    logRingBytes: env.PODS_LOG_RING_BYTES,
+    heartbeatMs: env.PODS_HEARTBEAT_MS,
+    probeIntervalMs: env.PODS_PROBE_INTERVAL_MS,
+    caddyCheckMs: env.PODS_CADDY_CHECK_MS,
+    pidsLimit: env.PODS_PIDS_LIMIT,
+  });
+  const parsed = AgentConfig.safeParse(raw);
+  if (!parsed.success) throw explain('agent', parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,132 @@
+import type { WebSocket } from 'ws';
+import type { Logger } from './log.js';
+import { decodeFrame, encodeFrame, type Frame, type MessageType, type PayloadOf } from './protocol.js';
+
+// One side of a coordinator<->agent link: sends requests and awaits their
+// replies, dispatches incoming requests to handlers, and answers any bad frame
+// with an `error` frame instead of throwing. Used by both processes.
+
+type Handler<T extends MessageType> = (payload: PayloadOf<T>, frame: Frame<T>) => Promise<unknown> | unknown;
+
+interface Pending {
+  resolve: (f: Frame) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class PeerError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'PeerError';
+  }
+}
+
+export class Peer {
+  private readonly pending = new Map<string, Pending>();
+  private readonly handlers = new Map<string, Handler<MessageType>>();
+
+  constructor(private readonly ws: WebSocket, private readonly log: Logger, private readonly timeoutMs = 15_000) {
+    ws.on('message', (data, isBinary) => void this.onMessage(isBinary ? (data as Buffer) : data.toString()));
+    ws.on('close', () => this.failAll(new PeerError('PEER_CLOSED', 'link closed')));
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === this.ws.OPEN;
+  }
+
+  /** Handle requests of `type`; the returned value is the reply payload. */
+  on<T extends MessageType>(type: T, handler: Handler<T>): this {
+    this.handlers.set(type, handler as unknown as Handler<MessageType>);
+    return this;
+  }
+
+  /** Send a request and wait for its reply; rejects with PeerError on error reply, timeout or close. */
+  request<T extends MessageType>(type: T, payload: PayloadOf<T>, timeoutMs = this.timeoutMs): Promise<Frame> {
+    if (!this.open) return Promise.reject(new PeerError('PEER_CLOSED', 'link is not open'));
+    const text = encodeFrame(type, payload);
+    const id = (JSON.parse(text) as { id: string }).id;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PeerError('PEER_TIMEOUT', `no reply to ${type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        timer,
+        reject,
+        resolve: (f) => (f.type === 'error' ? reject(new PeerError(String((f.payload as { code: string }).code), String((f.payload as { message: string }).message))) : resolve(f)),
+      });
+      this.ws.send(text, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new PeerError('PEER_SEND', err.message));
+      });
+    });
+  }
+
+  /** Fire-and-forget a frame (a reply or a notice). */
+  send<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string): void {
+    if (this.open) this.ws.send(encodeFrame(type, payload, re));
+  }
+
+  close(code = 1000, reason = ''): void {
+    this.ws.close(code, reason);
+  }
+
+  private async onMessage(data: string | Buffer): Promise<void> {
+    const decoded = decodeFrame(data);
+    if (!decoded.ok) {
+      this.log.warn({ code: decoded.code, err: decoded.message }, 'bad frame from peer');
+      this.send('error', { code: decoded.code, message: decoded.message }, decoded.id);
+      // A bad reply must still settle its request.
+      if (decoded.id) this.settle(decoded.id, new PeerError(decoded.code, decoded.message));
+      return;
+    }
+    const frame = decoded.frame;
+    if (frame.re && this.pending.has(frame.re)) {
+      this.settle(frame.re, frame);
+      return;
+    }
+    if (frame.type === 'ack' || frame.type === 'error' || frame.type === 'sync' && frame.re) return; // late reply
+    const handler = this.handlers.get(frame.type);
+    if (!handler) {
+      this.send('error', { code: 'PROTO_UNKNOWN_TYPE', message: `this side does not handle "${frame.type}"` }, frame.id);
+      return;
+    }
+    try {
+      const reply = await handler(frame.payload, frame);
+      if (reply && typeof reply === 'object' && 'type' in reply && 'payload' in reply) {
+        const r = reply as { type: MessageType; payload: PayloadOf<MessageType> };
+        this.send(r.type, r.payload, frame.id);
+      } else {
+        this.send('ack', {}, frame.id);
+      }
+    } catch (err) {
+      const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
+      this.log.error({ err, type: frame.type }, 'handler failed');
+      this.send('error', { code, message: err instanceof Error ? err.message : String(err) }, frame.id);
+    }
+  }
+
+  private settle(id: string, result: Frame | PeerError): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (result instanceof PeerError) p.reject(result);
+    else p.resolve(result);
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.pending.delete(id);
+    }
+  }
+}
+
+/** A handler's way to answer with a typed reply other than `ack`. */
+export function reply<T extends MessageType>(type: T, payload: PayloadOf<T>): { type: T; payload: PayloadOf<T> } {
+  return { type, payload };
+}

@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { Health, Observed, Phase, Protocol } from './pod.js';
+
+// The wire protocol between coordinator and agents. Every frame is an envelope
+// {v, type, id, payload}; a reply carries the id of the frame it answers in `re`.
+// CATALOG maps each type to its payload schema and the type of its reply.
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME_BYTES = 1024 * 1024;
+export const AGENT_WS_PATH = '/v3/agents/connect';
+
+export const Envelope = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.string().min(1).max(64),
+  id: z.string().min(1).max(64),
+  re: z.string().max(64).optional(),
+  payload: z.unknown(),
+});
+export type Envelope = z.infer<typeof Envelope>;
+
+/** What an agent needs to run one pod instance; computed by the coordinator. */
+export const ContainerSpec = z.object({
+  image: z.string().min(1),
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()),
+  ports: z.array(z.object({ name: z.string(), port: z.number().int(), protocol: Protocol, host: z.string() })),
+  cpuLimitMilli: z.number().int().min(1),
+  memLimitMb: z.number().int().min(1),
+  cpuRequestMilli: z.number().int().min(1),
+  memRequestMb: z.number().int().min(1),
+});
+export type ContainerSpec = z.infer<typeof ContainerSpec>;
+
+export const Assignment = z.object({
+  tenant: z.string(),
+  podId: z.string(),
+  uid: z.string(),
+  generation: z.number().int().min(1),
+  spec: ContainerSpec,
+});
+export type Assignment = z.infer<typeof Assignment>;
+
+export const PodRef = z.object({ tenant: z.string(), podId: z.string(), uid: z.string(), generation: z.number().int().min(1) });
+export type PodRef = z.infer<typeof PodRef>;
+
+export const Capacity = z.object({ cpuMilli: z.number().int().min(0), memoryMb: z.number().int().min(0) });
+export type Capacity = z.infer<typeof Capacity>;
+
+// ---- agent -> coordinator
+export const Hello = z.object({
+  nodeId: z.string().min(1).max(128),
+  agentVersion: z.string(),
+  dockerVersion: z.string(),
+  capacity: Capacity,
+  /** Every container on the host that carries this node's labels. */
+  containers: z.array(PodRef.extend({ phase: Phase, observed: Observed })),
+});
+export type Hello = z.infer<typeof Hello>;
+
+export const Heartbeat = z.object({ running: z.number().int().min(0) });
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const PodStatusReport = z.object({ observed: Observed, tenant: z.string(), podId: z.string() });
+export type PodStatusReport = z.infer<typeof PodStatusReport>;
+
+export const PodLogs = PodRef.extend({
+  /** true: the chunk replaces what the coordinator holds (a new run, or a re-attach after restart). */
+  reset: z.boolean(),
+  chunk: z.string().max(MAX_FRAME_BYTES / 2),
+});
+export type PodLogs = z.infer<typeof PodLogs>;
+
+export const PodHealth = PodRef.extend({ health: Health });
+export type PodHealth = z.infer<typeof PodHealth>;
+
+// ---- coordinator -> agent
+/** The full set of pods this node should run; anything else labelled for the node is removed. */
+export const Sync = z.object({ assignments: z.array(Assignment) });
+export type Sync = z.infer<typeof Sync>;
+
+export const Apply = z.object({ assignment: Assignment });
+export type Apply = z.infer<typeof Apply>;
+
+export const Remove = PodRef;
+export type Remove = z.infer<typeof Remove>;
+
+// ---- replies
+export const Ack = z.object({});
+export type Ack = z.infer<typeof Ack>;
+
+export const ErrorReply = z.object({ code: z.string(), message: z.string() });
+export type ErrorReply = z.infer<typeof ErrorReply>;
+
+export const CATALOG = {
+  hello: { payload: Hello, reply: 'sync' },
+  heartbeat: { payload: Heartbeat, reply: 'ack' },
+  pod_status: { payload: PodStatusReport, reply: 'ack' },
+  pod_logs: { payload: PodLogs, reply: 'ack' },
+  apply: { payload: Apply, reply: 'ack' },
+  remove: { payload: Remove, reply: 'ack' },
+  sync: { payload: Sync, reply: null },
+  ack: { payload: Ack, reply: null },
+  error: { payload: ErrorReply, reply: null },
+} as const;
+
+export type MessageType = keyof typeof CATALOG;
+export type PayloadOf<T extends MessageType> = z.infer<(typeof CATALOG)[T]['payload']>;
+
+export type Frame<T extends MessageType = MessageType> = { v: 1; type: T; id: string; re?: string; payload: PayloadOf<T> };
+
+export type DecodeResult =
+  | { ok: true; frame: Frame }
+  | { ok: false; code: 'PROTO_MALFORMED' | 'PROTO_UNKNOWN_TYPE' | 'PROTO_BAD_PAYLOAD' | 'PROTO_TOO_LARGE'; message: string; id?: string };
+
+/** Parse one frame; never throws. Bad input is a value the caller answers with an error frame. */
+export function decodeFrame(data: string | Buffer): DecodeResult {
+  const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  if (size > MAX_FRAME_BYTES) return { ok: false, code: 'PROTO_TOO_LARGE', message: `frame of ${size} bytes exceeds ${MAX_FRAME_BYTES}` };
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  } catch {
+    return { ok: false, code: 'PROTO_MALFORMED', message: 'frame is not valid JSON' };
+  }
+  const env = Envelope.safeParse(json);
+  if (!env.success) {
+    const id = typeof (json as { id?: unknown })?.id === 'string' ? ((json as { id: string }).id) : undefined;
+    return { ok: false, code: 'PROTO_MALFORMED', message: `bad envelope: ${formatIssues(env.error)}`, id };
+  }
+  const { type, id } = env.data;
+  if (!Object.hasOwn(CATALOG, type)) return { ok: false, code: 'PROTO_UNKNOWN_TYPE', message: `unknown message type "${type}"`, id };
+  const schema = CATALOG[type as MessageType].payload;
+  const payload = schema.safeParse(env.data.payload);
+  if (!payload.success) return { ok: false, code: 'PROTO_BAD_PAYLOAD', message: `bad ${type} payload: ${formatIssues(payload.error)}`, id };
+  return { ok: true, frame: { ...env.data, type: type as MessageType, payload: payload.data } as Frame };
+}
+
+let counter = 0;
+export function newFrameId(): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${process.pid.toString(36)}-${Date.now().toString(36)}-${counter.toString(36)}`;
+}
+
+export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string): string {
+  const frame: Frame<T> = { v: PROTOCOL_VERSION, type, id: newFrameId(), payload, ...(re ? { re } : {}) };
+  return JSON.stringify(frame);
+}
+
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}

@@ -20,7 +20,7 @@ export function isCurrent(desired: Desired, observed: Observed | null): observed
   return !!observed && observed.uid === desired.uid && observed.generation === desired.generation;
 }
 
-export function containerExists(observed: Observed | null): boolean {
+export function containerExists(observed: Observed | null): observed is Observed {
   return !!observed && observed.phase !== 'removed';
 }
 

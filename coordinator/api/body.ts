@@ -1,0 +1,35 @@
+import type { Context } from 'koa';
+import type { z } from 'zod';
+import { badRequest, PodsError } from '../../shared/errors.js';
+import { formatIssues } from '../../shared/protocol.js';
+
+/** Read a JSON body of at most `limit` bytes; bad input becomes a 400/413/415 PodsError. */
+export async function readJson(ctx: Context, limit: number): Promise<unknown> {
+  const type = ctx.get('content-type');
+  if (type && !/^application\/json\b/i.test(type)) {
+    throw new PodsError('UNSUPPORTED_MEDIA_TYPE', 'request body must be JSON (Content-Type: application/json)');
+  }
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > limit) throw new PodsError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new PodsError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) throw badRequest('request body is empty; a JSON object is required');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest('request body is not valid JSON');
+  }
+}
+
+export function validate<T>(schema: z.ZodType<T>, value: unknown): T {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('request body must be a JSON object');
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw badRequest(formatIssues(parsed.error));
+  return parsed.data;
+}

@@ -1,0 +1,47 @@
+import type { Context, Middleware } from 'koa';
+import { isPodsError, PodsError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+
+// The Tapis envelope. tapipy parses JSON only when Content-Type is exactly
+// "application/json", so it is set by hand after the body (Koa would add a charset).
+
+export interface Envelope {
+  status: 'success' | 'error';
+  message: string;
+  result: unknown;
+  version: string;
+  metadata: Record<string, unknown>;
+}
+
+export function send(ctx: Context, status: number, env: Envelope): void {
+  ctx.status = status;
+  ctx.body = JSON.stringify(env);
+  ctx.set('Content-Type', 'application/json');
+}
+
+export function ok(ctx: Context, result: unknown, message: string): void {
+  send(ctx, 200, { status: 'success', message, result, version: ctx.state.version, metadata: {} });
+}
+
+/** The one place an error becomes an HTTP response. */
+export function errorEnvelope(log: Logger, version: string): Middleware {
+  return async (ctx, next) => {
+    ctx.state.version = version;
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new PodsError('NOT_FOUND', `no such endpoint: ${ctx.method} ${ctx.path}`);
+      if (ctx.status === 405 && !ctx.body) throw new PodsError('BAD_REQUEST', `method ${ctx.method} is not allowed on ${ctx.path}`);
+    } catch (err) {
+      const e = isPodsError(err) ? err : new PodsError('INTERNAL', 'internal error', { cause: err });
+      if (e.code === 'INTERNAL') log.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
+      const status = e.code === 'BAD_REQUEST' && ctx.status === 405 ? 405 : e.status;
+      send(ctx, status, {
+        status: 'error',
+        message: e.expose ? e.message : 'Internal server error; the failure has been logged.',
+        result: null,
+        version,
+        metadata: {},
+      });
+    }
+  };
+}

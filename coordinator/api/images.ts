@@ -1,0 +1,59 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { CoordinatorConfig } from '../../shared/config.js';
+import { badRequest, forbidden, notFound } from '../../shared/errors.js';
+import { imageName, type ImageStore } from '../store/images.js';
+import type { Identity } from './auth.js';
+import { readJson, validate } from './body.js';
+import { ok } from './envelope.js';
+
+const NewImage = z.strictObject({
+  image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?$/, 'image must be a Docker image name such as name or name:tag'),
+  tenants: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]*)$/)).default([]),
+  description: z.string().max(255).default(''),
+});
+
+function requireSiteAdmin(ctx: Context): Identity {
+  const id = ctx.state.identity as Identity;
+  if (!id.admin) throw forbidden('only site admins may change the image allow-list');
+  return id;
+}
+
+/** The image allow-list. Anyone may read it; only site admins may change it. */
+export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Router {
+  const router = new Router();
+
+  router.get('/v3/pods/images', async (ctx) => {
+    ok(ctx, await images.list(), 'Images retrieved successfully.');
+  });
+
+  router.post('/v3/pods/images', async (ctx) => {
+    const id = requireSiteAdmin(ctx);
+    const body = validate(NewImage, await readJson(ctx, config.maxBodyBytes));
+    const rec = {
+      image: imageName(body.image),
+      tenants: body.tenants.length ? body.tenants : [id.tenant],
+      description: body.description,
+      creation_ts: new Date().toISOString(),
+      added_by: id.username,
+    };
+    if (!(await images.add(rec))) throw badRequest(`image: "${rec.image}" is already on the allow-list`);
+    ok(ctx, rec, 'Image added successfully.');
+  });
+
+  router.get('/v3/pods/images/:image_id', async (ctx) => {
+    const rec = await images.get(ctx.params.image_id!);
+    if (!rec) throw notFound(`image "${ctx.params.image_id}" is not on the allow-list`);
+    ok(ctx, rec, 'Image retrieved successfully.');
+  });
+
+  router.delete('/v3/pods/images/:image_id', async (ctx) => {
+    requireSiteAdmin(ctx);
+    const name = ctx.params.image_id!;
+    if (!(await images.remove(name))) throw notFound(`image "${name}" is not on the allow-list`);
+    ok(ctx, `Image ${imageName(name)} removed.`, 'Image deleted successfully.');
+  });
+
+  return router;
+}

@@ -1,0 +1,26 @@
+import { forbidden, notFound } from '../../shared/errors.js';
+import type { PermLevel, PodRecord, PodStore } from '../store/pods.js';
+import type { Identity } from './auth.js';
+
+const RANK: Record<PermLevel, number> = { READ: 1, USER: 2, ADMIN: 3 };
+
+export function levelOf(identity: Identity, perms: Record<string, PermLevel>): PermLevel | null {
+  if (identity.admin) return 'ADMIN';
+  return perms[identity.username] ?? null;
+}
+
+export function hasLevel(have: PermLevel | null, need: PermLevel): boolean {
+  return have !== null && RANK[have] >= RANK[need];
+}
+
+/**
+ * Load a pod of the caller's tenant and check the caller's level on it. Pods of other
+ * tenants are invisible (404); a pod the caller has too little access to is a 403.
+ */
+export async function loadPodFor(store: PodStore, identity: Identity, podId: string, need: PermLevel): Promise<PodRecord> {
+  const rec = await store.get(identity.tenant, podId);
+  if (!rec) throw notFound(`pod "${podId}" was not found`);
+  const level = levelOf(identity, await store.perms(identity.tenant, podId));
+  if (!hasLevel(level, need)) throw forbidden(`you need ${need} permission on pod "${podId}" for this; you have ${level ?? 'none'}`);
+  return rec;
+}

@@ -1,0 +1,193 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { CoordinatorConfig } from '../../shared/config.js';
+import { badRequest, PodsError } from '../../shared/errors.js';
+import {
+  checkResources,
+  checkTimeToStop,
+  NewPod,
+  UpdatePod,
+  withResourceDefaults,
+  type Desired,
+  type PodSpec,
+} from '../../shared/pod.js';
+import type { ImageStore } from '../store/images.js';
+import { newUid, type PodRecord, type PodStore } from '../store/pods.js';
+import { podResponse } from '../view.js';
+import type { Identity } from './auth.js';
+import { readJson, validate } from './body.js';
+import { ok } from './envelope.js';
+import { hasLevel, levelOf, loadPodFor } from './permissions.js';
+
+export interface PodsDeps {
+  config: CoordinatorConfig;
+  pods: PodStore;
+  images: ImageStore;
+  /** Ask the reconciler to look at a pod now. */
+  kick: (tenant: string, podId: string) => void;
+  nodeConnected: (nodeId: string) => boolean;
+}
+
+const who = (ctx: Context) => ctx.state.identity as Identity;
+
+/** When a new instance starting now should be turned off, or null for never. */
+function stopTs(spec: PodSpec, now: Date): string | null {
+  const secs = spec.time_to_stop_instance ?? spec.time_to_stop_default;
+  return secs === -1 ? null : new Date(now.getTime() + secs * 1000).toISOString();
+}
+
+function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
+  return {
+    ...desired,
+    status_requested: 'ON',
+    generation: desired.generation + 1,
+    start_instance_ts: now.toISOString(),
+    time_to_stop_ts: stopTs(spec, now),
+  };
+}
+
+export function podsRouter(deps: PodsDeps): Router {
+  const { config, pods, images, kick } = deps;
+  const router = new Router();
+  const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected);
+
+  async function checkSpecRules(spec: Pick<PodSpec, 'image' | 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>, tenant: string) {
+    const problem =
+      checkResources(spec.resources) ??
+      checkTimeToStop('time_to_stop_default', spec.time_to_stop_default, config.minTimeToStopS) ??
+      checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS);
+    if (problem) throw badRequest(problem);
+    if (!(await images.allows(spec.image, tenant))) {
+      throw badRequest(`image: "${spec.image}" is not on the image allow-list; see GET /v3/pods/images`);
+    }
+  }
+
+  router.get('/v3/pods', async (ctx) => {
+    const id = who(ctx);
+    const result = [];
+    for (const podId of await pods.listIds(id.tenant)) {
+      const rec = await pods.get(id.tenant, podId);
+      if (rec && hasLevel(levelOf(id, await pods.perms(id.tenant, podId)), 'READ')) result.push(view(rec));
+    }
+    ok(ctx, result, 'Pods retrieved successfully.');
+  });
+
+  router.post('/v3/pods', async (ctx) => {
+    const id = who(ctx);
+    const body = validate(NewPod, await readJson(ctx, config.maxBodyBytes));
+    const template = body.template || body.pod_template || '';
+    if (template) throw badRequest(`template: "${template}" does not exist; no templates are installed on this site yet`);
+    if (!body.image) throw badRequest('image: a pod needs an image or a template');
+    const now = new Date();
+    const spec: PodSpec = {
+      pod_id: body.pod_id,
+      tenant: id.tenant,
+      owner: id.username,
+      image: body.image,
+      template: '',
+      description: body.description,
+      ...(body.command ? { command: body.command } : {}),
+      ...(body.arguments ? { arguments: body.arguments } : {}),
+      environment_variables: body.environment_variables,
+      volume_mounts: body.volume_mounts,
+      time_to_stop_default: body.time_to_stop_default,
+      time_to_stop_instance: body.time_to_stop_instance ?? null,
+      networking: Object.fromEntries(Object.entries(body.networking).map(([k, n]) => [k, { protocol: n.protocol, port: n.port }])),
+      resources: withResourceDefaults(body.resources),
+      compute_queue: body.compute_queue,
+      creation_ts: now.toISOString(),
+      update_ts: now.toISOString(),
+    };
+    await checkSpecRules(spec, id.tenant);
+    const on = body.status_requested === 'ON';
+    const desired: Desired = {
+      status_requested: body.status_requested,
+      uid: newUid(),
+      generation: 1,
+      deleting: false,
+      start_instance_ts: on ? now.toISOString() : null,
+      time_to_stop_ts: on ? stopTs(spec, now) : null,
+    };
+    if (!(await pods.create(spec, desired))) throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
+    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}; status_requested ${desired.status_requested}`);
+    kick(id.tenant, spec.pod_id);
+    const rec = await pods.get(id.tenant, spec.pod_id);
+    ok(ctx, view(rec!), 'Pod created successfully.');
+  });
+
+  router.get('/v3/pods/:pod_id', async (ctx) => {
+    const rec = await loadPodFor(pods, who(ctx), ctx.params.pod_id!, 'READ');
+    ok(ctx, view(rec), 'Pod retrieved successfully.');
+  });
+
+  router.put('/v3/pods/:pod_id', async (ctx) => {
+    const id = who(ctx);
+    await loadPodFor(pods, id, ctx.params.pod_id!, 'USER');
+    const body = validate(UpdatePod, await readJson(ctx, config.maxBodyBytes));
+    if (body.template) throw badRequest(`template: "${body.template}" does not exist; no templates are installed on this site yet`);
+    const problem =
+      checkTimeToStop('time_to_stop_default', body.time_to_stop_default, config.minTimeToStopS) ??
+      checkTimeToStop('time_to_stop_instance', body.time_to_stop_instance, config.minTimeToStopS);
+    if (problem) throw badRequest(problem);
+    if (body.image !== undefined && !(await images.allows(body.image, id.tenant))) {
+      throw badRequest(`image: "${body.image}" is not on the image allow-list; see GET /v3/pods/images`);
+    }
+    const rec = await pods.update(id.tenant, ctx.params.pod_id!, (cur) => {
+      const { status_requested: _ignored, resources, networking, ...rest } = body;
+      const spec: PodSpec = {
+        ...cur.spec,
+        ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+        ...(resources ? { resources: withResourceDefaults({ ...cur.spec.resources, ...resources }) } : {}),
+        ...(networking ? { networking: Object.fromEntries(Object.entries(networking).map(([k, n]) => [k, { protocol: n.protocol, port: n.port }])) } : {}),
+        update_ts: new Date().toISOString(),
+      };
+      const bad = checkResources(spec.resources);
+      if (bad) throw badRequest(bad);
+      return { spec };
+    });
+    if (!rec) throw new PodsError('NOT_FOUND', `pod "${ctx.params.pod_id}" was not found`);
+    await pods.action(id.tenant, rec.spec.pod_id, `pod updated by ${id.username}: ${Object.keys(body).join(', ') || 'nothing'}; takes effect on the next restart`);
+    ok(ctx, view(rec), 'Pod updated successfully. Restart the pod for the changes to take effect.');
+  });
+
+  router.delete('/v3/pods/:pod_id', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    await loadPodFor(pods, id, podId, 'ADMIN');
+    await pods.update(id.tenant, podId, (cur) => (cur.desired.deleting ? null : { desired: { ...cur.desired, deleting: true } }));
+    await pods.action(id.tenant, podId, `delete requested by ${id.username}`);
+    kick(id.tenant, podId);
+    ok(ctx, `Pod ${podId} is being deleted.`, 'Pod deleted successfully.');
+  });
+
+  router.get('/v3/pods/:pod_id/logs', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    await loadPodFor(pods, id, podId, 'READ');
+    const [logs, action_logs] = await Promise.all([pods.getLogs(id.tenant, podId), pods.actions(id.tenant, podId)]);
+    ok(ctx, { logs, action_logs }, 'Pod logs retrieved successfully.');
+  });
+
+  const lifecycle = (verb: 'stop' | 'start' | 'restart') => async (ctx: Context) => {
+    const id = who(ctx);
+    const podId = (ctx as Context & { params: Record<string, string> }).params.pod_id!;
+    await loadPodFor(pods, id, podId, 'ADMIN');
+    const now = new Date();
+    const rec = await pods.update(id.tenant, podId, ({ desired, spec }) => {
+      if (desired.deleting) throw new PodsError('CONFLICT', `pod "${podId}" is being deleted`);
+      if (verb === 'stop') return desired.status_requested === 'OFF' ? null : { desired: { ...desired, status_requested: 'OFF', time_to_stop_ts: null } };
+      if (verb === 'start' && desired.status_requested === 'ON') return null;
+      return { desired: startedInstance(desired, spec, now) };
+    });
+    if (!rec) throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
+    if (verb !== 'stop') await pods.clearLogs(id.tenant, podId);
+    await pods.action(id.tenant, podId, `${verb} requested by ${id.username}; instance ${rec.desired.generation}`);
+    kick(id.tenant, podId);
+    ok(ctx, view(rec), `Pod ${verb} requested successfully.`);
+  };
+  router.get('/v3/pods/:pod_id/stop', lifecycle('stop'));
+  router.get('/v3/pods/:pod_id/start', lifecycle('start'));
+  router.get('/v3/pods/:pod_id/restart', lifecycle('restart'));
+
+  return router;
+}

@@ -1,0 +1,60 @@
+import Router from '@koa/router';
+import { PodsError } from '../../shared/errors.js';
+
+// Every other operation of the Tapis Pods spec answers with a clear 501 until it is built.
+const NOT_YET: Array<[method: 'get' | 'post' | 'put' | 'delete', path: string, what: string]> = [
+  ['get', '/v3/pods/templates', 'templates'],
+  ['post', '/v3/pods/templates', 'templates'],
+  ['get', '/v3/pods/templates/tags', 'template tags'],
+  ['get', '/v3/pods/templates/:id', 'templates'],
+  ['put', '/v3/pods/templates/:id', 'templates'],
+  ['delete', '/v3/pods/templates/:id', 'templates'],
+  ['get', '/v3/pods/templates/:id/tags', 'template tags'],
+  ['post', '/v3/pods/templates/:id/tags', 'template tags'],
+  ['get', '/v3/pods/templates/:id/tags/:tag', 'template tags'],
+  ['get', '/v3/pods/templates/:id/permissions', 'template permissions'],
+  ['post', '/v3/pods/templates/:id/permissions', 'template permissions'],
+  ['delete', '/v3/pods/templates/:id/permissions/:user', 'template permissions'],
+  ['post', '/v3/pods/images/bulk', 'bulk image upload'],
+  ['get', '/v3/pods/snapshots', 'snapshots'],
+  ['post', '/v3/pods/snapshots', 'snapshots'],
+  ['get', '/v3/pods/snapshots/:id', 'snapshots'],
+  ['put', '/v3/pods/snapshots/:id', 'snapshots'],
+  ['delete', '/v3/pods/snapshots/:id', 'snapshots'],
+  ['get', '/v3/pods/snapshots/:id/list', 'snapshots'],
+  ['get', '/v3/pods/snapshots/:id/contents/:path', 'snapshots'],
+  ['get', '/v3/pods/snapshots/:id/permissions', 'snapshot permissions'],
+  ['post', '/v3/pods/snapshots/:id/permissions', 'snapshot permissions'],
+  ['delete', '/v3/pods/snapshots/:id/permissions/:user', 'snapshot permissions'],
+  ['get', '/v3/pods/volumes', 'volumes'],
+  ['post', '/v3/pods/volumes', 'volumes'],
+  ['get', '/v3/pods/volumes/:id', 'volumes'],
+  ['put', '/v3/pods/volumes/:id', 'volumes'],
+  ['delete', '/v3/pods/volumes/:id', 'volumes'],
+  ['get', '/v3/pods/volumes/:id/list', 'volumes'],
+  ['get', '/v3/pods/volumes/:id/contents/:path', 'volumes'],
+  ['post', '/v3/pods/volumes/:id/upload/:path', 'volumes'],
+  ['get', '/v3/pods/volumes/:id/permissions', 'volume permissions'],
+  ['post', '/v3/pods/volumes/:id/permissions', 'volume permissions'],
+  ['delete', '/v3/pods/volumes/:id/permissions/:user', 'volume permissions'],
+  ['get', '/v3/pods/jupyter/ensure', 'Jupyter pods'],
+  ['post', '/v3/pods/jupyter/:id/upload', 'Jupyter pods'],
+  ['get', '/v3/pods/:id/derived', 'derived pod definitions'],
+  ['get', '/v3/pods/:id/credentials', 'pod credentials'],
+  ['get', '/v3/pods/:id/permissions', 'pod permissions'],
+  ['post', '/v3/pods/:id/permissions', 'pod permissions'],
+  ['delete', '/v3/pods/:id/permissions/:user', 'pod permissions'],
+  ['post', '/v3/pods/:id/exec', 'exec'],
+  ['post', '/v3/pods/:id/upload_to_pod', 'file upload'],
+  ['post', '/v3/pods/:id/save_pod_as_template_tag', 'templates'],
+];
+
+export function unimplementedRouter(): Router {
+  const router = new Router();
+  for (const [method, path, what] of NOT_YET) {
+    router[method](path, () => {
+      throw new PodsError('NOT_IMPLEMENTED', `${what} are not implemented on this site yet`);
+    });
+  }
+  return router;
+}

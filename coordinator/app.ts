@@ -1,0 +1,34 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { CoordinatorConfig } from '../shared/config.js';
+import type { Logger } from '../shared/log.js';
+import { staticTokenAuth } from './api/auth.js';
+import { errorEnvelope, ok } from './api/envelope.js';
+import { imagesRouter } from './api/images.js';
+import { podsRouter, type PodsDeps } from './api/pods.js';
+import { unimplementedRouter } from './api/unimplemented.js';
+
+export interface AppDeps extends PodsDeps {
+  log: Logger;
+}
+
+/** The REST API as a Koa app, testable without a port (app.callback()). */
+export function createApp(deps: AppDeps): Koa {
+  const { config, log } = deps;
+  const app = new Koa();
+  app.proxy = false;
+  app.use(errorEnvelope(log, config.version));
+
+  const open = new Router();
+  open.get('/v3/pods/healthcheck', (ctx) => ok(ctx, { status: 'healthy' }, 'Healthy.'));
+  app.use(open.routes());
+
+  app.use(staticTokenAuth(config));
+  // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
+  for (const router of [imagesRouter(config, deps.images), unimplementedRouter(), podsRouter(deps)]) {
+    app.use(router.routes());
+  }
+  return app;
+}
+
+export type { CoordinatorConfig };

@@ -1,0 +1,73 @@
+import { createServer } from 'node:http';
+import { loadCoordinatorConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { AgentHub } from './agents/hub.js';
+import { createApp } from './app.js';
+import { Reconciler } from './reconciler.js';
+import { Scheduler } from './scheduler.js';
+import { ImageStore } from './store/images.js';
+import { NodeStore } from './store/nodes.js';
+import { PodStore } from './store/pods.js';
+import { connectRedis } from './store/redis.js';
+
+async function main(): Promise<void> {
+  const log = createLogger('coordinator');
+  let config;
+  try {
+    config = loadCoordinatorConfig(process.env);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
+  const pods = new PodStore(redis, config.redisPrefix);
+  const images = new ImageStore(redis, config.redisPrefix);
+  const nodes = new NodeStore(redis, config.redisPrefix);
+
+  // The hub and the reconciler need each other; late binding through closures.
+  let reconciler: Reconciler;
+  const hub = new AgentHub({
+    config,
+    log: log.child({ component: 'hub' }),
+    pods,
+    nodes,
+    assignmentsFor: (nodeId) => reconciler.assignmentsFor(nodeId),
+    onPodChange: (tenant, podId) => reconciler.kick(tenant, podId),
+    onNodeUp: () => reconciler.onNodeUp(),
+  });
+  const scheduler = new Scheduler(pods, () => hub.connected());
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, hub, scheduler });
+
+  const app = createApp({
+    config,
+    log: log.child({ component: 'api' }),
+    pods,
+    images,
+    kick: (tenant, podId) => reconciler.kick(tenant, podId),
+    nodeConnected: (nodeId) => hub.isConnected(nodeId),
+  });
+  const server = createServer(app.callback());
+  server.requestTimeout = 30_000;
+  hub.attach(server);
+  await new Promise<void>((resolve) => server.listen(config.listenPort, config.listenHost, resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
+  log.info({ url: `http://${config.listenHost}:${port}` }, 'coordinator listening');
+  reconciler.start();
+
+  const shutdown = () => {
+    log.info('shutting down');
+    reconciler.stop();
+    hub.close();
+    server.close();
+    void redis.quit().finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,206 @@
+import type { CoordinatorConfig } from '../shared/config.js';
+import type { Logger } from '../shared/log.js';
+import { podKey } from '../shared/pod.js';
+import type { Assignment } from '../shared/protocol.js';
+import { containerExists, isCurrent } from '../shared/status.js';
+import type { AgentHub } from './agents/hub.js';
+import type { Scheduler } from './scheduler.js';
+import type { PodRecord, PodStore } from './store/pods.js';
+import { containerSpec } from './view.js';
+
+interface Sent {
+  kind: 'apply' | 'remove';
+  generation: number;
+  at: number;
+  attempts: number;
+}
+
+const MAX_START_ATTEMPTS = 5;
+const DELETE_GRACE_MS = 30_000;
+
+/** Resend delay after `attempts` earlier sends of the same command: 2 s, 4 s, ... 30 s. */
+export function backoffMs(attempts: number): number {
+  return Math.min(30_000, 2_000 * 2 ** attempts);
+}
+
+export function assignmentOf(rec: PodRecord, baseDomain: string): Assignment {
+  return {
+    tenant: rec.spec.tenant,
+    podId: rec.spec.pod_id,
+    uid: rec.desired.uid,
+    generation: rec.desired.generation,
+    spec: containerSpec(rec.spec, baseDomain),
+  };
+}
+
+/**
+ * Drives each pod from its observed state toward its desired state. Level-triggered:
+ * it looks at the whole record every time, so a lost message, a restarted agent or a
+ * restarted coordinator is repaired by the next pass. Commands are idempotent and carry
+ * the pod's generation, so sending one twice does no harm.
+ */
+export class Reconciler {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly dirty = new Set<string>();
+  private readonly sent = new Map<string, Sent>();
+  private readonly deletingSince = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private sweeping = false;
+
+  constructor(
+    private readonly deps: { config: CoordinatorConfig; log: Logger; pods: PodStore; hub: AgentHub; scheduler: Scheduler },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sweep(), this.deps.config.reconcileIntervalMs);
+    void this.sweep();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Reconcile one pod soon; calls for a pod already in progress coalesce into one more pass. */
+  kick(tenant: string, podId: string): void {
+    const key = podKey(tenant, podId);
+    if (this.running.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    const run = (async () => {
+      do {
+        this.dirty.delete(key);
+        try {
+          await this.reconcile(tenant, podId);
+        } catch (err) {
+          this.deps.log.error({ err, pod: key }, 'reconcile failed');
+        }
+      } while (this.dirty.has(key));
+    })().finally(() => this.running.delete(key));
+    this.running.set(key, run);
+  }
+
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      for (const key of await this.deps.pods.allKeys()) {
+        const [tenant, podId] = key.split('/') as [string, string];
+        this.kick(tenant, podId);
+      }
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** Kick every pod: after a node connects, pods waiting for a host may now be placed. */
+  onNodeUp(): void {
+    void this.sweep();
+  }
+
+  /** The pods a node should run now: what it is told on (re)connect. */
+  async assignmentsFor(nodeId: string): Promise<Assignment[]> {
+    const out: Assignment[] = [];
+    for (const key of await this.deps.pods.nodePodKeys(nodeId)) {
+      const [tenant, podId] = key.split('/') as [string, string];
+      const rec = await this.deps.pods.get(tenant, podId);
+      if (rec && rec.placement?.nodeId === nodeId && wantsRunning(rec)) out.push(assignmentOf(rec, this.deps.config.baseDomain));
+    }
+    return out;
+  }
+
+  private async reconcile(tenant: string, podId: string): Promise<void> {
+    const { pods, hub, log, scheduler, config } = this.deps;
+    const key = podKey(tenant, podId);
+    const rec = await pods.get(tenant, podId);
+    if (!rec) {
+      this.sent.delete(key);
+      return;
+    }
+    const { desired, placement, observed } = rec;
+
+    const stopAt = desired.time_to_stop_ts ? Date.parse(desired.time_to_stop_ts) : NaN;
+    if (wantsRunning(rec) && stopAt <= Date.now()) {
+      await pods.update(tenant, podId, (cur) =>
+        cur.desired.generation === desired.generation && cur.desired.status_requested !== 'OFF'
+          ? { desired: { ...cur.desired, status_requested: 'OFF', time_to_stop_ts: null } }
+          : null,
+      );
+      await pods.action(tenant, podId, 'time_to_stop passed; pod turned OFF');
+      this.kick(tenant, podId);
+      return;
+    }
+
+    if (!wantsRunning(rec)) {
+      if (containerExists(observed)) {
+        if (hub.isConnected(observed.nodeId)) {
+          await this.dispatch(key, 'remove', observed.generation, () =>
+            hub.remove(observed.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }),
+          );
+          if (!desired.deleting || !this.graceOver(key)) return;
+        } else if (!desired.deleting) {
+          return; // the node will be told on reconnect; its sync set no longer holds this pod
+        }
+      }
+      if (desired.deleting) {
+        await pods.delete(tenant, podId, placement);
+        this.sent.delete(key);
+        this.deletingSince.delete(key);
+        log.info({ pod: key }, 'pod deleted');
+        return;
+      }
+      if (placement) await pods.movePlacement(tenant, podId, placement, rec.raw.placement, null);
+      this.sent.delete(key);
+      return;
+    }
+
+    let nodeId = placement?.nodeId;
+    if (!nodeId) {
+      const chosen = await scheduler.pick(rec.spec.resources);
+      if (!chosen) return; // stays REQUESTED; placed when a node with room connects
+      const moved = await pods.movePlacement(tenant, podId, null, '', { nodeId: chosen, at: new Date().toISOString() });
+      if (moved !== 'set') return this.kick(tenant, podId);
+      await pods.action(tenant, podId, `scheduled on node ${chosen}`);
+      nodeId = chosen;
+    }
+    if (!hub.isConnected(nodeId)) return;
+
+    if (isCurrent(desired, observed)) {
+      if (observed.phase === 'running' || observed.phase === 'creating' || observed.phase === 'exited') return;
+      if (observed.phase === 'failed' && (this.sent.get(key)?.attempts ?? 0) >= MAX_START_ATTEMPTS - 1) return;
+    }
+    const fresh = await pods.get(tenant, podId);
+    if (!fresh || fresh.raw.desired !== rec.raw.desired) return this.kick(tenant, podId);
+    const target = nodeId;
+    const first = this.sent.get(key)?.generation !== desired.generation;
+    const sentNow = await this.dispatch(key, 'apply', desired.generation, () => hub.apply(target, assignmentOf(fresh, config.baseDomain)));
+    if (sentNow && first) await pods.action(tenant, podId, `asked node ${target} to start instance ${desired.generation}`);
+  }
+
+  private graceOver(key: string): boolean {
+    const since = this.deletingSince.get(key) ?? Date.now();
+    this.deletingSince.set(key, since);
+    return Date.now() - since > DELETE_GRACE_MS;
+  }
+
+  /** Send a command unless the same one was sent recently; resends back off. Returns whether it was sent. */
+  private async dispatch(key: string, kind: Sent['kind'], generation: number, send: () => Promise<void>): Promise<boolean> {
+    const prev = this.sent.get(key);
+    const same = prev && prev.kind === kind && prev.generation === generation;
+    if (same && Date.now() - prev.at < backoffMs(prev.attempts)) return false;
+    this.sent.set(key, { kind, generation, at: Date.now(), attempts: same ? prev.attempts + 1 : 0 });
+    try {
+      await send();
+    } catch (err) {
+      this.deps.log.warn({ pod: key, kind, err: (err as Error).message }, 'dispatch failed; will retry');
+    }
+    return true;
+  }
+}
+
+function wantsRunning(rec: PodRecord): boolean {
+  return !rec.desired.deleting && rec.desired.status_requested !== 'OFF';
+}

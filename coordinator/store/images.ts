@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { Keys } from './keys.js';
+import type { Redis } from './redis.js';
+
+export const ImageRecord = z.object({
+  image: z.string(),
+  tenants: z.array(z.string()),
+  description: z.string(),
+  creation_ts: z.string(),
+  added_by: z.string(),
+});
+export type ImageRecord = z.infer<typeof ImageRecord>;
+
+/** The image name without tag or digest: the allow-list ignores tags. */
+export function imageName(ref: string): string {
+  const noDigest = ref.split('@')[0]!;
+  const slash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}
+
+export class ImageStore {
+  private readonly keys: Keys;
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = new Keys(prefix);
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    const h = await this.redis.hGetAll(this.keys.images());
+    return Object.values(h)
+      .map((raw) => ImageRecord.safeParse(JSON.parse(raw)))
+      .filter((r) => r.success)
+      .map((r) => r.data)
+      .sort((a, b) => a.image.localeCompare(b.image));
+  }
+
+  async get(name: string): Promise<ImageRecord | null> {
+    const raw = await this.redis.hGet(this.keys.images(), imageName(name));
+    if (!raw) return null;
+    const parsed = ImageRecord.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  }
+
+  /** Adds the image; false when it is already on the list. */
+  async add(rec: ImageRecord): Promise<boolean> {
+    return (await this.redis.hSetNX(this.keys.images(), rec.image, JSON.stringify(rec))) === 1;
+  }
+
+  async remove(name: string): Promise<boolean> {
+    return (await this.redis.hDel(this.keys.images(), imageName(name))) === 1;
+  }
+
+  /** Whether a tenant may run `ref` (any tag of an allowed name). */
+  async allows(ref: string, tenant: string): Promise<boolean> {
+    const rec = await this.get(ref);
+    return !!rec && (rec.tenants.length === 0 || rec.tenants.includes(tenant) || rec.tenants.includes('*'));
+  }
+}

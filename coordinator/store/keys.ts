@@ -1,0 +1,24 @@
+// Every Redis key the coordinator uses is built here, under one prefix, so a
+// test can use a random prefix and an operator can see the whole keyspace.
+
+export class Keys {
+  constructor(readonly prefix: string) {}
+  /** Hash: spec | desired | placement | observed (each a JSON string with one owner). */
+  pod(tenant: string, podId: string) { return `${this.prefix}pod:${tenant}:${podId}`; }
+  /** Set of pod ids in a tenant. */
+  tenantPods(tenant: string) { return `${this.prefix}pods:${tenant}`; }
+  /** Set of "tenant/podId" for every pod: what the reconciler walks. */
+  allPods() { return `${this.prefix}pods:all`; }
+  /** Hash user -> READ | USER | ADMIN. */
+  perms(tenant: string, podId: string) { return `${this.prefix}perms:${tenant}:${podId}`; }
+  /** String: the container output of the current run, trimmed to the newest N bytes. */
+  logs(tenant: string, podId: string) { return `${this.prefix}logs:${tenant}:${podId}`; }
+  /** List of timestamped lines of what the service did to the pod. */
+  actions(tenant: string, podId: string) { return `${this.prefix}actions:${tenant}:${podId}`; }
+  /** Set of "tenant/podId" placed on a node. */
+  nodePods(nodeId: string) { return `${this.prefix}node:${nodeId}:pods`; }
+  /** Hash nodeId -> JSON node record. */
+  nodes() { return `${this.prefix}nodes`; }
+  /** Hash image name (no tag) -> JSON image record. */
+  images() { return `${this.prefix}images`; }
+}

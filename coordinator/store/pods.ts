@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
+import { Keys } from './keys.js';
+import type { Redis } from './redis.js';
+import { APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, SET_OBSERVED } from './scripts.js';
+
+export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
+export type PermLevel = z.infer<typeof PermLevel>;
+
+export interface PodRecord {
+  spec: PodSpec;
+  desired: Desired;
+  placement: Placement | null;
+  observed: Observed | null;
+  /** Raw field values, for compare-and-set. */
+  raw: { spec: string; desired: string; placement: string; observed: string };
+}
+
+const ACTION_LOG_MAX = 500;
+
+/** Parse a stored field; a corrupt value is an error that names the key, never a crash elsewhere. */
+function parseField<T>(schema: z.ZodType<T>, raw: string | undefined, key: string, field: string): T | null {
+  if (raw === undefined || raw === '') return null;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error(`corrupt ${field} in ${key}: not JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`corrupt ${field} in ${key}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export function newUid(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** Pod state in Redis. Each hash field has one owner; multi-key changes run as Lua scripts. */
+export class PodStore {
+  readonly keys: Keys;
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.keys = new Keys(prefix);
+  }
+
+  private eval(script: string, keys: string[], args: string[]): Promise<number> {
+    return this.redis.eval(script, { keys, arguments: args }) as Promise<number>;
+  }
+
+  async create(spec: PodSpec, desired: Desired): Promise<boolean> {
+    const k = this.keys;
+    const { tenant, pod_id: id } = spec;
+    const created = await this.eval(
+      CREATE_POD,
+      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id)],
+      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner],
+    );
+    return created === 1;
+  }
+
+  async get(tenant: string, podId: string): Promise<PodRecord | null> {
+    const key = this.keys.pod(tenant, podId);
+    const h = await this.redis.hGetAll(key);
+    if (!h.spec || !h.desired) return null;
+    return {
+      spec: parseField(PodSpec, h.spec, key, 'spec')!,
+      desired: parseField(Desired, h.desired, key, 'desired')!,
+      placement: parseField(Placement, h.placement, key, 'placement'),
+      observed: parseField(Observed, h.observed, key, 'observed'),
+      raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
+    };
+  }
+
+  async listIds(tenant: string): Promise<string[]> {
+    return (await this.redis.sMembers(this.keys.tenantPods(tenant))).sort();
+  }
+
+  async allKeys(): Promise<string[]> {
+    return this.redis.sMembers(this.keys.allPods());
+  }
+
+  async nodePodKeys(nodeId: string): Promise<string[]> {
+    return this.redis.sMembers(this.keys.nodePods(nodeId));
+  }
+
+  /** Compare-and-set a field: 'set' | 'changed' | 'gone'. */
+  async casField(tenant: string, podId: string, field: 'spec' | 'desired', expected: string, next: string): Promise<'set' | 'changed' | 'gone'> {
+    const r = await this.eval(CAS_FIELD, [this.keys.pod(tenant, podId)], [field, expected, next]);
+    return r === 1 ? 'set' : r === 0 ? 'changed' : 'gone';
+  }
+
+  /**
+   * Read-modify-write of a pod with optimistic retries. `change` returns the new spec and/or
+   * desired (or null for no change); it is re-run if another writer got there first.
+   */
+  async update(
+    tenant: string,
+    podId: string,
+    change: (rec: PodRecord) => { spec?: PodSpec; desired?: Desired } | null,
+  ): Promise<PodRecord | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const rec = await this.get(tenant, podId);
+      if (!rec) return null;
+      const next = change(rec);
+      if (!next) return rec;
+      let ok = true;
+      // Spec and desired have the same owner (the API), so two CAS steps in order are enough:
+      // a lost race on the second leaves a valid state and the loop retries both.
+      if (next.spec) ok = (await this.casField(tenant, podId, 'spec', rec.raw.spec, JSON.stringify(next.spec))) === 'set';
+      if (ok && next.desired) ok = (await this.casField(tenant, podId, 'desired', rec.raw.desired, JSON.stringify(next.desired))) === 'set';
+      if (ok) return this.get(tenant, podId);
+    }
+    throw new Error(`pod ${tenant}/${podId} is changing too fast to update`);
+  }
+
+  async movePlacement(tenant: string, podId: string, from: Placement | null, fromRaw: string, to: Placement | null): Promise<'set' | 'changed' | 'gone'> {
+    const k = this.keys;
+    const oldSet = from ? k.nodePods(from.nodeId) : k.pod(tenant, podId);
+    const newSet = to ? k.nodePods(to.nodeId) : k.pod(tenant, podId);
+    const r = await this.eval(
+      MOVE_PLACEMENT,
+      [k.pod(tenant, podId), oldSet, newSet],
+      [fromRaw, to ? JSON.stringify(to) : '', podKey(tenant, podId), from ? '1' : '0', to ? '1' : '0'],
+    );
+    return r === 1 ? 'set' : r === 0 ? 'changed' : 'gone';
+  }
+
+  /** Store an agent observation; false when ignored as stale or the pod is gone. */
+  async setObserved(tenant: string, podId: string, observed: Observed): Promise<boolean> {
+    const r = await this.eval(SET_OBSERVED, [this.keys.pod(tenant, podId)], [JSON.stringify(observed)]);
+    return r === 1;
+  }
+
+  async appendLogs(tenant: string, podId: string, uid: string, generation: number, chunk: string, reset: boolean, maxBytes: number): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.eval(APPEND_LOGS, [k.pod(tenant, podId), k.logs(tenant, podId)], [chunk, reset ? '1' : '0', String(maxBytes), uid, String(generation)]);
+    return r >= 0;
+  }
+
+  async clearLogs(tenant: string, podId: string): Promise<void> {
+    await this.redis.del(this.keys.logs(tenant, podId));
+  }
+
+  async getLogs(tenant: string, podId: string): Promise<string> {
+    return (await this.redis.get(this.keys.logs(tenant, podId))) ?? '';
+  }
+
+  async action(tenant: string, podId: string, line: string): Promise<void> {
+    const key = this.keys.actions(tenant, podId);
+    await this.redis.multi().rPush(key, `${new Date().toISOString()}: ${line}`).lTrim(key, -ACTION_LOG_MAX, -1).exec();
+  }
+
+  async actions(tenant: string, podId: string): Promise<string[]> {
+    return this.redis.lRange(this.keys.actions(tenant, podId), 0, -1);
+  }
+
+  async perms(tenant: string, podId: string): Promise<Record<string, PermLevel>> {
+    const h = await this.redis.hGetAll(this.keys.perms(tenant, podId));
+    return Object.fromEntries(Object.entries(h).filter(([, v]) => PermLevel.safeParse(v).success)) as Record<string, PermLevel>;
+  }
+
+  async delete(tenant: string, podId: string, placement: Placement | null): Promise<void> {
+    const k = this.keys;
+    await this.eval(
+      DELETE_POD,
+      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId)],
+      [podId, podKey(tenant, podId), placement ? '1' : '0'],
+    );
+  }
+}

@@ -1,0 +1,115 @@
+// Lua scripts for state changes that must be atomic. Each header documents KEYS and ARGV.
+
+/**
+ * Create a pod if its id is free.
+ * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash
+ * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] "tenant/podId", ARGV[5] owner
+ * Returns 1 when created, 0 when the id is taken.
+ */
+export const CREATE_POD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'desired', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[5], 'ADMIN')
+return 1`;
+
+/**
+ * Compare-and-set one field of a pod hash; the pod must exist.
+ * KEYS[1] pod hash
+ * ARGV[1] field, ARGV[2] expected value ("" = field absent), ARGV[3] new value ("" = delete field)
+ * Returns 1 when set, 0 when the field changed meanwhile, -1 when the pod is gone.
+ */
+export const CAS_FIELD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1`;
+
+/**
+ * Move a pod's placement, keeping the per-node sets in step.
+ * KEYS[1] pod hash, KEYS[2] old node set (or any key when none), KEYS[3] new node set (or any key when none)
+ * ARGV[1] expected placement JSON ("" = none), ARGV[2] new placement JSON ("" = none), ARGV[3] "tenant/podId",
+ * ARGV[4] "1" when KEYS[2] is a real old node set, ARGV[5] "1" when KEYS[3] is a real new node set
+ * Returns 1 when moved, 0 when the placement changed meanwhile, -1 when the pod is gone.
+ */
+export const MOVE_PLACEMENT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], 'placement')
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+if ARGV[4] == '1' then redis.call('SREM', KEYS[2], ARGV[3]) end
+if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'placement') else redis.call('HSET', KEYS[1], 'placement', ARGV[2]) end
+return 1`;
+
+/**
+ * Record an agent's observation unless it is stale: it must be for the pod's current uid,
+ * from the node the pod is placed on (when placed), and not older than what is stored.
+ * KEYS[1] pod hash
+ * ARGV[1] observed JSON
+ * Returns 1 when stored, 0 when ignored as stale, -1 when the pod is gone.
+ */
+export const SET_OBSERVED = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local new = cjson.decode(ARGV[1])
+local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
+if desired.uid ~= new.uid then return 0 end
+local placement = redis.call('HGET', KEYS[1], 'placement')
+local old = redis.call('HGET', KEYS[1], 'observed')
+if placement then
+  local p = cjson.decode(placement)
+  if p.nodeId ~= new.nodeId then
+    -- A report from a node the pod is not placed on only counts if it says the container is gone.
+    if new.phase ~= 'removed' then return 0 end
+    if old then
+      local o = cjson.decode(old)
+      if o.nodeId ~= new.nodeId then return 0 end
+    end
+  end
+end
+if old then
+  local o = cjson.decode(old)
+  if o.uid == new.uid and o.generation > new.generation then return 0 end
+end
+redis.call('HSET', KEYS[1], 'observed', ARGV[1])
+return 1`;
+
+/**
+ * Append container output for the current run, keeping only the newest ARGV[3] bytes.
+ * KEYS[1] pod hash, KEYS[2] logs string
+ * ARGV[1] chunk, ARGV[2] "1" to replace instead of append, ARGV[3] max bytes, ARGV[4] uid, ARGV[5] generation
+ * Returns the stored length, or -1 when the pod is gone or the chunk is from another instance.
+ */
+export const APPEND_LOGS = `
+local d = redis.call('HGET', KEYS[1], 'desired')
+if d == false then return -1 end
+local desired = cjson.decode(d)
+if desired.uid ~= ARGV[4] or tostring(desired.generation) ~= ARGV[5] then return -1 end
+local len
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[1]); len = string.len(ARGV[1])
+else len = redis.call('APPEND', KEYS[2], ARGV[1]) end
+local max = tonumber(ARGV[3])
+if len > max then
+  local tail = redis.call('GETRANGE', KEYS[2], len - max, -1)
+  -- Drop the partial first line so the log starts at a line boundary.
+  local nl = string.find(tail, '\\n', 1, true)
+  if nl and nl < string.len(tail) then tail = string.sub(tail, nl + 1) end
+  redis.call('SET', KEYS[2], tail)
+  len = string.len(tail)
+end
+return len`;
+
+/**
+ * Delete a pod and everything keyed by it.
+ * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key)
+ * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] "1" when KEYS[7] is a real node set
+ */
+export const DELETE_POD = `
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+if ARGV[3] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end
+return 1`;

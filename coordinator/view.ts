@@ -1,0 +1,77 @@
+import { podHost, type PodSpec } from '../shared/pod.js';
+import { deriveStatus, isCurrent } from '../shared/status.js';
+import type { ContainerSpec } from '../shared/protocol.js';
+import type { PodRecord } from './store/pods.js';
+
+/** The URL users are given for one networking entry ('' for local_only). */
+export function entryUrl(spec: PodSpec, name: string, baseDomain: string): string {
+  const net = spec.networking[name]!;
+  return net.protocol === 'local_only' ? '' : podHost(spec.pod_id, name, spec.tenant, baseDomain);
+}
+
+/** A pod as the Tapis API shows it. */
+export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (nodeId: string) => boolean) {
+  const { spec, desired, placement, observed } = rec;
+  const derived = deriveStatus(desired, placement, observed);
+  const current = isCurrent(desired, observed) ? observed : null;
+  const networking = Object.fromEntries(
+    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain) }]),
+  );
+  return {
+    pod_id: spec.pod_id,
+    image: spec.image,
+    template: spec.template,
+    description: spec.description,
+    command: spec.command ?? null,
+    arguments: spec.arguments ?? null,
+    environment_variables: spec.environment_variables,
+    status_requested: desired.status_requested,
+    volume_mounts: spec.volume_mounts,
+    time_to_stop_default: spec.time_to_stop_default,
+    time_to_stop_instance: spec.time_to_stop_instance ?? null,
+    networking,
+    url: networking.default?.url ?? '',
+    resources: spec.resources,
+    compute_queue: spec.compute_queue,
+    time_to_stop_ts: desired.time_to_stop_ts,
+    status: derived.status,
+    status_container: {
+      message: derived.message,
+      ...(current
+        ? {
+            phase: current.phase,
+            start_time: current.startedAt ?? null,
+            finish_time: current.finishedAt ?? null,
+            exit_code: current.exitCode ?? null,
+            health: current.health,
+            container_id: current.containerId?.slice(0, 12) ?? null,
+            ...(current.message ? { reason: current.message } : {}),
+          }
+        : {}),
+      ...(placement ? { node: placement.nodeId, node_reachable: nodeConnected(placement.nodeId) } : {}),
+    },
+    creation_ts: spec.creation_ts,
+    update_ts: spec.update_ts,
+    start_instance_ts: desired.start_instance_ts,
+  };
+}
+
+/** What an agent needs to run the pod's current instance. */
+export function containerSpec(spec: PodSpec, baseDomain: string): ContainerSpec {
+  return {
+    image: spec.image,
+    ...(spec.command ? { command: spec.command } : {}),
+    ...(spec.arguments ? { args: spec.arguments } : {}),
+    env: spec.environment_variables,
+    ports: Object.entries(spec.networking).map(([name, n]) => ({
+      name,
+      port: n.port,
+      protocol: n.protocol,
+      host: entryUrl(spec, name, baseDomain),
+    })),
+    cpuLimitMilli: spec.resources.cpu_limit,
+    memLimitMb: spec.resources.mem_limit,
+    cpuRequestMilli: spec.resources.cpu_request,
+    memRequestMb: spec.resources.mem_request,
+  };
+}

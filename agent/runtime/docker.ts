@@ -1,0 +1,245 @@
+import Docker from 'dockerode';
+import { PassThrough, type Readable } from 'node:stream';
+import type { Logger } from '../../shared/log.js';
+import type { Assignment } from '../../shared/protocol.js';
+import { containerName, L } from './labels.js';
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'removing' | 'other';
+
+export interface PodContainer {
+  id: string;
+  tenant: string;
+  podId: string;
+  uid: string;
+  generation: number;
+  state: ContainerState;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  /** container port name -> host port on the publish address */
+  hostPorts: Record<string, number>;
+}
+
+export interface RuntimeOptions {
+  socketPath: string;
+  nodeId: string;
+  publishHost: string;
+  user: string;
+  network: string;
+  pidsLimit: number;
+  log: Logger;
+}
+
+export class RuntimeError extends Error {
+  constructor(readonly code: 'IMAGE_UNAVAILABLE' | 'CREATE_FAILED' | 'START_FAILED' | 'DOCKER_UNREACHABLE', message: string) {
+    super(message);
+    this.name = 'RuntimeError';
+  }
+}
+
+function stateOf(s: string | undefined): ContainerState {
+  if (s === 'created' || s === 'running' || s === 'exited' || s === 'removing') return s;
+  if (s === 'dead') return 'exited';
+  return 'other';
+}
+
+const isoOrUndefined = (t: string | undefined) => (t && !t.startsWith('0001-') ? new Date(t).toISOString() : undefined);
+
+/**
+ * The Docker runtime: a small interface (list, create+start, inspect, stop+remove,
+ * logs, events) over dockerode. Every container it makes carries the pod's labels.
+ */
+export class DockerRuntime {
+  readonly docker: Docker;
+  constructor(private readonly opts: RuntimeOptions) {
+    this.docker = new Docker({ socketPath: opts.socketPath });
+  }
+
+  async version(): Promise<string> {
+    return (await this.docker.version()).Version;
+  }
+
+  /** A bridge network without inter-container traffic, so pods cannot reach each other directly. */
+  async ensureNetwork(): Promise<void> {
+    const existing = await this.docker.listNetworks({ filters: { name: [this.opts.network] } });
+    if (existing.some((n) => n.Name === this.opts.network)) return;
+    try {
+      await this.docker.createNetwork({
+        Name: this.opts.network,
+        Driver: 'bridge',
+        Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+        Labels: { [L.managed]: '1' },
+      });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    }
+  }
+
+  /** Every container on this host labelled for this node. */
+  async list(): Promise<PodContainer[]> {
+    const items = await this.docker.listContainers({ all: true, filters: { label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] } });
+    const out: PodContainer[] = [];
+    for (const c of items) {
+      const found = await this.inspect(c.Id);
+      if (found) out.push(found);
+    }
+    return out;
+  }
+
+  async inspect(id: string): Promise<PodContainer | null> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return null;
+      throw err;
+    }
+    const labels = info.Config.Labels ?? {};
+    if (labels[L.node] !== this.opts.nodeId) return null;
+    const hostPorts: Record<string, number> = {};
+    const portNames = JSON.parse(labels['pods.ports'] ?? '{}') as Record<string, number>;
+    for (const [name, port] of Object.entries(portNames)) {
+      const binding = info.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
+      if (binding?.HostPort) hostPorts[name] = Number(binding.HostPort);
+    }
+    return {
+      id: info.Id,
+      tenant: labels[L.tenant] ?? '',
+      podId: labels[L.podId] ?? '',
+      uid: labels[L.uid] ?? '',
+      generation: Number(labels[L.generation] ?? 0),
+      state: stateOf(info.State.Status),
+      startedAt: isoOrUndefined(info.State.StartedAt),
+      finishedAt: isoOrUndefined(info.State.FinishedAt),
+      ...(info.State.Status === 'exited' || info.State.Status === 'dead' ? { exitCode: info.State.ExitCode } : {}),
+      hostPorts,
+    };
+  }
+
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    this.opts.log.info({ image }, 'pulling image');
+    try {
+      const stream = await this.docker.pull(image);
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      throw new RuntimeError('IMAGE_UNAVAILABLE', `image ${image} is not on this host and could not be pulled: ${(err as Error).message}`);
+    }
+  }
+
+  /** Create and start the container of one pod instance; cleans up after a failed start. */
+  async createAndStart(a: Assignment): Promise<PodContainer> {
+    const { spec } = a;
+    await this.ensureImage(spec.image);
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+    const portNames: Record<string, number> = {};
+    for (const p of spec.ports) {
+      portNames[p.name] = p.port;
+      exposed[`${p.port}/tcp`] = {};
+      // local_only ports are not published on the host at all.
+      if (p.protocol !== 'local_only') bindings[`${p.port}/tcp`] = [{ HostIp: this.opts.publishHost, HostPort: '' }];
+    }
+    const name = containerName(a.tenant, a.podId, a.uid, a.generation);
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        name,
+        Image: spec.image,
+        ...(spec.command ? { Entrypoint: spec.command } : {}),
+        ...(spec.args ? { Cmd: spec.args } : {}),
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        User: this.opts.user,
+        ExposedPorts: exposed,
+        Labels: {
+          [L.managed]: '1',
+          [L.node]: this.opts.nodeId,
+          [L.tenant]: a.tenant,
+          [L.podId]: a.podId,
+          [L.uid]: a.uid,
+          [L.generation]: String(a.generation),
+          'pods.ports': JSON.stringify(portNames),
+        },
+        HostConfig: {
+          PortBindings: bindings,
+          NetworkMode: this.opts.network,
+          Memory: spec.memLimitMb * 1024 * 1024,
+          MemoryReservation: spec.memRequestMb * 1024 * 1024,
+          NanoCpus: spec.cpuLimitMilli * 1_000_000,
+          CpuShares: Math.max(2, Math.round((spec.cpuRequestMilli / 1000) * 1024)),
+          PidsLimit: this.opts.pidsLimit,
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          Privileged: false,
+          RestartPolicy: { Name: 'no' },
+          LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+        },
+      });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 409) {
+        // Same name: this instance exists already (a repeated command). Adopt it.
+        const existing = await this.inspect(name);
+        if (existing) return existing.state === 'created' ? this.start(existing.id) : existing;
+      }
+      throw new RuntimeError('CREATE_FAILED', `could not create the container: ${(err as Error).message}`);
+    }
+    return this.start(container.id);
+  }
+
+  async start(id: string): Promise<PodContainer> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304) {
+        await this.remove(id).catch(() => undefined);
+        throw new RuntimeError('START_FAILED', `could not start the container: ${(err as Error).message}`);
+      }
+    }
+    const info = await this.inspect(id);
+    if (!info) throw new RuntimeError('START_FAILED', 'container vanished right after it started');
+    return info;
+  }
+
+  /** Stop (grace period) and remove; a container that is already gone is fine. */
+  async remove(id: string, graceS = 5): Promise<void> {
+    const c = this.docker.getContainer(id);
+    try {
+      await c.stop({ t: graceS });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) this.opts.log.warn({ id, err: (err as Error).message }, 'stop failed; removing by force');
+    }
+    try {
+      await c.remove({ force: true, v: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw err;
+    }
+  }
+
+  /** Follow a container's output (stdout and stderr merged) from its start. */
+  async follow(id: string): Promise<Readable> {
+    const raw = (await this.docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true })) as unknown as Readable;
+    const out = new PassThrough();
+    this.docker.modem.demuxStream(raw, out, out);
+    raw.on('end', () => out.end());
+    raw.on('error', (e) => out.destroy(e));
+    out.on('close', () => raw.destroy());
+    return out;
+  }
+
+  /** Docker events for this node's containers; the caller re-subscribes if the stream ends. */
+  async events(): Promise<Readable> {
+    return (await this.docker.getEvents({
+      filters: { type: ['container'], label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] },
+    })) as unknown as Readable;
+  }
+}

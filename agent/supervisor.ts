@@ -1,0 +1,386 @@
+import type { Readable } from 'node:stream';
+import type { AgentConfig } from '../shared/config.js';
+import type { Logger } from '../shared/log.js';
+import { podKey, type Health, type Observed, type Phase } from '../shared/pod.js';
+import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
+import type { CaddyClient, PodRoute } from './caddy.js';
+import { LogRing, splitBytes } from './logring.js';
+import { tcpProbe, waitForPort } from './probe.js';
+import type { DockerRuntime, PodContainer } from './runtime/docker.js';
+
+export interface Reporter {
+  /** Send an observation; false when the link is down (hello on reconnect carries it then). */
+  status(tenant: string, podId: string, observed: Observed): boolean;
+  logs(msg: PodLogs): boolean;
+}
+
+interface Managed {
+  a: Assignment;
+  container: PodContainer;
+  ring: LogRing;
+  pending: string;
+  needsReset: boolean;
+  flushTimer: NodeJS.Timeout | null;
+  follower: Readable | null;
+  probeTimer: NodeJS.Timeout | null;
+  health: Health;
+  removing: boolean;
+}
+
+const LOG_FLUSH_MS = 200;
+const LOG_PIECE_BYTES = 256 * 1024;
+const FIRST_PROBE_DEADLINE_MS = 30_000;
+
+const keyOf = (x: { tenant: string; podId: string }) => podKey(x.tenant, x.podId);
+
+export function routeId(tenant: string, podId: string, name: string): string {
+  return `pod-${tenant}-${podId}-${name}`;
+}
+
+/**
+ * Runs this host's share of pods: makes the containers the coordinator asks for,
+ * removes what it no longer wants, follows logs and health, and keeps Caddy's routes
+ * in step. Work on one pod is serialized; different pods proceed in parallel.
+ */
+export class Supervisor {
+  private readonly managed = new Map<string, Managed>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private stopped = false;
+  private eventsStream: Readable | null = null;
+  private caddyTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly deps: { config: AgentConfig; runtime: DockerRuntime; caddy: CaddyClient; log: Logger; reporter: Reporter },
+  ) {}
+
+  start(): void {
+    void this.watchEvents();
+    this.caddyTimer = setInterval(() => void this.checkCaddy(), this.deps.config.caddyCheckMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.caddyTimer) clearInterval(this.caddyTimer);
+    this.eventsStream?.destroy();
+    for (const m of this.managed.values()) this.detach(m);
+  }
+
+  /** Every labelled container, as hello reports them. */
+  async inventory(): Promise<Hello['containers']> {
+    const out: Hello['containers'] = [];
+    for (const c of await this.deps.runtime.list()) {
+      const phase: Phase = c.state === 'running' ? 'running' : c.state === 'exited' ? 'exited' : c.state === 'created' ? 'creating' : 'removing';
+      const m = this.managed.get(keyOf(c));
+      const health = m && m.container.id === c.id ? m.health : 'unknown';
+      out.push({ tenant: c.tenant, podId: c.podId, uid: c.uid, generation: c.generation, phase, observed: this.observed(c, phase, { health }) });
+    }
+    return out;
+  }
+
+  apply(a: Assignment): Promise<void> {
+    return this.enqueue(keyOf(a), () => this.ensure(a));
+  }
+
+  remove(ref: PodRef): Promise<void> {
+    return this.enqueue(keyOf(ref), () => this.removePod(ref));
+  }
+
+  /** The full set this node should run: remove everything else, ensure the rest, then re-sync Caddy. */
+  async sync(assignments: Assignment[]): Promise<void> {
+    const want = new Map(assignments.map((a) => [keyOf(a), a]));
+    const work: Promise<void>[] = [];
+    for (const c of await this.deps.runtime.list()) {
+      const a = want.get(keyOf(c));
+      if (!a || a.uid !== c.uid) work.push(this.enqueue(keyOf(c), () => this.destroy(c, 'no longer assigned to this node')));
+    }
+    for (const a of assignments) work.push(this.apply(a));
+    await Promise.allSettled(work);
+    for (const m of this.managed.values()) {
+      m.needsReset = true;
+      this.scheduleFlush(m);
+    }
+    await this.resyncCaddy();
+  }
+
+  private enqueue(key: string, job: () => Promise<void>): Promise<void> {
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const next = prev.then(job).catch((err) => this.deps.log.error({ err, pod: key }, 'pod job failed'));
+    this.queues.set(key, next);
+    void next.finally(() => {
+      if (this.queues.get(key) === next) this.queues.delete(key);
+    });
+    return next;
+  }
+
+  private observed(c: Pick<PodContainer, 'uid' | 'generation'> & Partial<PodContainer>, phase: Phase, extra: Partial<Observed> = {}): Observed {
+    return {
+      nodeId: this.deps.config.nodeId,
+      uid: c.uid,
+      generation: c.generation,
+      phase,
+      ...(c.id ? { containerId: c.id } : {}),
+      ...(c.startedAt ? { startedAt: c.startedAt } : {}),
+      ...(c.finishedAt && phase === 'exited' ? { finishedAt: c.finishedAt } : {}),
+      ...(c.exitCode !== undefined && phase === 'exited' ? { exitCode: c.exitCode } : {}),
+      health: 'unknown',
+      hostPorts: c.hostPorts ?? {},
+      at: new Date().toISOString(),
+      ...extra,
+    };
+  }
+
+  private report(tenant: string, podId: string, observed: Observed): void {
+    this.deps.reporter.status(tenant, podId, observed);
+  }
+
+  private async ensure(a: Assignment): Promise<void> {
+    const { runtime, log } = this.deps;
+    const key = keyOf(a);
+    const mine = (await runtime.list()).filter((c) => keyOf(c) === key);
+    if (mine.some((c) => c.uid === a.uid && c.generation > a.generation)) {
+      log.info({ pod: key, generation: a.generation }, 'ignoring a stale command');
+      return;
+    }
+    for (const c of mine) {
+      if (c.uid !== a.uid || c.generation !== a.generation) await this.destroy(c, `replaced by instance ${a.generation}`);
+    }
+    const current = mine.find((c) => c.uid === a.uid && c.generation === a.generation);
+    const m = this.managed.get(key);
+    if (current && m && m.container.id === current.id && !m.removing) {
+      m.a = a; // already running this instance: a repeated command
+      return;
+    }
+    if (current?.state === 'exited') {
+      this.report(a.tenant, a.podId, this.observed(current, 'exited'));
+      return;
+    }
+    let c: PodContainer;
+    try {
+      if (current && (current.state === 'running' || current.state === 'created')) {
+        c = current.state === 'created' ? await runtime.start(current.id) : current;
+      } else {
+        this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'creating'));
+        c = await runtime.createAndStart(a);
+      }
+    } catch (err) {
+      log.warn({ pod: key, err: (err as Error).message }, 'could not start pod');
+      this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'failed', { message: (err as Error).message }));
+      return;
+    }
+    await this.attach(a, c);
+  }
+
+  /** Take charge of a running container: logs, routes, first probe, then report it running. */
+  private async attach(a: Assignment, c: PodContainer): Promise<void> {
+    const key = keyOf(a);
+    const old = this.managed.get(key);
+    if (old) this.detach(old);
+    const m: Managed = {
+      a, container: c, ring: new LogRing(this.deps.config.logRingBytes), pending: '', needsReset: true,
+      flushTimer: null, follower: null, probeTimer: null, health: 'unknown', removing: false,
+    };
+    this.managed.set(key, m);
+    void this.followLogs(m);
+    let message: string | undefined;
+    for (const route of this.routesOf(m)) {
+      try {
+        await this.deps.caddy.upsertRoute(route);
+      } catch (err) {
+        message = `route for ${route.host} not installed: ${(err as Error).message}`;
+        this.deps.log.warn({ pod: key, err: (err as Error).message }, 'route not installed');
+      }
+    }
+    const probePort = this.probePort(m);
+    if (probePort) {
+      const up = await waitForPort(this.deps.config.publishHost, probePort, FIRST_PROBE_DEADLINE_MS);
+      m.health = up ? 'healthy' : 'unhealthy';
+    }
+    if (this.managed.get(key) !== m || m.removing) return;
+    const fresh = (await this.deps.runtime.inspect(c.id)) ?? c;
+    if (fresh.state === 'exited') {
+      this.report(a.tenant, a.podId, this.observed(fresh, 'exited'));
+      return;
+    }
+    m.container = fresh;
+    this.report(a.tenant, a.podId, this.observed(fresh, 'running', { health: m.health, ...(message ? { message } : {}) }));
+    if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
+  }
+
+  private probePort(m: Managed): number | undefined {
+    const first = m.a.spec.ports.find((p) => p.protocol !== 'local_only' && m.container.hostPorts[p.name]);
+    return first ? m.container.hostPorts[first.name] : undefined;
+  }
+
+  private async probe(m: Managed, port: number): Promise<void> {
+    const health: Health = (await tcpProbe(this.deps.config.publishHost, port)) ? 'healthy' : 'unhealthy';
+    if (health === m.health || m.removing || this.managed.get(keyOf(m.a)) !== m) return;
+    m.health = health;
+    this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'running', { health }));
+  }
+
+  routesOf(m: Managed): PodRoute[] {
+    return m.a.spec.ports
+      .filter((p) => p.protocol === 'http' && p.host && m.container.hostPorts[p.name])
+      .map((p) => ({
+        id: routeId(m.a.tenant, m.a.podId, p.name),
+        host: p.host,
+        upstream: `${this.deps.config.publishHost}:${m.container.hostPorts[p.name]}`,
+      }));
+  }
+
+  private allRoutes(): PodRoute[] {
+    return [...this.managed.values()].filter((m) => !m.removing).flatMap((m) => this.routesOf(m));
+  }
+
+  private async resyncCaddy(): Promise<void> {
+    try {
+      await this.deps.caddy.resync(this.allRoutes());
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'caddy resync failed; will retry');
+    }
+  }
+
+  /** A restarted Caddy comes back empty: put every route back. */
+  private async checkCaddy(): Promise<void> {
+    try {
+      if (!(await this.deps.caddy.isConfigured())) {
+        this.deps.log.info('caddy has lost its config; re-syncing routes');
+        await this.deps.caddy.resync(this.allRoutes());
+      }
+    } catch (err) {
+      this.deps.log.debug({ err: (err as Error).message }, 'caddy not reachable');
+    }
+  }
+
+  private async removePod(ref: PodRef): Promise<void> {
+    const mine = (await this.deps.runtime.list()).filter((c) => keyOf(c) === keyOf(ref) && c.uid === ref.uid && c.generation <= ref.generation);
+    for (const c of mine) await this.destroy(c, 'stop requested');
+    // Say so even when nothing was there, so the coordinator can move on.
+    if (!mine.some((c) => c.generation === ref.generation)) this.report(ref.tenant, ref.podId, this.observed(ref, 'removed'));
+  }
+
+  private async destroy(c: PodContainer, why: string): Promise<void> {
+    const key = keyOf(c);
+    const m = this.managed.get(key);
+    const ours = m && m.container.id === c.id ? m : null;
+    if (ours) {
+      ours.removing = true;
+      this.report(c.tenant, c.podId, this.observed(c, 'removing'));
+      this.detach(ours);
+      for (const r of this.routesOf(ours)) await this.deps.caddy.removeRoute(r.id).catch((err) => this.deps.log.warn({ err: (err as Error).message }, 'route removal failed'));
+      this.managed.delete(key);
+    }
+    this.deps.log.info({ pod: key, container: c.id.slice(0, 12), why }, 'removing container');
+    await this.deps.runtime.remove(c.id);
+    this.report(c.tenant, c.podId, this.observed(c, 'removed'));
+  }
+
+  private detach(m: Managed): void {
+    if (m.probeTimer) clearInterval(m.probeTimer);
+    m.probeTimer = null;
+    m.follower?.destroy();
+    m.follower = null;
+    if (m.flushTimer) {
+      clearTimeout(m.flushTimer);
+      m.flushTimer = null;
+      this.flush(m);
+    }
+  }
+
+  private async followLogs(m: Managed): Promise<void> {
+    try {
+      const stream = await this.deps.runtime.follow(m.container.id);
+      if (this.managed.get(keyOf(m.a)) !== m) return void stream.destroy();
+      m.follower = stream;
+      stream.setEncoding('utf8');
+      stream.on('data', (text: string) => {
+        m.ring.push(text);
+        m.pending += text;
+        if (Buffer.byteLength(m.pending) > LOG_PIECE_BYTES) this.flush(m);
+        else this.scheduleFlush(m);
+      });
+      stream.on('error', () => undefined);
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'cannot follow logs');
+    }
+  }
+
+  private scheduleFlush(m: Managed): void {
+    if (m.flushTimer) return;
+    m.flushTimer = setTimeout(() => {
+      m.flushTimer = null;
+      this.flush(m);
+    }, LOG_FLUSH_MS);
+  }
+
+  /** Ship pending output; after a failed send (or a reconnect) the whole ring is sent again as a reset. */
+  private flush(m: Managed): void {
+    const reset = m.needsReset;
+    const text = reset ? m.ring.text() : m.pending;
+    m.pending = '';
+    if (!text && !reset) return;
+    const pieces = text ? splitBytes(text, LOG_PIECE_BYTES) : [''];
+    const ref = { tenant: m.a.tenant, podId: m.a.podId, uid: m.a.uid, generation: m.a.generation };
+    let ok = true;
+    pieces.forEach((chunk, i) => {
+      ok = this.deps.reporter.logs({ ...ref, reset: reset && i === 0, chunk }) && ok;
+    });
+    m.needsReset = !ok;
+  }
+
+  private async watchEvents(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const stream = await this.deps.runtime.events();
+        this.eventsStream = stream;
+        let buf = '';
+        stream.on('data', (chunk: Buffer) => {
+          buf += chunk.toString();
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            try {
+              void this.onEvent(JSON.parse(line) as { Action?: string; status?: string; id?: string });
+            } catch {
+              /* not an event */
+            }
+          }
+        });
+        await new Promise<void>((resolve) => {
+          stream.once('end', resolve);
+          stream.once('close', resolve);
+          stream.once('error', resolve);
+        });
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message }, 'docker events unavailable; retrying');
+      }
+      if (!this.stopped) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  private async onEvent(ev: { Action?: string; status?: string; id?: string }): Promise<void> {
+    const action = ev.Action ?? ev.status;
+    if (!ev.id || (action !== 'die' && action !== 'destroy')) return;
+    const m = [...this.managed.values()].find((x) => x.container.id === ev.id);
+    if (!m || m.removing) return;
+    const key = keyOf(m.a);
+    await this.enqueue(key, async () => {
+      if (this.managed.get(key) !== m || m.removing) return;
+      const info = await this.deps.runtime.inspect(m.container.id);
+      if (!info) {
+        this.detach(m);
+        this.managed.delete(key);
+        for (const r of this.routesOf(m)) await this.deps.caddy.removeRoute(r.id).catch(() => undefined);
+        this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: 'container was removed outside the service' }));
+        return;
+      }
+      if (info.state === 'exited') {
+        if (m.probeTimer) clearInterval(m.probeTimer);
+        m.probeTimer = null;
+        m.container = info;
+        this.report(m.a.tenant, m.a.podId, this.observed(info, 'exited'));
+      }
+    });
+  }
+}

@@ -178,6 +178,7 @@ export class DockerRuntime {
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
           Privileged: false,
+          Init: true, // tini as PID 1 forwards SIGTERM, so a stop is quick and clean
           RestartPolicy: { Name: 'no' },
           LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
         },

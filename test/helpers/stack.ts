@@ -1,0 +1,172 @@
+// The whole service on this machine for end-to-end tests: a real Redis, a real Caddy,
+// the real coordinator and agent processes (compiled), and the host's real dockerd.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { startCaddy, type RunningCaddy } from './caddy.js';
+import { freePort } from './ports.js';
+import { Proc, waitFor } from './procs.js';
+import { startRedis, type TestRedis } from './redis.js';
+
+export const TEST_IMAGE = 'pods-test/httpd';
+
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('repository root (package.json) not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+export interface ApiResponse {
+  status: number;
+  contentType: string;
+  body: { status: string; message: string; result: any; version: string; metadata: object };
+}
+
+export interface Stack {
+  apiUrl: string;
+  adminToken: string;
+  userToken: string;
+  otherTenantToken: string;
+  nodeId: string;
+  tenant: string;
+  baseDomain: string;
+  redis: TestRedis;
+  caddy: RunningCaddy;
+  coordinator: Proc;
+  agent: Proc;
+  api(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<ApiResponse>;
+  /** GET through Caddy with the pod's Host header. */
+  viaCaddy(host: string): Promise<{ status: number; body: string }>;
+  waitStatus(podId: string, status: string, timeoutMs?: number): Promise<any>;
+  /** Ids of this stack's containers for a pod (any state). */
+  containers(podId: string): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+const dockerSocket = new Agent({ connect: { socketPath: '/var/run/docker.sock' } });
+
+/** A call to the host's Docker engine API, for checking what really runs. */
+export async function docker(method: string, pathAndQuery: string): Promise<any> {
+  const res = await request(`http://docker${pathAndQuery}`, { method: method as any, dispatcher: dockerSocket });
+  const text = await res.body.text();
+  return text ? JSON.parse(text) : null;
+}
+
+export async function startStack(opts: { coordinatorEnv?: Record<string, string>; agentEnv?: Record<string, string> } = {}): Promise<Stack> {
+  const root = repoRoot();
+  const redis = await startRedis();
+  const caddy = await startCaddy();
+  const port = await freePort();
+  const apiUrl = `http://127.0.0.1:${port}`;
+  const id = randomBytes(3).toString('hex');
+  const adminToken = `admin-${randomBytes(16).toString('hex')}`;
+  const userToken = `user-${randomBytes(16).toString('hex')}`;
+  const otherTenantToken = `other-${randomBytes(16).toString('hex')}`;
+  const nodeToken = `node-${randomBytes(16).toString('hex')}`;
+  const tenant = `t${id}`;
+  const nodeId = `test-${id}`;
+  const baseDomain = 'localhost';
+  const coordinator = new Proc('coordinator', process.execPath, [path.join(root, 'dist/coordinator/main.js')], {
+    PODS_LISTEN_HOST: '127.0.0.1',
+    PODS_LISTEN_PORT: String(port),
+    PODS_REDIS_URL: redis.url,
+    PODS_REDIS_PREFIX: `test${id}:`,
+    PODS_TENANT: tenant,
+    PODS_BASE_DOMAIN: baseDomain,
+    PODS_ADMIN_TOKEN: adminToken,
+    PODS_EXTRA_TOKENS: JSON.stringify([
+      { token: userToken, tenant, username: 'alice' },
+      { token: otherTenantToken, tenant: `o${id}`, username: 'mallory' },
+    ]),
+    PODS_NODE_TOKENS: nodeToken,
+    PODS_MIN_TIME_TO_STOP_S: '2',
+    PODS_RECONCILE_INTERVAL_MS: '250',
+    PODS_AGENT_PING_MS: '1000',
+    PODS_LOG_LEVEL: 'info',
+    ...opts.coordinatorEnv,
+  }).start();
+  const agent = new Proc('agent', process.execPath, [path.join(root, 'dist/agent/main.js')], {
+    PODS_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
+    PODS_NODE_TOKEN: nodeToken,
+    PODS_NODE_ID: nodeId,
+    PODS_CADDY_ADMIN_URL: caddy.adminUrl,
+    PODS_CADDY_HTTP_LISTEN: caddy.httpListen,
+    PODS_HEARTBEAT_MS: '1000',
+    PODS_PROBE_INTERVAL_MS: '500',
+    PODS_CADDY_CHECK_MS: '500',
+    PODS_LOG_LEVEL: 'info',
+    ...opts.agentEnv,
+  }).start();
+
+  const api: Stack['api'] = async (method, p, o = {}) => {
+    const token = o.token === undefined ? adminToken : o.token;
+    const headers: Record<string, string> = { ...(token ? { 'x-tapis-token': token } : {}), ...o.headers };
+    let body: string | undefined = o.raw;
+    if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await request(`${apiUrl}${p}`, { method: method as any, headers, body });
+    const text = await res.body.text();
+    let parsed: any;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new Error(`${method} ${p} answered ${res.statusCode} with a non-JSON body: ${text.slice(0, 200)}`);
+    }
+    return { status: res.statusCode, contentType: String(res.headers['content-type']), body: parsed };
+  };
+
+  const stack: Stack = {
+    apiUrl, adminToken, userToken, otherTenantToken, nodeId, tenant, baseDomain, redis, caddy, coordinator, agent, api,
+    async viaCaddy(host) {
+      const res = await request(`${caddy.httpUrl}/`, { headers: { host }, headersTimeout: 5000, bodyTimeout: 5000 });
+      return { status: res.statusCode, body: await res.body.text() };
+    },
+    async waitStatus(podId, status, timeoutMs = 30_000) {
+      let last = '';
+      try {
+        return await waitFor(`pod ${podId} to be ${status}`, async () => {
+          const r = await api('GET', `/v3/pods/${podId}`);
+          last = r.body.result?.status ?? `${r.status} ${r.body.message}`;
+          return last === status ? r.body.result : null;
+        }, timeoutMs, 50);
+      } catch (err) {
+        throw new Error(`${(err as Error).message} (last seen: ${last})\n--- coordinator:\n${coordinator.output.slice(-3000)}\n--- agent:\n${agent.output.slice(-3000)}`);
+      }
+    },
+    async containers(podId) {
+      const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${nodeId}`, `pods.pod_id=${podId}`] }));
+      const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
+      return list.map((c) => c.Id);
+    },
+    async stop() {
+      await agent.kill('SIGTERM');
+      await coordinator.kill('SIGTERM');
+      // Remove whatever this stack's node left behind.
+      const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${nodeId}`] }));
+      const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
+      for (const c of list) {
+        await docker('DELETE', `/containers/${c.Id}?force=1`).catch(() => undefined);
+      }
+      await caddy.stop();
+      await redis.stop();
+    },
+  };
+
+  await waitFor('the coordinator to answer', async () => (await api('GET', '/v3/pods/healthcheck', { token: null })).status === 200, 20_000).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${coordinator.output}`);
+  });
+  await waitFor('the agent to connect', async () => agent.output.includes('connected to coordinator'), 20_000).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${agent.output}`);
+  });
+  const added = await api('POST', '/v3/pods/images', { body: { image: TEST_IMAGE, description: 'test image' } });
+  if (added.status !== 200) throw new Error(`could not allow the test image: ${added.body.message}`);
+  return stack;
+}

@@ -1,0 +1,198 @@
+// The REST API against a real Redis, served on a real socket (no agent: pods stay REQUESTED).
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { createApp } from '../../coordinator/app.js';
+import { ImageStore } from '../../coordinator/store/images.js';
+import { PodStore } from '../../coordinator/store/pods.js';
+import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
+import { loadCoordinatorConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+const ADMIN = 'admin-token-0123456789abcdef';
+const ALICE = 'alice-token-0123456789abcdef';
+const BOB = 'bob-token-0123456789abcdef0';
+const OTHER = 'other-tenant-token-0123456789';
+
+describe('REST API', () => {
+  let redis: TestRedis;
+  let client: Redis;
+  let server: Server;
+  let base: string;
+  const kicked: string[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    const config = loadCoordinatorConfig({
+      PODS_ADMIN_TOKEN: ADMIN,
+      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
+      PODS_TENANT: 'dev',
+      PODS_REDIS_URL: redis.url,
+      PODS_MAX_BODY_BYTES: '4096',
+      PODS_EXTRA_TOKENS: JSON.stringify([
+        { token: ALICE, tenant: 'dev', username: 'alice' },
+        { token: BOB, tenant: 'dev', username: 'bob' },
+        { token: OTHER, tenant: 'other', username: 'mallory' },
+      ]),
+    });
+    const log = createLogger('test', 'silent');
+    client = await connectRedis(redis.url, log);
+    const app = createApp({
+      config,
+      log,
+      pods: new PodStore(client, 'api:'),
+      images: new ImageStore(client, 'api:'),
+      kick: (t, p) => kicked.push(`${t}/${p}`),
+      nodeConnected: () => false,
+    });
+    server = createServer(app.callback());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server?.close();
+    await client?.quit();
+    await redis?.stop();
+  });
+
+  async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string } = {}) {
+    const token = opts.token === undefined ? ADMIN : opts.token;
+    const headers: Record<string, string> = token ? { 'x-tapis-token': token } : {};
+    let body = opts.raw;
+    if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined) headers['content-type'] = opts.type ?? 'application/json';
+    const res = await request(`${base}${path}`, { method: method as 'GET', headers, body });
+    const text = await res.body.text();
+    return { status: res.statusCode, type: res.headers['content-type'], body: JSON.parse(text) };
+  }
+
+  const expectError = async (p: Promise<{ status: number; type: unknown; body: any }>, status: number, pattern: RegExp) => {
+    const r = await p;
+    assert.equal(r.status, status, `status of ${JSON.stringify(r.body)}`);
+    assert.equal(r.type, 'application/json');
+    assert.equal(r.body.status, 'error');
+    assert.equal(r.body.result, null);
+    assert.equal(typeof r.body.version, 'string');
+    assert.deepEqual(r.body.metadata, {});
+    assert.match(r.body.message, pattern);
+  };
+
+  test('healthcheck needs no token and answers in the envelope', async () => {
+    const r = await call('GET', '/v3/pods/healthcheck', { token: null });
+    assert.equal(r.status, 200);
+    assert.equal(r.type, 'application/json');
+    assert.deepEqual(Object.keys(r.body).sort(), ['message', 'metadata', 'result', 'status', 'version']);
+  });
+
+  test('no token or a wrong token is a 401', async () => {
+    await expectError(call('GET', '/v3/pods', { token: null }), 401, /X-Tapis-Token/);
+    await expectError(call('GET', '/v3/pods', { token: 'not-a-real-token-at-all' }), 401, /not valid/);
+  });
+
+  test('only site admins change the image allow-list', async () => {
+    await expectError(call('POST', '/v3/pods/images', { token: ALICE, body: { image: 'pods-test/httpd' } }), 403, /site admins/);
+    const added = await call('POST', '/v3/pods/images', { body: { image: 'pods-test/httpd:v1', description: 'test' } });
+    assert.equal(added.status, 200);
+    assert.equal(added.body.result.image, 'pods-test/httpd', 'stored without its tag');
+    await expectError(call('POST', '/v3/pods/images', { body: { image: 'pods-test/httpd' } }), 400, /already on the allow-list/);
+    const list = await call('GET', '/v3/pods/images', { token: ALICE });
+    assert.deepEqual(list.body.result.map((i: { image: string }) => i.image), ['pods-test/httpd']);
+    assert.equal((await call('POST', '/v3/pods/images', { body: { image: 'gone/image' } })).status, 200);
+    await expectError(call('DELETE', '/v3/pods/images/gone%2Fimage', { token: ALICE }), 403, /site admins/);
+    assert.equal((await call('DELETE', '/v3/pods/images/gone%2Fimage')).status, 200);
+    await expectError(call('GET', '/v3/pods/images/gone%2Fimage'), 404, /not on the allow-list/);
+  });
+
+  test('create: a valid pod is stored as REQUESTED and handed to the reconciler', async () => {
+    const r = await call('POST', '/v3/pods', { token: ALICE, body: { pod_id: 'alicepod', image: 'pods-test/httpd:any-tag', description: 'mine' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.type, 'application/json');
+    assert.equal(r.body.result.status, 'REQUESTED');
+    assert.equal(r.body.result.url, 'alicepod.pods.dev.localhost');
+    assert.deepEqual(r.body.result.resources, { cpu_request: 250, cpu_limit: 2000, mem_request: 256, mem_limit: 3072, gpus: 0 });
+    assert.deepEqual(r.body.result.networking, { default: { protocol: 'http', port: 5000, url: 'alicepod.pods.dev.localhost' } });
+    assert.ok(kicked.includes('dev/alicepod'));
+  });
+
+  test('validation errors are 400s whose message names the field', async () => {
+    const post = (body: unknown) => call('POST', '/v3/pods', { body });
+    await expectError(post({ pod_id: 'Bad_Id', image: 'pods-test/httpd' }), 400, /^pod_id: /);
+    await expectError(post({ pod_id: 'ab', image: 'pods-test/httpd' }), 400, /^pod_id: .*3 to 64/);
+    await expectError(post({ pod_id: 'images', image: 'pods-test/httpd' }), 400, /^pod_id: .*reserved/);
+    await expectError(post({ image: 'pods-test/httpd' }), 400, /^pod_id: /);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', colour: 'red' }), 400, /colour/);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { default: { protocol: 'udp', port: 5000 } } }), 400, /^networking\.default\.protocol: /);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { default: { port: 70000 } } }), 400, /^networking\.default\.port: /);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { a: {}, b: {}, c: {}, d: {} } }), 400, /^networking: .*at most 3/);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', resources: { cpu_request: 3000, cpu_limit: 1000 } }), 400, /^resources\.cpu_request: .*cpu_limit/);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', resources: { mem_limit: 999999 } }), 400, /^resources\.mem_limit: /);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', time_to_stop_default: 10 }), 400, /^time_to_stop_default: /);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', environment_variables: { 'BAD-NAME': 'x' } }), 400, /^environment_variables/);
+    await expectError(post({ pod_id: 'okpod', image: 'not/allowed' }), 400, /^image: .*allow-list/);
+    await expectError(post({ pod_id: 'okpod' }), 400, /^image: .*image or a template/);
+    await expectError(post({ pod_id: 'okpod', pod_template: 'neo4j' }), 400, /^template: /);
+    await expectError(post({ pod_id: 'alicepod', image: 'pods-test/httpd' }), 400, /^pod_id: .*already exists/);
+    await expectError(call('POST', '/v3/pods', { raw: '{"pod_id": ' }), 400, /not valid JSON/);
+    await expectError(call('POST', '/v3/pods', { raw: '[1,2]' }), 400, /JSON object/);
+    await expectError(call('POST', '/v3/pods', { raw: 'pod_id=x', type: 'application/x-www-form-urlencoded' }), 415, /JSON/);
+    await expectError(call('POST', '/v3/pods', { body: { pod_id: 'big', description: 'x'.repeat(5000) } }), 413, /larger than/);
+    const list = await call('GET', '/v3/pods');
+    assert.deepEqual(list.body.result.map((p: { pod_id: string }) => p.pod_id), ['alicepod'], 'nothing was stored by a bad request');
+  });
+
+  test('permissions: other users get 403, other tenants cannot see the pod at all', async () => {
+    await expectError(call('GET', '/v3/pods/alicepod', { token: BOB }), 403, /READ/);
+    await expectError(call('GET', '/v3/pods/alicepod/stop', { token: BOB }), 403, /ADMIN/);
+    await expectError(call('DELETE', '/v3/pods/alicepod', { token: BOB }), 403, /ADMIN/);
+    await expectError(call('GET', '/v3/pods/alicepod', { token: OTHER }), 404, /not found/);
+    assert.deepEqual((await call('GET', '/v3/pods', { token: BOB })).body.result, []);
+    assert.deepEqual((await call('GET', '/v3/pods', { token: OTHER })).body.result, []);
+    assert.equal((await call('GET', '/v3/pods/alicepod', { token: ALICE })).status, 200);
+    await expectError(call('GET', '/v3/pods/nosuchpod'), 404, /not found/);
+  });
+
+  test('PUT stores changes, validates them, and leaves the pod unchanged on error', async () => {
+    const r = await call('PUT', '/v3/pods/alicepod', { token: ALICE, body: { description: 'updated', resources: { cpu_limit: 500, cpu_request: 100 } } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.result.description, 'updated');
+    assert.equal(r.body.result.resources.cpu_limit, 500);
+    assert.equal(r.body.result.resources.mem_limit, 3072);
+    await expectError(call('PUT', '/v3/pods/alicepod', { token: ALICE, body: { resources: { cpu_request: 900 } } }), 400, /^resources\.cpu_request/);
+    await expectError(call('PUT', '/v3/pods/alicepod', { token: ALICE, body: { image: 'not/allowed' } }), 400, /^image: /);
+    await expectError(call('PUT', '/v3/pods/alicepod', { token: ALICE, body: { pod_id: 'rename' } }), 400, /pod_id/);
+    const now = await call('GET', '/v3/pods/alicepod', { token: ALICE });
+    assert.equal(now.body.result.resources.cpu_request, 100);
+    assert.equal(now.body.result.image, 'pods-test/httpd:any-tag');
+  });
+
+  test('stop, start and restart are GETs that change the desired state', async () => {
+    const stop = await call('GET', '/v3/pods/alicepod/stop', { token: ALICE });
+    assert.equal(stop.status, 200);
+    assert.equal(stop.body.result.status_requested, 'OFF');
+    assert.equal(stop.body.result.status, 'STOPPED', 'never placed, so nothing to stop');
+    const start = await call('GET', '/v3/pods/alicepod/start', { token: ALICE });
+    assert.equal(start.body.result.status_requested, 'ON');
+    assert.equal(start.body.result.status, 'REQUESTED');
+    const logs = await call('GET', '/v3/pods/alicepod/logs', { token: ALICE });
+    assert.deepEqual(Object.keys(logs.body.result).sort(), ['action_logs', 'logs']);
+    assert.ok(logs.body.result.action_logs.some((l: string) => /stop requested by alice/.test(l)));
+  });
+
+  test('operations not built yet answer 501 in the envelope; unknown paths 404', async () => {
+    await expectError(call('GET', '/v3/pods/templates'), 501, /templates/);
+    await expectError(call('GET', '/v3/pods/alicepod/credentials', { token: ALICE }), 501, /credentials/);
+    await expectError(call('GET', '/v3/pods/alicepod/nothing-here'), 404, /no such endpoint/);
+  });
+
+  test('DELETE needs ADMIN and marks the pod DELETING', async () => {
+    const r = await call('DELETE', '/v3/pods/alicepod', { token: ALICE });
+    assert.equal(r.status, 200);
+    assert.equal(typeof r.body.result, 'string');
+    assert.ok(r.body.result.length > 0, 'a non-empty result, so tapipy hands it back as is');
+    const got = await call('GET', '/v3/pods/alicepod', { token: ALICE });
+    assert.equal(got.body.result.status, 'DELETING');
+  });
+});

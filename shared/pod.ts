@@ -14,7 +14,7 @@ export const MAX_NETWORKING_ENTRIES = 3;
 
 export const Networking = z.strictObject({
   protocol: Protocol.default('http'),
-  port: z.number().int().min(1, 'port must be between 1 and 65535').max(65535, 'port must be between 1 and 65535').default(5000),
+  port: z.number().int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535').default(5000),
   url: z.string().optional(), // set by the server; ignored on input
 });
 export type Networking = z.infer<typeof Networking>;
@@ -36,10 +36,10 @@ export const RESOURCE_MAX = { cpu_request: 8000, cpu_limit: 8000, mem_request: 1
 
 const podId = z
   .string()
-  .min(3, 'pod_id must be 3 to 64 characters')
-  .max(64, 'pod_id must be 3 to 64 characters')
-  .regex(/^[a-z][a-z0-9]+$/, 'pod_id must start with a lowercase letter and hold only lowercase letters and digits')
-  .refine((id) => !RESERVED_POD_IDS.has(id), 'pod_id is a reserved word');
+  .min(3, 'must be 3 to 64 characters')
+  .max(64, 'must be 3 to 64 characters')
+  .regex(/^[a-z][a-z0-9]+$/, 'must start with a lowercase letter and hold only lowercase letters and digits')
+  .refine((id) => !RESERVED_POD_IDS.has(id), 'is a reserved word');
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const environment = z

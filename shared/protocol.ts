@@ -148,5 +148,16 @@ export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T
 }
 
 export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return error.issues.map(describeIssue).join('; ');
+}
+
+/** One issue as "field.path: what is wrong", so a user sees which field to fix. */
+function describeIssue(i: z.core.$ZodIssue): string {
+  const at = (extra: PropertyKey[] = []) => [...i.path, ...extra].map(String).join('.');
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => `${at([k])}: unknown field`).join('; ');
+  if (i.code === 'invalid_key') {
+    const inner = i.issues[0]?.message ?? i.message;
+    return `${at()}: ${inner}`;
+  }
+  return i.path.length ? `${at()}: ${i.message}` : i.message;
 }

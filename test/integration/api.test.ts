@@ -123,14 +123,14 @@ describe('REST API', () => {
     await expectError(post({ pod_id: 'ab', image: 'pods-test/httpd' }), 400, /^pod_id: .*3 to 64/);
     await expectError(post({ pod_id: 'images', image: 'pods-test/httpd' }), 400, /^pod_id: .*reserved/);
     await expectError(post({ image: 'pods-test/httpd' }), 400, /^pod_id: /);
-    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', colour: 'red' }), 400, /colour/);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', colour: 'red' }), 400, /^colour: unknown field/);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { default: { protocol: 'udp', port: 5000 } } }), 400, /^networking\.default\.protocol: /);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { default: { port: 70000 } } }), 400, /^networking\.default\.port: /);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', networking: { a: {}, b: {}, c: {}, d: {} } }), 400, /^networking: .*at most 3/);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', resources: { cpu_request: 3000, cpu_limit: 1000 } }), 400, /^resources\.cpu_request: .*cpu_limit/);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', resources: { mem_limit: 999999 } }), 400, /^resources\.mem_limit: /);
     await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', time_to_stop_default: 10 }), 400, /^time_to_stop_default: /);
-    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', environment_variables: { 'BAD-NAME': 'x' } }), 400, /^environment_variables/);
+    await expectError(post({ pod_id: 'okpod', image: 'pods-test/httpd', environment_variables: { 'BAD-NAME': 'x' } }), 400, /^environment_variables\.BAD-NAME: environment variable names must match/);
     await expectError(post({ pod_id: 'okpod', image: 'not/allowed' }), 400, /^image: .*allow-list/);
     await expectError(post({ pod_id: 'okpod' }), 400, /^image: .*image or a template/);
     await expectError(post({ pod_id: 'okpod', pod_template: 'neo4j' }), 400, /^template: /);

@@ -56,7 +56,7 @@ export class CoordinatorLink {
     if (this.stopped) return;
     const ws = new WebSocket(this.config.coordinatorUrl, {
       headers: { Authorization: `Bearer ${this.config.nodeToken}` },
-      maxPayload: MAX_FRAME_BYTES,
+      maxPayload: 2 * MAX_FRAME_BYTES,
       handshakeTimeout: 10_000,
     });
     const peer = new Peer(ws, this.log);

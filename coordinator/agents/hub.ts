@@ -45,7 +45,8 @@ const PHASE_LINES: Record<string, string> = {
  * writers of observed state.
  */
 export class AgentHub {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  // Frames up to twice the limit are read and answered with PROTO_TOO_LARGE; beyond that ws closes the link (1009).
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_FRAME_BYTES });
   private readonly links = new Map<string, Link>();
   private pingTimer: NodeJS.Timeout | null = null;
 

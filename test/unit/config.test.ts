@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadAgentConfig, loadCoordinatorConfig } from '../../shared/config.js';
+
+test('coordinator config: defaults, and what is wrong said in words', () => {
+  const c = loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20) + ', ' + 'm'.repeat(20) });
+  assert.equal(c.listenPort, 8000);
+  assert.deepEqual(c.nodeTokens, ['n'.repeat(20), 'm'.repeat(20)]);
+  assert.throws(() => loadCoordinatorConfig({ PODS_NODE_TOKENS: 'n'.repeat(20) }), /adminToken/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'short', PODS_NODE_TOKENS: 'n'.repeat(20) }), /PODS_ADMIN_TOKEN must be at least 16/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_EXTRA_TOKENS: '{oops' }), /PODS_EXTRA_TOKENS is not valid JSON/);
+  assert.throws(
+    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_EXTRA_TOKENS: JSON.stringify([{ token: 'a'.repeat(20), tenant: 'x', username: 'u' }]) }),
+    /must not reuse PODS_ADMIN_TOKEN/,
+  );
+});
+
+test('agent config: the coordinator URL must be a WebSocket URL', () => {
+  const base = { PODS_NODE_TOKEN: 'n'.repeat(20), PODS_NODE_ID: 'host1' };
+  assert.equal(loadAgentConfig({ ...base, PODS_COORDINATOR_URL: 'wss://pods.example/v3/agents/connect' }).nodeId, 'host1');
+  assert.throws(() => loadAgentConfig({ ...base, PODS_COORDINATOR_URL: 'http://x' }), /PODS_COORDINATOR_URL must start with ws:\/\//);
+});

@@ -22,9 +22,10 @@ export class LogRing {
       // Keep the tail of the first chunk that fits, starting after a newline when there is one.
       let cut = Buffer.from(first).subarray(this.bytes - this.maxBytes).toString();
       const nl = cut.indexOf('\n');
-      if (nl >= 0 && nl < cut.length - 1) cut = cut.slice(nl + 1);
-      this.chunks[0] = cut;
+      if (nl >= 0) cut = cut.slice(nl + 1);
       this.bytes = this.bytes - firstBytes + Buffer.byteLength(cut);
+      if (cut) this.chunks[0] = cut;
+      else this.chunks.shift();
     }
   }
 

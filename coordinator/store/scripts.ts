@@ -96,7 +96,7 @@ if len > max then
   local tail = redis.call('GETRANGE', KEYS[2], len - max, -1)
   -- Drop the partial first line so the log starts at a line boundary.
   local nl = string.find(tail, '\\n', 1, true)
-  if nl and nl < string.len(tail) then tail = string.sub(tail, nl + 1) end
+  if nl then tail = string.sub(tail, nl + 1) end
   redis.call('SET', KEYS[2], tail)
   len = string.len(tail)
 end

@@ -160,7 +160,9 @@ export class Supervisor {
         c = current.state === 'created' ? await runtime.start(current.id) : current;
       } else {
         this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'creating'));
+        const t0 = performance.now();
         c = await runtime.createAndStart(a);
+        log.debug({ pod: key, ms: Math.round(performance.now() - t0) }, 'container created and started');
       }
     } catch (err) {
       log.warn({ pod: key, err: (err as Error).message }, 'could not start pod');
@@ -192,8 +194,10 @@ export class Supervisor {
     }
     const probePort = this.probePort(m);
     if (probePort) {
+      const t0 = performance.now();
       const up = await waitForPort(this.deps.config.publishHost, probePort, FIRST_PROBE_DEADLINE_MS);
       m.health = up ? 'healthy' : 'unhealthy';
+      this.deps.log.debug({ pod: key, ms: Math.round(performance.now() - t0), up }, 'first probe');
     }
     if (this.managed.get(key) !== m || m.removing) return;
     const fresh = (await this.deps.runtime.inspect(c.id)) ?? c;

@@ -1,0 +1,97 @@
+// npm run bench: how long from one API call to RUNNING and to a first HTTP 200 through
+// Caddy, beside raw `docker run -d` plus curl of the published port, same image, same host.
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { startStack, repoRoot, TEST_IMAGE } from '../test/helpers/stack.js';
+import { waitFor } from '../test/helpers/procs.js';
+
+const run = promisify(execFile);
+const PODS = Number(process.env.BENCH_PODS ?? 20);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!);
+}
+
+async function http200(url: string, host?: string): Promise<boolean> {
+  try {
+    const r = await request(url, { headers: host ? { host } : {}, headersTimeout: 2000, bodyTimeout: 2000 });
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function ours(): Promise<{ running: number[]; url: number[] }> {
+  const s = await startStack();
+  const running: number[] = [];
+  const url: number[] = [];
+  try {
+    for (let i = 0; i < PODS; i++) {
+      const podId = `bench${i}`;
+      const t0 = performance.now();
+      const r = await s.api('POST', '/v3/pods', { body: { pod_id: podId, image: TEST_IMAGE } });
+      if (r.status !== 200) throw new Error(`create failed: ${r.body.message}`);
+      await waitFor('RUNNING', async () => (await s.api('GET', `/v3/pods/${podId}`)).body.result.status === 'RUNNING', 60_000, 10);
+      running.push(performance.now() - t0);
+      const host = r.body.result.url as string;
+      await waitFor('HTTP 200', () => http200(`${s.caddy.httpUrl}/`, host), 60_000, 10);
+      url.push(performance.now() - t0);
+      // Like the raw loop's `docker rm -f`, finish the removal before the next create.
+      await s.api('DELETE', `/v3/pods/${podId}`);
+      await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
+    }
+  } finally {
+    await s.stop();
+  }
+  return { running, url };
+}
+
+async function rawDocker(): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < PODS; i++) {
+    const t0 = performance.now();
+    const { stdout } = await run('docker', ['run', '-d', '--user', '1000:1000', '--cap-drop', 'ALL', '-p', '127.0.0.1::5000', '--label', 'pods.bench=1', TEST_IMAGE]);
+    const id = stdout.trim();
+    const port = (await run('docker', ['port', id, '5000/tcp'])).stdout.trim().split('\n')[0]!.split(':').pop();
+    await waitFor('HTTP 200', () => http200(`http://127.0.0.1:${port}/`), 60_000, 10);
+    times.push(performance.now() - t0);
+    await run('docker', ['rm', '-f', id]);
+  }
+  return times;
+}
+
+async function main(): Promise<void> {
+  const docker = await rawDocker();
+  const { running, url } = await ours();
+  const result = {
+    measured_at: new Date().toISOString(),
+    pods: PODS,
+    image: TEST_IMAGE,
+    create_to_running_p50_ms: pct(running, 50),
+    create_to_running_p95_ms: pct(running, 95),
+    create_to_url_p50_ms: pct(url, 50),
+    create_to_url_p95_ms: pct(url, 95),
+    docker_run_to_http_p50_ms: pct(docker, 50),
+    docker_run_to_http_p95_ms: pct(docker, 95),
+    running_ratio_vs_docker: Math.round((pct(running, 50) / pct(docker, 50)) * 100) / 100,
+    targets: { running_ratio_vs_docker: 1.25, create_to_url_p50_ms: 1500 },
+  };
+  const dir = path.join(repoRoot(), 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  console.log('| metric | p50 ms | p95 ms |\n|---|---|---|');
+  console.log(`| create -> RUNNING | ${result.create_to_running_p50_ms} | ${result.create_to_running_p95_ms} |`);
+  console.log(`| create -> first HTTP 200 through Caddy | ${result.create_to_url_p50_ms} | ${result.create_to_url_p95_ms} |`);
+  console.log(`| raw docker run -d -> first HTTP 200 | ${result.docker_run_to_http_p50_ms} | ${result.docker_run_to_http_p95_ms} |`);
+  console.log(`\nrunning_ratio_vs_docker = ${result.running_ratio_vs_docker} (target <= 1.25); create_to_url_p50_ms = ${result.create_to_url_p50_ms} (target <= 1500)`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -63,6 +63,46 @@ describe('surviving crashes', { skip: skipWithoutCaddy() }, () => {
     }
   });
 
+  test('the agent killed right after a create: the pod reaches RUNNING once the agent is back', async () => {
+    await s.agent.kill('SIGKILL');
+    const r = await s.api('POST', '/v3/pods', { body: { pod_id: 'whileaway', image: TEST_IMAGE } });
+    assert.equal(r.status, 200);
+    await new Promise((res) => setTimeout(res, 300));
+    s.agent.start();
+    await s.waitStatus('whileaway', 'RUNNING');
+    assert.equal((await s.containers('whileaway')).length, 1);
+  });
+
+  test('a pod deleted while its agent is away is gone at once; its container is removed when the agent returns', async () => {
+    await s.api('POST', '/v3/pods', { body: { pod_id: 'orphan', image: TEST_IMAGE } });
+    await s.waitStatus('orphan', 'RUNNING');
+    await s.agent.kill('SIGKILL');
+    await waitFor('the node to be unreachable', async () => (await s.api('GET', '/v3/pods/orphan')).body.result.status_container.node_reachable === false);
+    assert.equal((await s.api('DELETE', '/v3/pods/orphan')).status, 200);
+    await waitFor('the pod to be gone', async () => (await s.api('GET', '/v3/pods/orphan')).status === 404);
+    assert.equal((await s.containers('orphan')).length, 1, 'the container outlives its agent');
+    s.agent.start();
+    await waitFor('the orphan to be removed', async () => (await s.containers('orphan')).length === 0);
+    assert.equal((await s.viaCaddy(`orphan.pods.${s.tenant}.${s.baseDomain}`)).status, 404);
+  });
+
+  test('a container killed outside the service shows ERROR with its exit code', async () => {
+    await s.api('POST', '/v3/pods', { body: { pod_id: 'killed', image: TEST_IMAGE } });
+    await s.waitStatus('killed', 'RUNNING');
+    const [id] = await s.containers('killed');
+    await docker('POST', `/containers/${id}/kill?signal=KILL`);
+    const pod = await s.waitStatus('killed', 'ERROR');
+    assert.equal(pod.status_container.exit_code, 137);
+    assert.match(pod.status_container.message, /exited with code 137/);
+  });
+
+  test('Caddy restarted with an empty config: the routes are back within seconds', async () => {
+    const host = `steady.pods.${s.tenant}.${s.baseDomain}`;
+    assert.equal((await s.viaCaddy(host)).status, 200);
+    await s.caddy.restart();
+    await waitFor('the route to be re-synced', async () => (await s.viaCaddy(host)).status === 200, 15_000);
+  });
+
   test('a pod acknowledged with 2xx survives kill -9 of Redis', async () => {
     const r = await s.api('POST', '/v3/pods', { body: { pod_id: 'durable', image: TEST_IMAGE, description: 'keep me' } });
     assert.equal(r.status, 200);

@@ -111,8 +111,12 @@ export class CaddyClient {
     });
   }
 
-  /** Add or replace one route addressed by its "@id" (PATCH /id/<id> if present, else append to the routes array). Loads the base config first if missing. */
-  upsertRoute(route: PodRoute): Promise<void> {
+  /**
+   * Add or replace one route addressed by its "@id" (PATCH /id/<id> if present, else append
+   * to the routes array). Answers 'base-missing' without writing when Caddy has restarted
+   * empty: loading one route alone would hide the loss of the others, so the caller resyncs.
+   */
+  upsertRoute(route: PodRoute): Promise<'written' | 'base-missing'> {
     let built: Json;
     try {
       built = buildRoute(route);
@@ -125,20 +129,15 @@ export class CaddyClient {
       if (ok(existing)) {
         await this.expect('PATCH', idPath, built, `replacing route ${route.id}`);
         this.log.debug({ routeId: route.id, host: route.host, upstream: route.upstream }, 'caddy route replaced');
-        return;
+        return 'written';
       }
       if (existing.status !== 404) throw rejected(`reading route ${route.id}`, existing);
 
       const appended = await this.call('POST', ROUTES_PATH, built);
-      if (appended.status === 404) {
-        // No base config: Caddy restarted empty. Load it with this route; the
-        // agent's resync brings back the others.
-        await this.expect('POST', '/load', this.baseConfig([built]), 'loading the config');
-        this.log.info({ routeId: route.id }, 'caddy had no pods config; loaded base config with one route');
-        return;
-      }
+      if (appended.status === 404) return 'base-missing';
       if (!ok(appended)) throw rejected(`adding route ${route.id}`, appended);
       this.log.debug({ routeId: route.id, host: route.host, upstream: route.upstream }, 'caddy route added');
+      return 'written';
     });
   }
 

@@ -186,7 +186,7 @@ export class Supervisor {
     let message: string | undefined;
     for (const route of this.routesOf(m)) {
       try {
-        await this.deps.caddy.upsertRoute(route);
+        if ((await this.deps.caddy.upsertRoute(route)) === 'base-missing') await this.resyncCaddy();
       } catch (err) {
         message = `route for ${route.host} not installed: ${(err as Error).message}`;
         this.deps.log.warn({ pod: key, err: (err as Error).message }, 'route not installed');

@@ -32,6 +32,8 @@ export function caddyBin(): string {
 
 /** For `test(..., { skip })`: a reason to skip when there is no Caddy binary, else false. */
 export function skipWithoutCaddy(): string | false {
+  // In CI a missing Caddy is a failure, never a quiet skip.
+  if (process.env.CI) return false;
   const bin = caddyBin();
   return existsSync(bin) ? false : `no Caddy binary at ${bin} (run ops/build-caddy.sh or set PODS_CADDY_BIN)`;
 }

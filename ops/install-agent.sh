@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Install (or upgrade in place) the Pods agent on a Debian/Ubuntu Docker host, as root, from
+# a checkout of this repository:
+#
+#   ops/install-agent.sh --coordinator wss://pods.example.org/v3/agents/connect --token TOKEN \
+#       [--node-id ID] [--http-listen ADDR:PORT] [--publish-host ADDR] [--caddy-admin-port PORT]
+#
+#   --coordinator       the coordinator's agent endpoint (ws:// or wss://.../v3/agents/connect)
+#   --token             a node token, one of the coordinator's PODS_NODE_TOKENS
+#   --node-id           this host's name in the cluster (default: the hostname, lowercased)
+#   --http-listen       where this host's Caddy serves the pods over HTTP (default 127.0.0.1:8080;
+#                       give the private address when an edge proxy in front must reach it)
+#   --publish-host      the address pods' ports are published on (default 127.0.0.1)
+#   --caddy-admin-port  Caddy's admin API on 127.0.0.1 (default 2019)
+#
+# What it does: installs docker.io (and Go when there is none, to build Caddy); builds the
+# layer4 Caddy into /usr/local/bin/pods-caddy; builds the project if needed and copies it
+# (dist, production node_modules, package.json) to /opt/pods; writes /etc/pods/agent.env
+# (mode 600) and /etc/pods/caddy.json; installs and enables pods-caddy.service and
+# pods-agent.service, run as the system user `pods` (in group docker).
+# Run again to upgrade: options left out keep the values in /etc/pods/agent.env. Containers
+# keep running while the agent restarts; on reconnect it reports them and is told what to keep.
+set -euo pipefail
+# shellcheck source=ops/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+env_file=/etc/pods/agent.env
+coordinator=$(env_value "$env_file" PODS_COORDINATOR_URL)
+token=$(env_value "$env_file" PODS_NODE_TOKEN)
+node_id=$(env_value "$env_file" PODS_NODE_ID)
+http_listen=$(env_value "$env_file" PODS_CADDY_HTTP_LISTEN)
+publish_host=$(env_value "$env_file" PODS_PUBLISH_HOST)
+admin_url=$(env_value "$env_file" PODS_CADDY_ADMIN_URL)
+admin_port=${admin_url##*:}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --coordinator) coordinator=${2:?}; shift 2 ;;
+    --token) token=${2:?}; shift 2 ;;
+    --node-id) node_id=${2:?}; shift 2 ;;
+    --http-listen) http_listen=${2:?}; shift 2 ;;
+    --publish-host) publish_host=${2:?}; shift 2 ;;
+    --caddy-admin-port) admin_port=${2:?}; shift 2 ;;
+    -h | --help) usage ;;
+    *) pods_log "unknown argument: $1"; usage ;;
+  esac
+done
+
+is_root || pods_die "run this as root (sudo $0 ...)"
+[ -n "$coordinator" ] || pods_die "--coordinator is required (e.g. wss://pods.example.org/v3/agents/connect)"
+[ -n "$token" ] || pods_die "--token is required (one of the coordinator's PODS_NODE_TOKENS)"
+case $coordinator in ws://* | wss://*) ;; *) pods_die "--coordinator must start with ws:// or wss://" ;; esac
+[ ${#token} -ge 16 ] || pods_die "--token must be at least 16 characters"
+node_id=${node_id:-$(hostname | tr '[:upper:]' '[:lower:]')}
+[[ $node_id =~ ^[a-z0-9][a-z0-9.-]*$ ]] || pods_die "--node-id must be lowercase letters, digits, dots and dashes"
+http_listen=${http_listen:-127.0.0.1:8080}
+publish_host=${publish_host:-127.0.0.1}
+admin_port=${admin_port:-2019}
+
+step() { printf '==> %s\n' "$*"; }
+
+step "packages"
+PODS_APT_PACKAGES=(docker.io:dockerd curl:curl ca-certificates:- iproute2:ip)
+ensure_packages
+ensure_node_runtime
+if has_systemd; then systemctl enable --now docker.service >/dev/null; fi
+ensure_dockerd /var/log/pods-dockerd.log
+
+step "Caddy with layer4 -> /usr/local/bin/pods-caddy"
+caddy_before=$(sha256sum /usr/local/bin/pods-caddy 2>/dev/null || true)
+"$PODS_ROOT/ops/build-caddy.sh" --out /usr/local/bin/pods-caddy
+caddy_changed=""
+[ "$caddy_before" = "$(sha256sum /usr/local/bin/pods-caddy)" ] || caddy_changed=1
+
+step "agent -> /opt/pods"
+if [ ! -f "$PODS_ROOT/dist/agent/main.js" ] || [ ! -d "$PODS_ROOT/node_modules" ]; then
+  ensure_node_deps
+  (cd "$PODS_ROOT" && npm run --silent build)
+fi
+install_app /opt/pods
+
+step "configuration in /etc/pods"
+ensure_system_user pods docker
+install -d -m 755 /etc/pods
+(
+  umask 077
+  cat >"$env_file.new" <<EOF
+# Written by ops/install-agent.sh; running it again keeps what its options do not change.
+PODS_COORDINATOR_URL=$coordinator
+PODS_NODE_TOKEN=$token
+PODS_NODE_ID=$node_id
+PODS_CADDY_ADMIN_URL=http://127.0.0.1:$admin_port
+PODS_CADDY_HTTP_LISTEN=$http_listen
+PODS_PUBLISH_HOST=$publish_host
+EOF
+)
+# systemd reads it as root before it drops to the pods user: root-only is enough.
+chown root:root "$env_file.new"
+chmod 600 "$env_file.new"
+mv -f "$env_file.new" "$env_file"
+printf '{"admin":{"listen":"127.0.0.1:%s"}}\n' "$admin_port" >/etc/pods/caddy.json
+chmod 644 /etc/pods/caddy.json
+
+if ! has_systemd; then
+  pods_log "no systemd here: installed, but not started. Start by hand:"
+  pods_log "  /usr/local/bin/pods-caddy run --config /etc/pods/caddy.json &"
+  pods_log "  set -a; . $env_file; set +a; node /opt/pods/dist/agent/main.js"
+  exit 0
+fi
+
+step "systemd units"
+units_changed=""
+install_unit pods-caddy.service && units_changed=1
+install_unit pods-agent.service && units_changed=1
+[ -z "$units_changed" ] || systemctl daemon-reload
+systemctl enable pods-caddy.service pods-agent.service >/dev/null 2>&1
+if [ -n "$caddy_changed" ] || [ -n "$units_changed" ]; then
+  systemctl restart pods-caddy.service
+else
+  systemctl start pods-caddy.service
+fi
+# The agent always restarts: /opt/pods or its env may have changed. Containers keep running.
+systemctl restart pods-agent.service
+sleep 2
+systemctl --no-pager --lines=5 status pods-agent.service || true
+step "done: node $node_id -> $coordinator (logs: journalctl -u pods-agent -u pods-caddy)"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `npm test`: build, then run every test/**/*.test.ts (compiled to dist/test/) with node's
+# test runner, one file at a time (the integration tests share one Docker engine).
+#
+# The tests need a running Docker engine, the layer4 Caddy at var/bin/caddy (exported as
+# PODS_CADDY_BIN) and the image pods-test/httpd; redis-server must be on PATH (tests start
+# their own). As root, whatever is missing is installed, built or started first, so
+# `npm test` works on a fresh clone; otherwise it says what is missing and the tests that
+# need it skip or fail. Extra arguments go to `node --test` (e.g. --test-name-pattern=...).
+set -euo pipefail
+# shellcheck source=ops/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PODS_ROOT"
+
+export PODS_CADDY_BIN=${PODS_CADDY_BIN:-$PODS_ROOT/var/bin/caddy}
+
+if is_root; then
+  ensure_packages
+  ensure_node_deps
+  [ -x "$PODS_CADDY_BIN" ] || ops/build-caddy.sh --out "$PODS_CADDY_BIN"
+  ensure_dockerd
+  ops/images/build-test-image.sh
+else
+  [ -d node_modules ] || pods_die "no node_modules: run npm ci (or npm run up) first"
+  [ -x "$PODS_CADDY_BIN" ] || pods_log "warning: no Caddy at $PODS_CADDY_BIN (ops/build-caddy.sh builds it)"
+  command -v redis-server >/dev/null || pods_log "warning: redis-server is not on PATH (apt-get install redis-server)"
+  if ! docker info >/dev/null 2>&1; then
+    pods_log "warning: Docker is not reachable; tests that need it will skip or fail"
+  elif ! docker image inspect pods-test/httpd:latest >/dev/null 2>&1; then
+    ops/images/build-test-image.sh
+  fi
+fi
+
+npm run --silent build
+
+# The test files by name: given the directory, node 20 would also run every helper under
+# dist/test/ as a test file. A compiled test whose source is gone (tsc never deletes) is left out.
+files=()
+while IFS= read -r f; do
+  src=${f#dist/}
+  [ -f "${src%.js}.ts" ] && files+=("$f")
+done < <(find dist/test -name '*.test.js' 2>/dev/null | sort)
+[ ${#files[@]} -gt 0 ] || pods_die "no tests: nothing matches test/**/*.test.ts"
+exec node --test --test-concurrency=1 "$@" "${files[@]}"

@@ -21,6 +21,7 @@ PODS_APT_PACKAGES=(
 pods_log() { printf '%s\n' "$*" >&2; }
 pods_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
+has_systemd() { [ -d /run/systemd/system ]; }
 
 # is_alive PID: the process runs (a zombie, exited but not yet reaped, does not count:
 # kill -0 would say yes to it).
@@ -129,7 +130,18 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
     PODS_APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Without systemd, a package's postinst would start its service through the init script
+  # (a system-wide Redis on 6379, a second way of starting dockerd) and fail the install when
+  # that fails. A policy-rc.d that says no, as container images have, for the install only.
+  local policy=/usr/sbin/policy-rc.d own_policy="" rc=0
+  if ! has_systemd && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# ops/lib.sh: no service starts during this install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+  [ -z "$own_policy" ] || rm -f "$policy"
+  return "$rc"
 }
 
 # ensure_dockerd [LOGFILE]: make `docker info` work. Without systemd, start dockerd in the
@@ -207,8 +219,6 @@ wait_http() {
 }
 
 # ---- installing on a host (ops/install-agent.sh, ops/install-coordinator.sh) ------------
-
-has_systemd() { [ -d /run/systemd/system ]; }
 
 # ensure_node_runtime: Node.js >= 20.18 as `node`; from Debian when its nodejs is new
 # enough (Debian 13), otherwise say how to get it (NodeSource's node_20.x packages).

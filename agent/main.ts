@@ -37,7 +37,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
-  const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, log: log.child({ component: 'caddy' }) });
+  const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, log });
 
   let link: CoordinatorLink;
   const supervisor = new Supervisor({

@@ -1,14 +1,14 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { CoordinatorConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
-import { staticTokenAuth } from './api/auth.js';
+import { authenticate, tenantResolver } from './api/auth.js';
 import { errorEnvelope, ok } from './api/envelope.js';
+import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
 import { podsRouter, type PodsDeps } from './api/pods.js';
 import { unimplementedRouter } from './api/unimplemented.js';
 
-export interface AppDeps extends PodsDeps {
+export interface AppDeps extends PodsDeps, IdentityDeps {
   log: Logger;
 }
 
@@ -18,17 +18,17 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
   app.use(errorEnvelope(log, config.version));
+  app.use(tenantResolver(deps.tenants));
 
   const open = new Router();
   open.get('/v3/pods/healthcheck', (ctx) => ok(ctx, { status: 'healthy' }, 'Healthy.'));
   app.use(open.routes());
+  app.use(identityRouter(deps).routes());
 
-  app.use(staticTokenAuth(config));
+  app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
   for (const router of [imagesRouter(config, deps.images), unimplementedRouter(), podsRouter(deps)]) {
     app.use(router.routes());
   }
   return app;
 }
-
-export type { CoordinatorConfig };

@@ -5,9 +5,7 @@ import { AgentHub } from './agents/hub.js';
 import { createApp } from './app.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
-import { ImageStore } from './store/images.js';
-import { NodeStore } from './store/nodes.js';
-import { PodStore } from './store/pods.js';
+import { openStores } from './stores.js';
 import { connectRedis } from './store/redis.js';
 
 async function main(): Promise<void> {
@@ -20,9 +18,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
-  const pods = new PodStore(redis, config.redisPrefix);
-  const images = new ImageStore(redis, config.redisPrefix);
-  const nodes = new NodeStore(redis, config.redisPrefix);
+  const stores = await openStores(redis, config);
+  const { pods, nodes } = stores;
 
   // The hub and the reconciler need each other; late binding through closures.
   let reconciler: Reconciler;
@@ -39,10 +36,9 @@ async function main(): Promise<void> {
   reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, hub, scheduler });
 
   const app = createApp({
+    ...stores,
     config,
     log: log.child({ component: 'api' }),
-    pods,
-    images,
     kick: (tenant, podId) => reconciler.kick(tenant, podId),
     nodeConnected: (nodeId) => hub.isConnected(nodeId),
   });

@@ -1,7 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { PodsError } from '../../shared/errors.js';
+import { verifyToken } from '../identity/jwt.js';
+import type { SigningKeys } from '../identity/keys.js';
+import type { TenantRecord, TenantStore } from '../store/tenants.js';
+import type { UserStore } from '../store/users.js';
 
 export interface Identity {
   tenant: string;
@@ -16,21 +20,61 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/**
- * Static tokens from config until the identity issue lands. Every handler reads
- * tenant and user from ctx.state.identity, never from config.
- */
-export function staticTokenAuth(config: CoordinatorConfig): Middleware {
-  const tokens = [
-    { token: config.adminToken, tenant: config.tenant, username: config.adminUser, admin: true },
-    ...config.extraTokens,
-  ];
+export interface AuthDeps {
+  config: CoordinatorConfig;
+  tenants: TenantStore;
+  users: UserStore;
+  keys: SigningKeys;
+}
+
+/** The tenant a request is for: the one whose base URL host is the request's Host. */
+export function tenantResolver(tenants: TenantStore): Middleware {
   return async (ctx, next) => {
-    const presented = ctx.get('x-tapis-token');
-    if (!presented) throw new PodsError('UNAUTHORIZED', 'no X-Tapis-Token header; a token is required');
-    const match = tokens.find((t) => same(t.token, presented));
-    if (!match) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token is not valid');
-    ctx.state.identity = { tenant: match.tenant, username: match.username, admin: match.admin } satisfies Identity;
+    ctx.state.tenant = await tenants.forHost(ctx.get('host'));
     await next();
   };
+}
+
+export const requestTenant = (ctx: Context) => ctx.state.tenant as TenantRecord;
+
+/**
+ * Checks X-Tapis-Token on every request it guards: a JWT signed by this site (signature,
+ * expiry, and a tenant that must be the request's tenant, for a user that still exists), or
+ * one of the static tokens from config (the site admin's works in every tenant).
+ */
+export function authenticate(deps: AuthDeps): Middleware {
+  const { config, users, keys } = deps;
+  const statics = config.extraTokens;
+  return async (ctx, next) => {
+    const tenant = requestTenant(ctx).tenant_id;
+    const presented = ctx.get('x-tapis-token');
+    if (!presented) throw new PodsError('UNAUTHORIZED', 'no X-Tapis-Token header; a token is required');
+    let identity: Identity | null = null;
+    if (same(config.adminToken, presented)) {
+      identity = { tenant, username: config.adminUser, admin: true };
+    } else if (presented.split('.').length === 3) {
+      const v = verifyToken(keys.publicKey, presented);
+      if (!v.ok) {
+        throw new PodsError('UNAUTHORIZED', v.reason === 'expired' ? 'the X-Tapis-Token has expired; get a new one' : 'the X-Tapis-Token is not valid');
+      }
+      const tokenTenant = v.claims['tapis/tenant_id'];
+      if (tokenTenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${tokenTenant}", not "${tenant}"`);
+      const user = await users.get(tenant, v.claims['tapis/username']);
+      if (!user) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token names a user that no longer exists');
+      identity = { tenant, username: user.username, admin: user.admin };
+    } else {
+      const match = statics.find((t) => same(t.token, presented));
+      if (match && match.tenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${match.tenant}", not "${tenant}"`);
+      if (match) identity = { tenant, username: match.username, admin: match.admin };
+    }
+    if (!identity) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token is not valid');
+    ctx.state.identity = identity;
+    await next();
+  };
+}
+
+export function requireSiteAdmin(ctx: Context, what: string): Identity {
+  const id = ctx.state.identity as Identity;
+  if (!id.admin) throw new PodsError('FORBIDDEN', `only site admins may ${what}`);
+  return id;
 }

@@ -3,12 +3,24 @@ import type { z } from 'zod';
 import { badRequest, PodsError } from '../../shared/errors.js';
 import { formatIssues } from '../../shared/protocol.js';
 
+const FORM = /^application\/x-www-form-urlencoded\b/i;
+
 /** Read a JSON body of at most `limit` bytes; bad input becomes a 400/413/415 PodsError. */
 export async function readJson(ctx: Context, limit: number): Promise<unknown> {
   const type = ctx.get('content-type');
   if (type && !/^application\/json\b/i.test(type)) {
     throw new PodsError('UNSUPPORTED_MEDIA_TYPE', 'request body must be JSON (Content-Type: application/json)');
   }
+  return parseJsonBody(await readText(ctx, limit));
+}
+
+/** A JSON or form-encoded body, as an object of fields. */
+export async function readJsonOrForm(ctx: Context, limit: number): Promise<unknown> {
+  if (!FORM.test(ctx.get('content-type'))) return readJson(ctx, limit);
+  return Object.fromEntries(new URLSearchParams(await readText(ctx, limit)));
+}
+
+async function readText(ctx: Context, limit: number): Promise<string> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) throw new PodsError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
@@ -18,7 +30,10 @@ export async function readJson(ctx: Context, limit: number): Promise<unknown> {
     if (size > limit) throw new PodsError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJsonBody(text: string): unknown {
   if (!text.trim()) throw badRequest('request body is empty; a JSON object is required');
   try {
     return JSON.parse(text);

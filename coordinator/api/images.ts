@@ -1,10 +1,9 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
 import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
-import { badRequest, forbidden, notFound } from '../../shared/errors.js';
+import { badRequest, notFound } from '../../shared/errors.js';
 import { imageName, type ImageStore } from '../store/images.js';
-import type { Identity } from './auth.js';
+import { requireSiteAdmin } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -13,12 +12,6 @@ const NewImage = z.strictObject({
   tenants: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]*)$/)).default([]),
   description: z.string().max(255).default(''),
 });
-
-function requireSiteAdmin(ctx: Context): Identity {
-  const id = ctx.state.identity as Identity;
-  if (!id.admin) throw forbidden('only site admins may change the image allow-list');
-  return id;
-}
 
 /** The image allow-list. Anyone may read it; only site admins may change it. */
 export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Router {
@@ -29,7 +22,7 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   });
 
   router.post('/v3/pods/images', async (ctx) => {
-    const id = requireSiteAdmin(ctx);
+    const id = requireSiteAdmin(ctx, 'change the image allow-list');
     const body = validate(NewImage, await readJson(ctx, config.maxBodyBytes));
     const rec = {
       image: imageName(body.image),
@@ -49,7 +42,7 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   });
 
   router.delete('/v3/pods/images/:image_id', async (ctx) => {
-    requireSiteAdmin(ctx);
+    requireSiteAdmin(ctx, 'change the image allow-list');
     const name = ctx.params.image_id!;
     if (!(await images.remove(name))) throw notFound(`image "${name}" is not on the allow-list`);
     ok(ctx, `Image ${imageName(name)} removed.`, 'Image deleted successfully.');

@@ -19,6 +19,14 @@ export class Keys {
   nodePods(nodeId: string) { return `${this.prefix}node:${nodeId}:pods`; }
   /** Hash nodeId -> JSON node record. */
   nodes() { return `${this.prefix}nodes`; }
+  /** Hash tenant id -> JSON tenant record (tenants added by site admins; the primary one comes from config). */
+  tenants() { return `${this.prefix}tenants`; }
+  /** Hash username -> JSON user record (password hashed with scrypt). */
+  users(tenant: string) { return `${this.prefix}users:${tenant}`; }
+  /** String: the PEM private key that signs tokens; created once, shared by every coordinator. */
+  signingKey() { return `${this.prefix}signing-key`; }
+  /** Hash user -> secret JSON: the generated credentials of a pod. */
+  credentials(tenant: string, podId: string) { return `${this.prefix}creds:${tenant}:${podId}`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
 }

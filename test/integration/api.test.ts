@@ -5,8 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { createApp } from '../../coordinator/app.js';
-import { ImageStore } from '../../coordinator/store/images.js';
-import { PodStore } from '../../coordinator/store/pods.js';
+import { openStores } from '../../coordinator/stores.js';
 import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
 import { loadCoordinatorConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
@@ -31,6 +30,7 @@ describe('REST API', () => {
       PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
       PODS_TENANT: 'dev',
       PODS_REDIS_URL: redis.url,
+      PODS_REDIS_PREFIX: 'api:',
       PODS_MAX_BODY_BYTES: '4096',
       PODS_EXTRA_TOKENS: JSON.stringify([
         { token: ALICE, tenant: 'dev', username: 'alice' },
@@ -41,10 +41,9 @@ describe('REST API', () => {
     const log = createLogger('test', 'silent');
     client = await connectRedis(redis.url, log);
     const app = createApp({
+      ...(await openStores(client, config)),
       config,
       log,
-      pods: new PodStore(client, 'api:'),
-      images: new ImageStore(client, 'api:'),
       kick: (t, p) => kicked.push(`${t}/${p}`),
       nodeConnected: () => false,
     });
@@ -58,9 +57,10 @@ describe('REST API', () => {
     await redis?.stop();
   });
 
-  async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string } = {}) {
+  async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string; host?: string } = {}) {
     const token = opts.token === undefined ? ADMIN : opts.token;
     const headers: Record<string, string> = token ? { 'x-tapis-token': token } : {};
+    if (opts.host) headers.host = opts.host;
     let body = opts.raw;
     if (opts.body !== undefined) body = JSON.stringify(opts.body);
     if (body !== undefined) headers['content-type'] = opts.type ?? 'application/json';
@@ -147,9 +147,12 @@ describe('REST API', () => {
     await expectError(call('GET', '/v3/pods/alicepod', { token: BOB }), 403, /READ/);
     await expectError(call('GET', '/v3/pods/alicepod/stop', { token: BOB }), 403, /ADMIN/);
     await expectError(call('DELETE', '/v3/pods/alicepod', { token: BOB }), 403, /ADMIN/);
-    await expectError(call('GET', '/v3/pods/alicepod', { token: OTHER }), 404, /not found/);
+    // A token of another tenant is refused here; on its own tenant's URL the pod does not exist.
+    await expectError(call('GET', '/v3/pods/alicepod', { token: OTHER }), 401, /is for tenant "other", not "dev"/);
+    assert.equal((await call('POST', '/v3/admin/tenants', { body: { tenant_id: 'other', base_url: 'http://other.test' } })).status, 200);
+    await expectError(call('GET', '/v3/pods/alicepod', { token: OTHER, host: 'other.test' }), 404, /not found/);
     assert.deepEqual((await call('GET', '/v3/pods', { token: BOB })).body.result, []);
-    assert.deepEqual((await call('GET', '/v3/pods', { token: OTHER })).body.result, []);
+    assert.deepEqual((await call('GET', '/v3/pods', { token: OTHER, host: 'other.test' })).body.result, []);
     assert.equal((await call('GET', '/v3/pods/alicepod', { token: ALICE })).status, 200);
     await expectError(call('GET', '/v3/pods/nosuchpod'), 404, /not found/);
   });

@@ -1,0 +1,36 @@
+import type { CoordinatorConfig } from '../shared/config.js';
+import { loadSigningKeys, type SigningKeys } from './identity/keys.js';
+import { ImageStore } from './store/images.js';
+import { Keys } from './store/keys.js';
+import { NodeStore } from './store/nodes.js';
+import { PodStore } from './store/pods.js';
+import type { Redis } from './store/redis.js';
+import { TenantStore } from './store/tenants.js';
+import { UserStore } from './store/users.js';
+
+export interface Stores {
+  pods: PodStore;
+  images: ImageStore;
+  nodes: NodeStore;
+  tenants: TenantStore;
+  users: UserStore;
+  keys: SigningKeys;
+}
+
+/** The primary tenant's base URL: PODS_PUBLIC_URL, else where the API listens. */
+export function primaryBaseUrl(config: CoordinatorConfig): string {
+  return config.publicUrl ?? `http://${config.listenHost}:${config.listenPort}`;
+}
+
+/** Every store over one Redis connection and key prefix. */
+export async function openStores(redis: Redis, config: CoordinatorConfig): Promise<Stores> {
+  const prefix = config.redisPrefix;
+  return {
+    pods: new PodStore(redis, prefix),
+    images: new ImageStore(redis, prefix),
+    nodes: new NodeStore(redis, prefix),
+    tenants: new TenantStore(redis, prefix, { tenant_id: config.tenant, base_url: primaryBaseUrl(config), description: 'primary tenant', created_by: config.adminUser }),
+    users: new UserStore(redis, prefix),
+    keys: await loadSigningKeys(redis, new Keys(prefix).signingKey()),
+  };
+}

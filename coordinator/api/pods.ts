@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, PodsError } from '../../shared/errors.js';
 import {
@@ -12,7 +13,8 @@ import {
   type PodSpec,
 } from '../../shared/pod.js';
 import type { ImageStore } from '../store/images.js';
-import { newUid, type PodRecord, type PodStore } from '../store/pods.js';
+import { newUid, PermLevel, type PodRecord, type PodStore } from '../store/pods.js';
+import { Username } from '../store/users.js';
 import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
@@ -29,6 +31,8 @@ export interface PodsDeps {
 }
 
 const who = (ctx: Context) => ctx.state.identity as Identity;
+
+const SetPermission = z.strictObject({ user: Username, level: PermLevel });
 
 /** When a new instance starting now should be turned off, or null for never. */
 function stopTs(spec: PodSpec, now: Date): string | null {
@@ -166,6 +170,54 @@ export function podsRouter(deps: PodsDeps): Router {
     await loadPodFor(pods, id, podId, 'READ');
     const [logs, action_logs] = await Promise.all([pods.getLogs(id.tenant, podId), pods.actions(id.tenant, podId)]);
     ok(ctx, { logs, action_logs }, 'Pod logs retrieved successfully.');
+  });
+
+  router.get('/v3/pods/:pod_id/derived', async (ctx) => {
+    const rec = await loadPodFor(pods, who(ctx), ctx.params.pod_id!, 'READ');
+    ok(ctx, view(rec), 'Derived pod retrieved successfully.');
+  });
+
+  router.get('/v3/pods/:pod_id/credentials', async (ctx) => {
+    const id = who(ctx);
+    await loadPodFor(pods, id, ctx.params.pod_id!, 'USER');
+    const creds = await pods.credentials(id.tenant, ctx.params.pod_id!);
+    if (!creds) throw new PodsError('NOT_FOUND', `pod "${ctx.params.pod_id}" has no credentials`);
+    ok(ctx, creds, 'Pod credentials retrieved successfully.');
+  });
+
+  const permissionsView = (perms: Record<string, PermLevel>) => ({
+    permissions: Object.entries(perms).sort(([a], [b]) => a.localeCompare(b)).map(([user, level]) => `${user}:${level}`),
+  });
+
+  router.get('/v3/pods/:pod_id/permissions', async (ctx) => {
+    const id = who(ctx);
+    await loadPodFor(pods, id, ctx.params.pod_id!, 'USER');
+    ok(ctx, permissionsView(await pods.perms(id.tenant, ctx.params.pod_id!)), 'Pod permissions retrieved successfully.');
+  });
+
+  router.post('/v3/pods/:pod_id/permissions', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    await loadPodFor(pods, id, podId, 'ADMIN');
+    const body = validate(SetPermission, await readJson(ctx, config.maxBodyBytes));
+    const r = await pods.setPermission(id.tenant, podId, body.user, body.level);
+    if (r === 'last-admin') throw badRequest(`level: ${body.user} is the pod's last ADMIN; give another user ADMIN first`);
+    if (r === 'gone') throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
+    await pods.action(id.tenant, podId, `${id.username} gave ${body.user} ${body.level} permission`);
+    ok(ctx, permissionsView(await pods.perms(id.tenant, podId)), 'Pod permission set successfully.');
+  });
+
+  router.delete('/v3/pods/:pod_id/permissions/:user', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    const user = ctx.params.user!;
+    await loadPodFor(pods, id, podId, 'ADMIN');
+    if (!(await pods.perms(id.tenant, podId))[user]) throw new PodsError('NOT_FOUND', `user "${user}" has no permission on pod "${podId}"`);
+    const r = await pods.setPermission(id.tenant, podId, user, null);
+    if (r === 'last-admin') throw badRequest(`user: ${user} is the pod's last ADMIN and cannot be removed`);
+    if (r === 'gone') throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
+    await pods.action(id.tenant, podId, `${id.username} removed ${user}'s permission`);
+    ok(ctx, permissionsView(await pods.perms(id.tenant, podId)), 'Pod permission deleted successfully.');
   });
 
   const lifecycle = (verb: 'stop' | 'start' | 'restart') => async (ctx: Context) => {

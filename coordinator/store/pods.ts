@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
-import { APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, SET_OBSERVED } from './scripts.js';
+import { APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -33,6 +33,12 @@ function parseField<T>(schema: z.ZodType<T>, raw: string | undefined, key: strin
   return parsed.data;
 }
 
+/** A generated password: 32 characters from a URL- and shell-safe alphabet. */
+export function newSecret(): string {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+  return Array.from({ length: 32 }, () => alphabet[randomInt(alphabet.length)]).join('');
+}
+
 export function newUid(): string {
   return randomBytes(4).toString('hex');
 }
@@ -48,15 +54,27 @@ export class PodStore {
     return this.redis.eval(script, { keys, arguments: args }) as Promise<number>;
   }
 
+  /** Create a pod with its owner as ADMIN and freshly generated credentials; false when the id is taken. */
   async create(spec: PodSpec, desired: Desired): Promise<boolean> {
     const k = this.keys;
     const { tenant, pod_id: id } = spec;
     const created = await this.eval(
       CREATE_POD,
-      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id)],
-      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner],
+      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id)],
+      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner, id, newSecret()],
     );
     return created === 1;
+  }
+
+  async credentials(tenant: string, podId: string): Promise<{ user_username: string; user_password: string } | null> {
+    const h = await this.redis.hGetAll(this.keys.credentials(tenant, podId));
+    return h.user_username && h.user_password ? { user_username: h.user_username, user_password: h.user_password } : null;
+  }
+
+  /** 'set' | 'last-admin' (would leave no ADMIN) | 'gone'. */
+  async setPermission(tenant: string, podId: string, user: string, level: PermLevel | null): Promise<'set' | 'last-admin' | 'gone'> {
+    const r = await this.eval(SET_PERMISSION, [this.keys.pod(tenant, podId), this.keys.perms(tenant, podId)], [user, level ?? '']);
+    return r === 1 ? 'set' : r === 0 ? 'last-admin' : 'gone';
   }
 
   async get(tenant: string, podId: string): Promise<PodRecord | null> {
@@ -164,7 +182,7 @@ export class PodStore {
     const k = this.keys;
     await this.eval(
       DELETE_POD,
-      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId)],
+      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId)],
       [podId, podKey(tenant, podId), placement ? '1' : '0'],
     );
   }

@@ -2,8 +2,9 @@
 
 /**
  * Create a pod if its id is free.
- * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash
- * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] "tenant/podId", ARGV[5] owner
+ * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash, KEYS[5] credentials hash
+ * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] "tenant/podId", ARGV[5] owner,
+ * ARGV[6] user_username, ARGV[7] user_password
  * Returns 1 when created, 0 when the id is taken.
  */
 export const CREATE_POD = `
@@ -11,7 +12,28 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'desired', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[4], ARGV[5], 'ADMIN')
+redis.call('HSET', KEYS[5], 'user_username', ARGV[6], 'user_password', ARGV[7])
+return 1`;
+
+/**
+ * Set or remove one user's permission on a pod, keeping at least one ADMIN.
+ * KEYS[1] pod hash, KEYS[2] perms hash
+ * ARGV[1] user, ARGV[2] level ("" = remove)
+ * Returns 1 when done, 0 when it would leave the pod without an ADMIN, -1 when the pod is gone.
+ */
+export const SET_PERMISSION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur == 'ADMIN' and ARGV[2] ~= 'ADMIN' then
+  local admins = 0
+  for _, level in ipairs(redis.call('HVALS', KEYS[2])) do
+    if level == 'ADMIN' then admins = admins + 1 end
+  end
+  if admins <= 1 then return 0 end
+end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 return 1`;
 
 /**
@@ -104,11 +126,12 @@ return len`;
 
 /**
  * Delete a pod and everything keyed by it.
- * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key)
+ * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key),
+ * KEYS[8] credentials
  * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] "1" when KEYS[7] is a real node set
  */
 export const DELETE_POD = `
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end

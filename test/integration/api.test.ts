@@ -186,8 +186,39 @@ describe('REST API', () => {
 
   test('operations not built yet answer 501 in the envelope; unknown paths 404', async () => {
     await expectError(call('GET', '/v3/pods/templates'), 501, /templates/);
-    await expectError(call('GET', '/v3/pods/alicepod/credentials', { token: ALICE }), 501, /credentials/);
+    await expectError(call('POST', '/v3/pods/alicepod/exec', { token: ALICE, body: { commands: [['ls']] } }), 501, /exec/);
     await expectError(call('GET', '/v3/pods/alicepod/nothing-here'), 404, /no such endpoint/);
+  });
+
+  test('credentials: generated per pod, for USER and above', async () => {
+    const r = await call('GET', '/v3/pods/alicepod/credentials', { token: ALICE });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.result.user_username, 'alicepod');
+    assert.match(r.body.result.user_password, /^[A-Za-z0-9]{32}$/);
+    await expectError(call('GET', '/v3/pods/alicepod/credentials', { token: BOB }), 403, /USER/);
+    const derived = await call('GET', '/v3/pods/alicepod/derived', { token: ALICE });
+    assert.equal(derived.body.result.pod_id, 'alicepod');
+  });
+
+  test('permissions: READ < USER < ADMIN, and one ADMIN always remains', async () => {
+    const list = await call('GET', '/v3/pods/alicepod/permissions', { token: ALICE });
+    assert.deepEqual(list.body.result, { permissions: ['alice:ADMIN'] });
+    const set = await call('POST', '/v3/pods/alicepod/permissions', { token: ALICE, body: { user: 'bob', level: 'READ' } });
+    assert.deepEqual(set.body.result, { permissions: ['alice:ADMIN', 'bob:READ'] });
+    assert.equal((await call('GET', '/v3/pods/alicepod', { token: BOB })).status, 200, 'READ may get');
+    assert.equal((await call('GET', '/v3/pods/alicepod/logs', { token: BOB })).status, 200, 'READ may read logs');
+    await expectError(call('GET', '/v3/pods/alicepod/permissions', { token: BOB }), 403, /USER/);
+    await expectError(call('PUT', '/v3/pods/alicepod', { token: BOB, body: { description: 'bob was here' } }), 403, /USER/);
+    await expectError(call('POST', '/v3/pods/alicepod/permissions', { token: BOB, body: { user: 'bob', level: 'ADMIN' } }), 403, /ADMIN/);
+    await call('POST', '/v3/pods/alicepod/permissions', { token: ALICE, body: { user: 'bob', level: 'USER' } });
+    assert.equal((await call('PUT', '/v3/pods/alicepod', { token: BOB, body: { description: 'bob was here' } })).status, 200, 'USER may update');
+    await expectError(call('GET', '/v3/pods/alicepod/restart', { token: BOB }), 403, /ADMIN/);
+    await expectError(call('POST', '/v3/pods/alicepod/permissions', { token: ALICE, body: { user: 'bob', level: 'OWNER' } }), 400, /^level: /);
+    await expectError(call('DELETE', '/v3/pods/alicepod/permissions/alice', { token: ALICE }), 400, /last ADMIN/);
+    await expectError(call('POST', '/v3/pods/alicepod/permissions', { token: ALICE, body: { user: 'alice', level: 'READ' } }), 400, /last ADMIN/);
+    await expectError(call('DELETE', '/v3/pods/alicepod/permissions/carol', { token: ALICE }), 404, /no permission/);
+    assert.deepEqual((await call('DELETE', '/v3/pods/alicepod/permissions/bob', { token: ALICE })).body.result, { permissions: ['alice:ADMIN'] });
+    await expectError(call('GET', '/v3/pods/alicepod', { token: BOB }), 403, /READ/);
   });
 
   test('DELETE needs ADMIN and marks the pod DELETING', async () => {

@@ -1,0 +1,147 @@
+// Tokens, sites and tenants against a real Redis, on a real socket.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { createApp } from '../../coordinator/app.js';
+import { issueToken } from '../../coordinator/identity/jwt.js';
+import { openStores } from '../../coordinator/stores.js';
+import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
+import { loadCoordinatorConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/log.js';
+import { freePort } from '../helpers/ports.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+const ADMIN = 'admin-token-0123456789abcdef';
+
+describe('identity: tokens, sites, tenants', () => {
+  let redis: TestRedis;
+  let client: Redis;
+  let server: Server;
+  let port: number;
+  let primary: string;
+  let other: string;
+
+  before(async () => {
+    redis = await startRedis();
+    port = await freePort();
+    primary = `http://127.0.0.1:${port}`;
+    other = `http://localhost:${port}`;
+    const config = loadCoordinatorConfig({
+      PODS_ADMIN_TOKEN: ADMIN,
+      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
+      PODS_TENANT: 'dev',
+      PODS_PUBLIC_URL: primary,
+      PODS_REDIS_URL: redis.url,
+      PODS_REDIS_PREFIX: 'id:',
+    });
+    const log = createLogger('test', 'silent');
+    client = await connectRedis(redis.url, log);
+    const app = createApp({ ...(await openStores(client, config)), config, log, kick: () => undefined, nodeConnected: () => false });
+    server = createServer(app.callback());
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  });
+  after(async () => {
+    server?.close();
+    await client?.quit();
+    await redis?.stop();
+  });
+
+  async function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; form?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = opts.token ? { 'x-tapis-token': opts.token } : {};
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] = 'application/json';
+    } else if (opts.form) {
+      body = new URLSearchParams(opts.form).toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    }
+    const res = await request(`${base}${path}`, { method: method as 'GET', headers, body });
+    return { status: res.statusCode, body: (await res.body.json()) as any };
+  }
+  const token = async (base: string, username: string, password: string) => {
+    const r = await call(base, 'POST', '/v3/oauth2/tokens', { body: { username, password, grant_type: 'password' } });
+    assert.equal(r.status, 200, r.body.message);
+    return r.body.result.access_token.access_token as string;
+  };
+
+  test('site admins add tenants and users; others cannot', async () => {
+    assert.equal((await call(primary, 'POST', '/v3/admin/tenants', { token: ADMIN, body: { tenant_id: 'other', base_url: other } })).status, 200);
+    const dup = await call(primary, 'POST', '/v3/admin/tenants', { token: ADMIN, body: { tenant_id: 'third', base_url: other } });
+    assert.equal(dup.status, 400);
+    assert.match(dup.body.message, /^base_url: /);
+    for (const [tenant_id, username] of [['dev', 'alice'], ['dev', 'bob'], ['other', 'carol']]) {
+      const r = await call(primary, 'POST', '/v3/admin/users', { token: ADMIN, body: { tenant_id, username, password: `${username}-secret-pw` } });
+      assert.equal(r.status, 200);
+      assert.equal(JSON.stringify(r.body).includes('secret-pw'), false, 'the password is never echoed');
+    }
+    const weak = await call(primary, 'POST', '/v3/admin/users', { token: ADMIN, body: { username: 'dave', password: 'short' } });
+    assert.equal(weak.status, 400);
+    assert.match(weak.body.message, /^password: /);
+    const alice = await token(primary, 'alice', 'alice-secret-pw');
+    const r = await call(primary, 'POST', '/v3/admin/users', { token: alice, body: { username: 'eve', password: 'long-enough-pw' } });
+    assert.equal(r.status, 403);
+  });
+
+  test('sites and tenants answer without a token, as tapipy reads them', async () => {
+    const sites = await call(primary, 'GET', '/v3/sites');
+    assert.equal(sites.status, 200);
+    assert.equal(sites.body.result[0].base_url, primary);
+    assert.equal(sites.body.result[0].primary, true);
+    const tenants = await call(primary, 'GET', '/v3/tenants');
+    const byId = Object.fromEntries(tenants.body.result.map((t: { tenant_id: string }) => [t.tenant_id, t]));
+    assert.equal(byId.dev.base_url, primary);
+    assert.equal(byId.other.base_url, other);
+    assert.equal(byId.dev.site_id, sites.body.result[0].site_id);
+    assert.match(byId.dev.public_key, /^-----BEGIN PUBLIC KEY-----/);
+  });
+
+  test('password grant, JSON or form: a JWT with exp, jti and the tenant', async () => {
+    const r = await call(primary, 'POST', '/v3/oauth2/tokens', { form: { username: 'alice', password: 'alice-secret-pw', grant_type: 'password' } });
+    assert.equal(r.status, 200);
+    const t = r.body.result.access_token;
+    assert.equal(t.expires_in, 14400);
+    const claims = JSON.parse(Buffer.from(t.access_token.split('.')[1], 'base64url').toString());
+    assert.equal(claims['tapis/tenant_id'], 'dev');
+    assert.equal(claims['tapis/username'], 'alice');
+    assert.equal(claims.jti, t.jti);
+    assert.equal(claims.exp - claims.iat, 14400);
+    assert.equal(new Date(t.expires_at).getTime(), claims.exp * 1000);
+    const bad = await call(primary, 'POST', '/v3/oauth2/tokens', { body: { username: 'alice', password: 'wrong', grant_type: 'password' } });
+    assert.equal(bad.status, 401);
+    assert.equal((await call(primary, 'POST', '/v3/oauth2/tokens', { body: { username: 'nobody', password: 'x', grant_type: 'password' } })).status, 401);
+    const grant = await call(primary, 'POST', '/v3/oauth2/tokens', { body: { username: 'alice', password: 'x', grant_type: 'client_credentials' } });
+    assert.equal(grant.status, 400);
+    assert.match(grant.body.message, /^grant_type: /);
+    // carol exists in "other" only: her password works on its base URL, not on dev's.
+    assert.equal((await call(primary, 'POST', '/v3/oauth2/tokens', { body: { username: 'carol', password: 'carol-secret-pw', grant_type: 'password' } })).status, 401);
+    await token(other, 'carol', 'carol-secret-pw');
+  });
+
+  test('forged, expired and other-tenant tokens get 401; a good one works', async () => {
+    const alice = await token(primary, 'alice', 'alice-secret-pw');
+    assert.equal((await call(primary, 'GET', '/v3/pods', { token: alice })).status, 200);
+    const [h, , s] = alice.split('.');
+    const forgedBody = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(alice.split('.')[1]!, 'base64url').toString()), 'tapis/username': 'bob' })).toString('base64url');
+    const tampered = await call(primary, 'GET', '/v3/pods', { token: `${h}.${forgedBody}.${s}` });
+    assert.equal(tampered.status, 401);
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const foreign = issueToken(privateKey, { issuer: 'x', tenant: 'dev', username: 'alice', ttlS: 3600 }).token;
+    assert.equal((await call(primary, 'GET', '/v3/pods', { token: foreign })).status, 401);
+    const keyPem = await client.get('id:signing-key');
+    const { createPrivateKey } = await import('node:crypto');
+    const expired = issueToken(createPrivateKey(keyPem!), { issuer: 'x', tenant: 'dev', username: 'alice', ttlS: 60, now: Date.now() - 3600_000 }).token;
+    const exp = await call(primary, 'GET', '/v3/pods', { token: expired });
+    assert.equal(exp.status, 401);
+    assert.match(exp.body.message, /expired/);
+    const carol = await token(other, 'carol', 'carol-secret-pw');
+    const cross = await call(primary, 'GET', '/v3/pods', { token: carol });
+    assert.equal(cross.status, 401);
+    assert.match(cross.body.message, /tenant "other"/);
+    assert.equal((await call(other, 'GET', '/v3/pods', { token: carol })).status, 200);
+    assert.equal((await call(primary, 'GET', '/v3/pods', { token: 'not.a.jwt' })).status, 401);
+  });
+});

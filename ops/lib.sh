@@ -16,6 +16,8 @@ PODS_APT_PACKAGES=(
   iproute2:ip
   curl:curl
   ca-certificates:-
+  python3:python3
+  python3-venv:-
 )
 
 pods_log() { printf '%s\n' "$*" >&2; }
@@ -197,6 +199,31 @@ ensure_node_deps() {
   pods_log "installing node modules (npm ci)"
   (cd "$PODS_ROOT" && npm ci --no-audit --no-fund) || return 1
   printf '%s\n' "$sum" >"$stamp"
+}
+
+# ensure_python_deps: a Python virtualenv with test/compat/requirements.txt (tapipy, pytest,
+# schemathesis) at ${PODS_CACHE_DIR:-~/.cache/pods}/venv-<hash of that file>, made and installed
+# only when missing (or broken, say its python3 is gone). Exports PODS_VENV and PODS_PYTHON.
+ensure_python_deps() {
+  local req=$PODS_ROOT/test/compat/requirements.txt dir
+  command -v python3 >/dev/null || { pods_log "python3 is required (apt-get install python3 python3-venv)"; return 1; }
+  dir=${PODS_CACHE_DIR:-$HOME/.cache/pods}/venv-$(sha256sum "$req" | cut -c1-16)
+  if [ ! -f "$dir/.pods-installed" ] || ! "$dir/bin/python" -c 'import tapipy, pytest, schemathesis' >/dev/null 2>&1; then
+    pods_log "installing the Python test dependencies into $dir"
+    rm -rf "$dir"
+    mkdir -p "$(dirname "$dir")"
+    if ! python3 -m venv "$dir"; then
+      pods_log "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+      rm -rf "$dir"
+      return 1
+    fi
+    if ! "$dir/bin/python" -m pip install --quiet --no-input --disable-pip-version-check -r "$req"; then
+      rm -rf "$dir"
+      return 1
+    fi
+    touch "$dir/.pods-installed"
+  fi
+  export PODS_VENV=$dir PODS_PYTHON=$dir/bin/python
 }
 
 # random_token [BYTES]: BYTES (default 32) random bytes from /dev/urandom, as hex.

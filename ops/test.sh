@@ -17,11 +17,13 @@ export PODS_CADDY_BIN=${PODS_CADDY_BIN:-$PODS_ROOT/var/bin/caddy}
 if is_root; then
   ensure_packages
   ensure_node_deps
+  ensure_python_deps
   [ -x "$PODS_CADDY_BIN" ] || ops/build-caddy.sh --out "$PODS_CADDY_BIN"
   ensure_dockerd
   ops/images/build-test-image.sh
 else
   [ -d node_modules ] || pods_die "no node_modules: run npm ci (or npm run up) first"
+  ensure_python_deps || pods_log "warning: no Python test dependencies; the tapipy tests will fail"
   [ -x "$PODS_CADDY_BIN" ] || pods_log "warning: no Caddy at $PODS_CADDY_BIN (ops/build-caddy.sh builds it)"
   command -v redis-server >/dev/null || pods_log "warning: redis-server is not on PATH (apt-get install redis-server)"
   if ! docker info >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ import { authenticate, tenantResolver } from './api/auth.js';
 import { errorEnvelope, ok } from './api/envelope.js';
 import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
+import { openApiRouter } from './api/openapi.js';
 import { podsRouter, type PodsDeps } from './api/pods.js';
 import { unimplementedRouter } from './api/unimplemented.js';
 
@@ -23,6 +24,7 @@ export function createApp(deps: AppDeps): Koa {
   const open = new Router();
   open.get('/v3/pods/healthcheck', (ctx) => ok(ctx, { status: 'healthy' }, 'Healthy.'));
   app.use(open.routes());
+  app.use(openApiRouter(config.version).routes());
   app.use(identityRouter(deps).routes());
 
   app.use(authenticate(deps));

@@ -1,3 +1,4 @@
+import type { PodView } from '../shared/api.js';
 import { podHost, type PodSpec } from '../shared/pod.js';
 import { deriveStatus, isCurrent } from '../shared/status.js';
 import type { ContainerSpec } from '../shared/protocol.js';
@@ -10,7 +11,7 @@ export function entryUrl(spec: PodSpec, name: string, baseDomain: string): strin
 }
 
 /** A pod as the Tapis API shows it. */
-export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (nodeId: string) => boolean) {
+export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (nodeId: string) => boolean): PodView {
   const { spec, desired, placement, observed } = rec;
   const derived = deriveStatus(desired, placement, observed);
   const current = isCurrent(desired, observed) ? observed : null;

@@ -7,7 +7,7 @@ import { requireSiteAdmin } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 
-const NewImage = z.strictObject({
+export const NewImage = z.strictObject({
   image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?$/, 'image must be a Docker image name such as name or name:tag'),
   tenants: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]*)$/)).default([]),
   description: z.string().max(255).default(''),

@@ -32,7 +32,7 @@ export interface PodsDeps {
 
 const who = (ctx: Context) => ctx.state.identity as Identity;
 
-const SetPermission = z.strictObject({ user: Username, level: PermLevel });
+export const SetPermission = z.strictObject({ user: Username, level: PermLevel });
 
 /** When a new instance starting now should be turned off, or null for never. */
 function stopTs(spec: PodSpec, now: Date): string | null {

@@ -1,5 +1,6 @@
 // The REST API against a real Redis, served on a real socket (no agent: pods stay REQUESTED).
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -219,6 +220,23 @@ describe('REST API', () => {
     await expectError(call('DELETE', '/v3/pods/alicepod/permissions/carol', { token: ALICE }), 404, /no permission/);
     assert.deepEqual((await call('DELETE', '/v3/pods/alicepod/permissions/bob', { token: ALICE })).body.result, { permissions: ['alice:ADMIN'] });
     await expectError(call('GET', '/v3/pods/alicepod', { token: BOB }), 403, /READ/);
+  });
+
+  test('the served OpenAPI document lists the built operations under the reference\'s operationIds', async () => {
+    const r = await call('GET', '/v3/pods/openapi.json', { token: null });
+    assert.equal(r.status, 200);
+    assert.equal(r.type, 'application/json');
+    assert.match(r.body.openapi, /^3\./);
+    const ops = Object.values(r.body.paths as Record<string, Record<string, { operationId: string }>>).flatMap((m) => Object.values(m).map((o) => o.operationId));
+    const reference = await readFile(new URL('../../../../shared/reference/tapis-pods-openapi-v3.yml', import.meta.url), 'utf8').catch(() =>
+      readFile(new URL('../../../shared/reference/tapis-pods-openapi-v3.yml', import.meta.url), 'utf8'));
+    const known = new Set([...reference.matchAll(/operationId: (\w+)/g)].map((m) => m[1]));
+    for (const op of ops) assert.ok(known.has(op), `${op} is an operationId of the reference`);
+    for (const op of ['create_pod', 'get_pod', 'get_pod_logs', 'get_pod_credentials', 'set_pod_permission', 'restart_pod']) assert.ok(ops.includes(op), op);
+    assert.equal(ops.includes('exec_pod_commands'), false, 'operations that answer 501 are not listed');
+    const create = r.body.paths['/pods'].post.requestBody.content['application/json'].schema;
+    assert.deepEqual(create.required, ['pod_id']);
+    assert.equal(create.properties.pod_id.pattern, '^[a-z][a-z0-9]+$');
   });
 
   test('DELETE needs ADMIN and marks the pod DELETING', async () => {

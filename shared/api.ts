@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { Protocol } from './pod.js';
+
+// What the REST API answers with. The handlers' results are typed by these schemas and the
+// served OpenAPI document is generated from them, so the two cannot drift apart.
+
+export const NetworkingView = z.object({ protocol: Protocol, port: z.number().int(), url: z.string() });
+
+export const PodView = z.strictObject({
+  pod_id: z.string(),
+  image: z.string(),
+  template: z.string(),
+  description: z.string(),
+  command: z.array(z.string()).nullable(),
+  arguments: z.array(z.string()).nullable(),
+  environment_variables: z.record(z.string(), z.string()),
+  status_requested: z.enum(['ON', 'OFF', 'RESTART']),
+  volume_mounts: z.record(z.string(), z.unknown()),
+  time_to_stop_default: z.number().int(),
+  time_to_stop_instance: z.number().int().nullable(),
+  networking: z.record(z.string(), NetworkingView),
+  /** The default networking entry's URL (our addition; Tapis clients read networking.*.url). */
+  url: z.string(),
+  resources: z.object({
+    cpu_request: z.number().int(),
+    cpu_limit: z.number().int(),
+    mem_request: z.number().int(),
+    mem_limit: z.number().int(),
+    gpus: z.number().int(),
+  }),
+  compute_queue: z.string(),
+  time_to_stop_ts: z.string().nullable(),
+  status: z.enum(['REQUESTED', 'SPAWNER_SETUP', 'CREATING', 'RUNNING', 'DELETING', 'STOPPED', 'ERROR', 'COMPLETE']),
+  status_container: z.record(z.string(), z.unknown()),
+  creation_ts: z.string(),
+  update_ts: z.string(),
+  start_instance_ts: z.string().nullable(),
+});
+export type PodView = z.infer<typeof PodView>;
+
+export const LogsView = z.strictObject({ logs: z.string(), action_logs: z.array(z.string()) });
+export const CredentialsView = z.strictObject({ user_username: z.string(), user_password: z.string() });
+export const PermissionsView = z.strictObject({ permissions: z.array(z.string()) });
+export const ImageView = z.strictObject({
+  image: z.string(),
+  tenants: z.array(z.string()),
+  description: z.string(),
+  creation_ts: z.string(),
+  added_by: z.string(),
+});
+
+export function envelopeOf<T extends z.ZodType>(result: T) {
+  return z.strictObject({
+    status: z.literal('success'),
+    message: z.string(),
+    result,
+    version: z.string(),
+    metadata: z.record(z.string(), z.unknown()),
+  });
+}
+
+export const ErrorEnvelope = z.strictObject({
+  status: z.literal('error'),
+  message: z.string(),
+  result: z.null(),
+  version: z.string(),
+  metadata: z.record(z.string(), z.unknown()),
+});

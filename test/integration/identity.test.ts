@@ -1,6 +1,8 @@
 // Tokens, sites and tenants against a real Redis, on a real socket.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import path from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +15,7 @@ import { loadCoordinatorConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { repoRoot } from '../helpers/stack.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 
@@ -119,6 +122,22 @@ describe('identity: tokens, sites, tenants', () => {
     // carol exists in "other" only: her password works on its base URL, not on dev's.
     assert.equal((await call(primary, 'POST', '/v3/oauth2/tokens', { body: { username: 'carol', password: 'carol-secret-pw', grant_type: 'password' } })).status, 401);
     await token(other, 'carol', 'carol-secret-pw');
+  });
+
+  test('the CLI adds users from the coordinator host, password on stdin', async () => {
+    const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'frank', '--tenant', 'other'], {
+      input: 'frank-secret-pw\n',
+      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
+      encoding: 'utf8',
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /user frank saved in tenant other/);
+    await token(other, 'frank', 'frank-secret-pw');
+    const bad = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'Bad Name'], {
+      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: redis.url }, encoding: 'utf8',
+    });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^username: /);
   });
 
   test('forged, expired and other-tenant tokens get 401; a good one works', async () => {

@@ -1,0 +1,66 @@
+// `npm run pods -- <command>`: site administration on the coordinator's host, straight
+// against Redis with the coordinator's own configuration (PODS_* environment variables).
+//
+//   user add <username> [--tenant T] [--admin]   password from PODS_NEW_PASSWORD or stdin
+//   user list [--tenant T]
+//   tenant add <tenant_id> <base_url>
+//   tenant list
+import { loadCoordinatorConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { connectRedis } from './store/redis.js';
+import { Username } from './store/users.js';
+import { openStores } from './stores.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function usage(): never {
+  console.error('usage: pods user add <username> [--tenant T] [--admin] | user list [--tenant T] | tenant add <id> <base_url> | tenant list');
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const [what, verb, ...rest] = process.argv.slice(2);
+  if (!what || !verb) usage();
+  // The CLI needs Redis only, but the same config loader, so it shares the coordinator's env file.
+  const config = loadCoordinatorConfig(process.env);
+  const redis = await connectRedis(config.redisUrl, createLogger('cli', 'warn'));
+  try {
+    const s = await openStores(redis, config);
+    const tenant = flag(rest, '--tenant') ?? config.tenant;
+    if (what === 'user' && verb === 'add') {
+      const username = Username.safeParse(rest[0]);
+      if (!username.success) throw new Error(`username: ${username.error.issues[0]?.message}`);
+      if (!(await s.tenants.get(tenant))) throw new Error(`tenant "${tenant}" does not exist`);
+      const password = process.env.PODS_NEW_PASSWORD ?? (await readStdin());
+      if (password.length < 8) throw new Error('password: must be at least 8 characters');
+      await s.users.put(tenant, username.data, password, rest.includes('--admin'));
+      console.log(`user ${username.data} saved in tenant ${tenant}`);
+    } else if (what === 'user' && verb === 'list') {
+      for (const u of await s.users.list(tenant)) console.log(u);
+    } else if (what === 'tenant' && verb === 'add') {
+      const [id, baseUrl] = rest;
+      if (!id || !baseUrl) usage();
+      const r = await s.tenants.add({ tenant_id: id, base_url: baseUrl, description: '', created_by: 'cli' });
+      if (r !== 'added') throw new Error(r === 'id-taken' ? `tenant ${id} already exists` : `another tenant already uses ${baseUrl}`);
+      console.log(`tenant ${id} added at ${baseUrl}`);
+    } else if (what === 'tenant' && verb === 'list') {
+      for (const t of await s.tenants.list()) console.log(`${t.tenant_id}\t${t.base_url}`);
+    } else usage();
+  } finally {
+    await redis.quit();
+  }
+}
+
+main().catch((err) => {
+  console.error((err as Error).message);
+  process.exit(1);
+});

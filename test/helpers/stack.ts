@@ -30,11 +30,15 @@ export interface ApiResponse {
 
 export interface Stack {
   apiUrl: string;
+  /** The coordinator's port (on 127.0.0.1): another tenant can be reached at http://localhost:{port}. */
+  port: number;
   adminToken: string;
   userToken: string;
   otherTenantToken: string;
   nodeId: string;
   tenant: string;
+  /** The coordinator's Redis key prefix (PODS_REDIS_PREFIX). */
+  redisPrefix: string;
   baseDomain: string;
   redis: TestRedis;
   caddy: RunningCaddy;
@@ -44,6 +48,10 @@ export interface Stack {
   /** GET through Caddy with the pod's Host header. */
   viaCaddy(host: string): Promise<{ status: number; body: string }>;
   waitStatus(podId: string, status: string, timeoutMs?: number): Promise<any>;
+  /** Add a tenant through the site-admin API (POST /v3/admin/tenants); throws unless 200. */
+  addTenant(tenantId: string, baseUrl: string): Promise<void>;
+  /** Add a user through the site-admin API (POST /v3/admin/users); throws unless 200. */
+  addUser(tenantId: string, username: string, password: string, admin?: boolean): Promise<void>;
   /** Ids of this stack's containers for a pod (any state). */
   containers(podId: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -71,12 +79,13 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
   const nodeToken = `node-${randomBytes(16).toString('hex')}`;
   const tenant = `t${id}`;
   const nodeId = `test-${id}`;
+  const redisPrefix = `test${id}:`;
   const baseDomain = 'localhost';
   const coordinator = new Proc('coordinator', process.execPath, [path.join(root, 'dist/coordinator/main.js')], {
     PODS_LISTEN_HOST: '127.0.0.1',
     PODS_LISTEN_PORT: String(port),
     PODS_REDIS_URL: redis.url,
-    PODS_REDIS_PREFIX: `test${id}:`,
+    PODS_REDIS_PREFIX: redisPrefix,
     PODS_TENANT: tenant,
     PODS_BASE_DOMAIN: baseDomain,
     PODS_ADMIN_TOKEN: adminToken,
@@ -124,7 +133,7 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
   };
 
   const stack: Stack = {
-    apiUrl, adminToken, userToken, otherTenantToken, nodeId, tenant, baseDomain, redis, caddy, coordinator, agent, api,
+    apiUrl, port, adminToken, userToken, otherTenantToken, nodeId, tenant, redisPrefix, baseDomain, redis, caddy, coordinator, agent, api,
     async viaCaddy(host) {
       const res = await request(`${caddy.httpUrl}/`, { headers: { host }, headersTimeout: 5000, bodyTimeout: 5000 });
       return { status: res.statusCode, body: await res.body.text() };
@@ -140,6 +149,14 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       } catch (err) {
         throw new Error(`${(err as Error).message} (last seen: ${last})\n--- coordinator:\n${coordinator.output.slice(-3000)}\n--- agent:\n${agent.output.slice(-3000)}`);
       }
+    },
+    async addTenant(tenantId, baseUrl) {
+      const r = await api('POST', '/v3/admin/tenants', { body: { tenant_id: tenantId, base_url: baseUrl } });
+      if (r.status !== 200) throw new Error(`could not add tenant ${tenantId}: ${r.status} ${r.body.message}`);
+    },
+    async addUser(tenantId, username, password, admin = false) {
+      const r = await api('POST', '/v3/admin/users', { body: { tenant_id: tenantId, username, password, admin } });
+      if (r.status !== 200) throw new Error(`could not add user ${username} to ${tenantId}: ${r.status} ${r.body.message}`);
     },
     async containers(podId) {
       const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${nodeId}`, `pods.pod_id=${podId}`] }));

@@ -1,0 +1,162 @@
+// Tapis compatibility against the whole service (real Redis, Caddy, coordinator, agent,
+// dockerd): the pytest suite beside this file drives it with the tapipy SDK as a researcher
+// would, and schemathesis fuzzes it from the OpenAPI document it serves. Both are Python and
+// run inside these node tests, so node's test runner summary stays the last word of `npm test`.
+// The Python packages (test/compat/requirements.txt) come from ops/lib.sh's ensure_python_deps:
+// PODS_PYTHON when ops/test.sh already ran it, otherwise it is run here.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createClient } from 'redis';
+import { issueToken } from '../../coordinator/identity/jwt.js';
+import { repoRoot, startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
+
+const root = repoRoot();
+
+/** The virtualenv's python with tapipy, pytest and schemathesis. */
+async function python(): Promise<string> {
+  if (process.env.PODS_PYTHON) return process.env.PODS_PYTHON;
+  const { stdout } = await promisify(execFile)('bash', ['-c', '. ops/lib.sh && ensure_python_deps >&2 && printf %s "$PODS_PYTHON"'], {
+    cwd: root,
+    maxBuffer: 16 << 20,
+    timeout: 10 * 60_000,
+  });
+  return stdout.trim();
+}
+
+/** Run a command to its end; stdout and stderr together, in order. */
+function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-200_000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const timer = setTimeout(() => {
+      output += `\n[killed after ${timeoutMs} ms]`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+const pw = () => `pw-${randomBytes(12).toString('hex')}`;
+
+describe('Tapis compatibility: tapipy and schemathesis against the whole stack', { timeout: 15 * 60_000 }, () => {
+  let stack: Stack;
+  let py: string;
+  const otherTenant = `b${randomBytes(3).toString('hex')}`;
+  const users = { alice: pw(), bob: pw(), carol: pw() };
+  let env: Record<string, string>;
+
+  before(async () => {
+    py = await python();
+    stack = await startStack();
+    const otherBaseUrl = `http://localhost:${stack.port}`;
+    await stack.addTenant(otherTenant, otherBaseUrl);
+    await stack.addUser(stack.tenant, 'alice', users.alice);
+    await stack.addUser(stack.tenant, 'bob', users.bob);
+    await stack.addUser(otherTenant, 'carol', users.carol);
+    env = {
+      PODS_COMPAT_STRICT: '1',
+      PODS_BASE_URL: stack.apiUrl,
+      PODS_TENANT_ID: stack.tenant,
+      PODS_OTHER_BASE_URL: otherBaseUrl,
+      PODS_OTHER_TENANT_ID: otherTenant,
+      PODS_USERNAME: 'alice',
+      PODS_PASSWORD: users.alice,
+      PODS_USERNAME2: 'bob',
+      PODS_PASSWORD2: users.bob,
+      PODS_OTHER_USERNAME: 'carol',
+      PODS_OTHER_PASSWORD: users.carol,
+      PODS_HTTP_URL: stack.caddy.httpUrl,
+      PODS_BASE_DOMAIN: stack.baseDomain,
+      PODS_IMAGE: TEST_IMAGE,
+      PYTHONDONTWRITEBYTECODE: '1',
+      PYTHONUNBUFFERED: '1',
+    };
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  /** Alice's token, through the password grant. */
+  async function token(): Promise<string> {
+    const r = await stack.api('POST', '/v3/oauth2/tokens', { token: null, body: { username: 'alice', password: users.alice, grant_type: 'password' } });
+    assert.equal(r.status, 200, `POST /v3/oauth2/tokens: ${r.status} ${r.body.message}`);
+    return r.body.result.access_token.access_token;
+  }
+
+  /** A token the server itself signed for alice, expired an hour ago. */
+  async function expiredToken(): Promise<string> {
+    await token(); // the key pair exists once a token was issued
+    const client = createClient({ url: stack.redis.url });
+    await client.connect();
+    try {
+      const pem = await client.get(`${stack.redisPrefix}signing-key`);
+      assert.ok(pem, 'the coordinator keeps its signing key in Redis');
+      return issueToken(createPrivateKey(pem), {
+        issuer: `${stack.apiUrl}/v3/tokens`,
+        tenant: stack.tenant,
+        username: 'alice',
+        ttlS: 4 * 3600,
+        now: Date.now() - 5 * 3600_000,
+      }).token;
+    } finally {
+      await client.quit();
+    }
+  }
+
+  test('tapipy: the quickstart and the errors a user meets (pytest test/compat)', async (t) => {
+    const r = await run(py, ['-m', 'pytest', 'test/compat', '-q', '-p', 'no:cacheprovider', '--color=no', '-rfE'], {
+      ...env,
+      PODS_EXPIRED_TOKEN: await expiredToken(),
+    }, 10 * 60_000);
+    if (process.env.PODS_COMPAT_VERBOSE) console.log(r.output);
+    assert.equal(r.code, 0, `pytest exited ${r.code}:\n${r.output}\n--- coordinator (last lines):\n${stack.coordinator.output.slice(-3000)}`);
+    const summary = r.output.trim().split('\n').at(-1) ?? '';
+    t.diagnostic(`pytest: ${summary}`);
+    assert.match(summary, /\d+ passed/, r.output);
+    assert.doesNotMatch(summary, /skipped|deselected|xfail|xpass/, `every compat test runs in npm test:\n${r.output}`);
+  });
+
+  test('schemathesis: no 5xx and every response as the served OpenAPI document says', async (t) => {
+    const doc = await fetch(`${stack.apiUrl}/v3/pods/openapi.json`);
+    assert.equal(doc.status, 200, 'GET /v3/pods/openapi.json');
+    const spec = (await doc.json()) as { paths?: Record<string, unknown>; servers?: Array<{ url: string }> };
+    // The reference's paths lack the /v3 prefix that clients add; a document that keeps
+    // them that way is tested against {api}/v3.
+    const paths = Object.keys(spec.paths ?? {});
+    assert.ok(paths.length > 0, 'the served document has paths');
+    const base = paths.every((p) => p.startsWith('/v3/')) ? stack.apiUrl : `${stack.apiUrl}/v3`;
+    const r = await run(py, [
+      '-m', 'schemathesis.cli', 'run', `${stack.apiUrl}/v3/pods/openapi.json`,
+      '--url', base,
+      '--header', `X-Tapis-Token: ${await token()}`,
+      '--checks', 'not_a_server_error,response_schema_conformance',
+      '--phases', 'examples,coverage,fuzzing',
+      '--max-examples', '10',
+      '--seed', '1',
+      '--workers', '1',
+      '--request-timeout', '10',
+      '--generation-database', 'none',
+      '--suppress-health-check', 'all',
+      '--no-color',
+      '--output-truncate', 'true',
+    ], env, 8 * 60_000);
+    assert.equal(r.code, 0, `schemathesis exited ${r.code}:\n${r.output.slice(-60_000)}`);
+    if (process.env.PODS_COMPAT_VERBOSE) console.log(r.output);
+  });
+});

@@ -12,6 +12,8 @@ PODS_APT_PACKAGES=(
   docker.io:dockerd
   redis-server:redis-server
   redis-tools:redis-cli
+  postgresql-client:psql
+  debootstrap:debootstrap
   busybox-static:-
   iproute2:ip
   curl:curl

@@ -3,8 +3,9 @@
 # test runner, one file at a time (the integration tests share one Docker engine).
 #
 # The tests need a running Docker engine, the layer4 Caddy at var/bin/caddy (exported as
-# PODS_CADDY_BIN) and the image pods-test/httpd; redis-server must be on PATH (tests start
-# their own). As root, whatever is missing is installed, built or started first, so
+# PODS_CADDY_BIN), the image pods-test/httpd and the database images pods-test/redis:bookworm
+# and pods-test/postgres:bookworm; redis-server, redis-cli and psql must be on PATH (tests
+# start their own servers). As root, whatever is missing is installed, built or started first, so
 # `npm test` works on a fresh clone; otherwise it says what is missing and the tests that
 # need it skip or fail. Extra arguments go to `node --test` (e.g. --test-name-pattern=...).
 set -euo pipefail
@@ -21,6 +22,7 @@ if is_root; then
   [ -x "$PODS_CADDY_BIN" ] || ops/build-caddy.sh --out "$PODS_CADDY_BIN"
   ensure_dockerd
   ops/images/build-test-image.sh
+  ops/images/build-db-images.sh
 else
   [ -d node_modules ] || pods_die "no node_modules: run npm ci (or npm run up) first"
   ensure_python_deps || pods_log "warning: no Python test dependencies; the tapipy tests will fail"
@@ -30,6 +32,9 @@ else
     pods_log "warning: Docker is not reachable; tests that need it will skip or fail"
   elif ! docker image inspect pods-test/httpd:latest >/dev/null 2>&1; then
     ops/images/build-test-image.sh
+  fi
+  if ! docker image inspect pods-test/redis:bookworm pods-test/postgres:bookworm >/dev/null 2>&1; then
+    pods_log "warning: no database images (as root: ops/images/build-db-images.sh); the TCP tests will fail"
   fi
 fi
 

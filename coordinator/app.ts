@@ -7,6 +7,7 @@ import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
 import { openApiRouter } from './api/openapi.js';
 import { podsRouter, type PodsDeps } from './api/pods.js';
+import { templatesRouter } from './api/templates.js';
 import { unimplementedRouter } from './api/unimplemented.js';
 
 export interface AppDeps extends PodsDeps, IdentityDeps {
@@ -29,7 +30,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
-  for (const router of [imagesRouter(config, deps.images), unimplementedRouter(), podsRouter(deps)]) {
+  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), unimplementedRouter(), podsRouter(deps)]) {
     app.use(router.routes());
   }
   return app;

@@ -5,6 +5,7 @@ import { AgentHub } from './agents/hub.js';
 import { createApp } from './app.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
+import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from './builtin-templates.js';
 import { openStores } from './stores.js';
 import { connectRedis } from './store/redis.js';
 
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   }
   const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
   const stores = await openStores(redis, config);
+  await installBuiltinTemplates(process.env.PODS_TEMPLATES_DIR ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }));
   const { pods, nodes } = stores;
 
   // The hub and the reconciler need each other; late binding through closures.

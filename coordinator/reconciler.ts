@@ -23,14 +23,9 @@ export function backoffMs(attempts: number): number {
   return Math.min(30_000, 2_000 * 2 ** attempts);
 }
 
-export function assignmentOf(rec: PodRecord, baseDomain: string): Assignment {
-  return {
-    tenant: rec.spec.tenant,
-    podId: rec.spec.pod_id,
-    uid: rec.desired.uid,
-    generation: rec.desired.generation,
-    spec: containerSpec(rec.spec, baseDomain),
-  };
+/** Names of the networking entries that are served on a TCP port of their own. */
+export function dedicatedEntries(rec: PodRecord): string[] {
+  return Object.entries(rec.spec.networking).filter(([, n]) => n.dedicated_port).map(([name]) => name);
 }
 
 /**
@@ -107,7 +102,7 @@ export class Reconciler {
     for (const key of await this.deps.pods.nodePodKeys(nodeId)) {
       const [tenant, podId] = key.split('/') as [string, string];
       const rec = await this.deps.pods.get(tenant, podId);
-      if (rec && rec.placement?.nodeId === nodeId && wantsRunning(rec)) out.push(assignmentOf(rec, this.deps.config.baseDomain));
+      if (rec && rec.placement?.nodeId === nodeId && wantsRunning(rec)) out.push(await this.assignmentOf(rec));
     }
     return out;
   }
@@ -153,6 +148,8 @@ export class Reconciler {
         return;
       }
       if (placement) await pods.movePlacement(tenant, podId, placement, rec.raw.placement, null);
+      // Only now, with the container and its route gone, may another pod get the port.
+      if (Object.keys(rec.ports).length) await pods.releasePorts(tenant, podId);
       this.sent.delete(key);
       return;
     }
@@ -176,8 +173,23 @@ export class Reconciler {
     if (!fresh || fresh.raw.desired !== rec.raw.desired) return this.kick(tenant, podId);
     const target = nodeId;
     const first = this.sent.get(key)?.generation !== desired.generation;
-    const sentNow = await this.dispatch(key, 'apply', desired.generation, () => hub.apply(target, assignmentOf(fresh, config.baseDomain)));
+    const sentNow = await this.dispatch(key, 'apply', desired.generation, async () => hub.apply(target, await this.assignmentOf(fresh)));
     if (sentNow && first) await pods.action(tenant, podId, `asked node ${target} to start instance ${desired.generation}`);
+  }
+
+  /** The command for a pod's current instance: placeholders filled, dedicated ports given. */
+  async assignmentOf(rec: PodRecord): Promise<Assignment> {
+    const { pods, config } = this.deps;
+    const { tenant, pod_id: podId } = rec.spec;
+    const wanted = dedicatedEntries(rec);
+    const ports = wanted.every((n) => rec.ports[n]) ? rec.ports : await pods.allocatePorts(tenant, podId, wanted, config.tcpPortRange);
+    return {
+      tenant,
+      podId,
+      uid: rec.desired.uid,
+      generation: rec.desired.generation,
+      spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId), ports),
+    };
   }
 
   private graceOver(key: string): boolean {

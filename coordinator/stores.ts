@@ -5,6 +5,7 @@ import { Keys } from './store/keys.js';
 import { NodeStore } from './store/nodes.js';
 import { PodStore } from './store/pods.js';
 import type { Redis } from './store/redis.js';
+import { TemplateStore } from './store/templates.js';
 import { TenantStore } from './store/tenants.js';
 import { UserStore } from './store/users.js';
 
@@ -14,6 +15,7 @@ export interface Stores {
   nodes: NodeStore;
   tenants: TenantStore;
   users: UserStore;
+  templates: TemplateStore;
   keys: SigningKeys;
 }
 
@@ -31,6 +33,7 @@ export async function openStores(redis: Redis, config: CoordinatorConfig): Promi
     nodes: new NodeStore(redis, prefix),
     tenants: new TenantStore(redis, prefix, { tenant_id: config.tenant, base_url: primaryBaseUrl(config), description: 'primary tenant', created_by: config.adminUser }),
     users: new UserStore(redis, prefix),
+    templates: new TemplateStore(redis, prefix),
     keys: await loadSigningKeys(redis, new Keys(prefix).signingKey()),
   };
 }

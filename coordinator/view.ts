@@ -1,13 +1,16 @@
 import type { PodView } from '../shared/api.js';
 import { podHost, type PodSpec } from '../shared/pod.js';
+import { render, type Placeholder } from '../shared/template.js';
 import { deriveStatus, isCurrent } from '../shared/status.js';
 import type { ContainerSpec } from '../shared/protocol.js';
 import type { PodRecord } from './store/pods.js';
 
-/** The URL users are given for one networking entry ('' for local_only). */
-export function entryUrl(spec: PodSpec, name: string, baseDomain: string): string {
+/** The URL users are given for one networking entry: '' for local_only, host:port for a dedicated port. */
+export function entryUrl(spec: PodSpec, name: string, baseDomain: string, ports: Record<string, number> = {}): string {
   const net = spec.networking[name]!;
-  return net.protocol === 'local_only' ? '' : podHost(spec.pod_id, name, spec.tenant, baseDomain);
+  if (net.protocol === 'local_only') return '';
+  const host = podHost(spec.pod_id, name, spec.tenant, baseDomain);
+  return net.dedicated_port && ports[name] ? `${host}:${ports[name]}` : host;
 }
 
 /** A pod as the Tapis API shows it. */
@@ -16,7 +19,7 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
   const derived = deriveStatus(desired, placement, observed);
   const current = isCurrent(desired, observed) ? observed : null;
   const networking = Object.fromEntries(
-    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain) }]),
+    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain, rec.ports), ...(n.dedicated_port ? { dedicated_port: true } : {}) }]),
   );
   return {
     pod_id: spec.pod_id,
@@ -57,19 +60,24 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
   };
 }
 
-/** What an agent needs to run the pod's current instance. */
-export function containerSpec(spec: PodSpec, baseDomain: string): ContainerSpec {
+/** What an agent needs to run the pod's current instance, with the template placeholders filled in. */
+export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record<Placeholder, string>, tcpPorts: Record<string, number> = {}): ContainerSpec {
+  const fill = (xs: string[]) => xs.map((x) => render(x, secrets));
   return {
     image: spec.image,
-    ...(spec.command ? { command: spec.command } : {}),
-    ...(spec.arguments ? { args: spec.arguments } : {}),
-    env: spec.environment_variables,
+    ...(spec.command ? { command: fill(spec.command) } : {}),
+    ...(spec.arguments ? { args: fill(spec.arguments) } : {}),
+    env: Object.fromEntries(Object.entries(spec.environment_variables).map(([k, v]) => [k, render(v, secrets)])),
     ports: Object.entries(spec.networking).map(([name, n]) => ({
       name,
       port: n.port,
       protocol: n.protocol,
-      host: entryUrl(spec, name, baseDomain),
+      host: podHost(spec.pod_id, name, spec.tenant, baseDomain),
+      ...(n.dedicated_port && tcpPorts[name] ? { dedicatedPort: tcpPorts[name] } : {}),
     })),
+    ...(spec.user ? { user: spec.user } : {}),
+    ...(spec.init ? { init: spec.init.map(fill) } : {}),
+    ...(spec.readiness ? { readiness: { exec: fill(spec.readiness.exec) } } : {}),
     cpuLimitMilli: spec.resources.cpu_limit,
     memLimitMb: spec.resources.mem_limit,
     cpuRequestMilli: spec.resources.cpu_request,

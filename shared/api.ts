@@ -4,7 +4,7 @@ import { Protocol } from './pod.js';
 // What the REST API answers with. The handlers' results are typed by these schemas and the
 // served OpenAPI document is generated from them, so the two cannot drift apart.
 
-export const NetworkingView = z.object({ protocol: Protocol, port: z.number().int(), url: z.string() });
+export const NetworkingView = z.object({ protocol: Protocol, port: z.number().int(), url: z.string(), dedicated_port: z.boolean().optional() });
 
 export const PodView = z.strictObject({
   pod_id: z.string(),

@@ -34,6 +34,13 @@ export const CoordinatorConfig = z
     extraTokens: z.array(StaticToken).default([]),
     nodeTokens: csv.pipe(z.array(z.string().min(16, 'each PODS_NODE_TOKENS entry must be at least 16 characters')).min(1, 'PODS_NODE_TOKENS must name at least one node token')),
     minTimeToStopS: z.coerce.number().int().min(1).default(300),
+    /** Dedicated TCP ports for protocols without SNI, as "first-last". */
+    tcpPortRange: z
+      .string()
+      .regex(/^\d{1,5}-\d{1,5}$/, 'PODS_TCP_PORT_RANGE must be first-last, e.g. 20000-20999')
+      .transform((s) => s.split('-').map(Number) as [number, number])
+      .refine(([a, b]) => a >= 1024 && a <= b && b <= 65535, 'PODS_TCP_PORT_RANGE must lie within 1024-65535, first <= last')
+      .default([20000, 20999]),
     reconcileIntervalMs: z.coerce.number().int().min(50).default(1000),
     agentPingMs: z.coerce.number().int().min(100).default(10_000),
     maxBodyBytes: z.coerce.number().int().min(1024).default(1_048_576),
@@ -100,6 +107,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     extraTokens: parseJson('PODS_EXTRA_TOKENS', env.PODS_EXTRA_TOKENS),
     nodeTokens: env.PODS_NODE_TOKENS,
     minTimeToStopS: env.PODS_MIN_TIME_TO_STOP_S,
+    tcpPortRange: env.PODS_TCP_PORT_RANGE,
     reconcileIntervalMs: env.PODS_RECONCILE_INTERVAL_MS,
     agentPingMs: env.PODS_AGENT_PING_MS,
     maxBodyBytes: env.PODS_MAX_BODY_BYTES,

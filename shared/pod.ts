@@ -16,6 +16,8 @@ export const Networking = z.strictObject({
   protocol: Protocol.default('http'),
   port: z.number().int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535').default(5000),
   url: z.string().optional(), // set by the server; ignored on input
+  /** Our extension: serve this TCP entry on a port of its own (for protocols that cannot send TLS SNI). */
+  dedicated_port: z.boolean().optional(),
 });
 export type Networking = z.infer<typeof Networking>;
 
@@ -116,7 +118,7 @@ export const PodSpec = z.object({
   volume_mounts: z.record(z.string(), z.unknown()),
   time_to_stop_default: z.number().int(),
   time_to_stop_instance: z.number().int().nullable().optional(),
-  networking: z.record(z.string(), z.object({ protocol: Protocol, port: z.number().int() })),
+  networking: z.record(z.string(), z.object({ protocol: Protocol, port: z.number().int(), dedicated_port: z.boolean().optional() })),
   resources: z.object({
     cpu_request: z.number().int(),
     cpu_limit: z.number().int(),
@@ -127,6 +129,14 @@ export const PodSpec = z.object({
   compute_queue: z.string(),
   creation_ts: z.string(),
   update_ts: z.string(),
+  // From the template, when there is one.
+  user: z.string().optional(),
+  init: z.array(z.array(z.string())).optional(),
+  readiness: z.object({ exec: z.array(z.string()) }).optional(),
+  data_dir: z.string().optional(),
+  /** The tag version the pod was derived from ("id:tag@timestamp"), and the fields the user set. */
+  template_version: z.string().optional(),
+  user_fields: z.record(z.string(), z.unknown()).optional(),
 });
 export type PodSpec = z.infer<typeof PodSpec>;
 

@@ -24,7 +24,22 @@ export const ContainerSpec = z.object({
   command: z.array(z.string()).optional(),
   args: z.array(z.string()).optional(),
   env: z.record(z.string(), z.string()),
-  ports: z.array(z.object({ name: z.string(), port: z.number().int(), protocol: Protocol, host: z.string() })),
+  ports: z.array(
+    z.object({
+      name: z.string(),
+      port: z.number().int(),
+      protocol: Protocol,
+      host: z.string(),
+      /** For TCP entries served on a port of their own: that port on the host's Caddy. */
+      dedicatedPort: z.number().int().min(1).max(65535).optional(),
+    }),
+  ),
+  /** Run as this user instead of the host's default (templates); never root. */
+  user: z.string().optional(),
+  /** Commands run in the container once it is ready. */
+  init: z.array(z.array(z.string())).optional(),
+  /** A command that exits 0 once the service is ready; default is a TCP connect to the first port. */
+  readiness: z.object({ exec: z.array(z.string()) }).optional(),
   cpuLimitMilli: z.number().int().min(1),
   memLimitMb: z.number().int().min(1),
   cpuRequestMilli: z.number().int().min(1),

@@ -12,7 +12,9 @@ import {
   type Desired,
   type PodSpec,
 } from '../../shared/pod.js';
+import { derive, resolveTemplate, userFields } from '../derive.js';
 import type { ImageStore } from '../store/images.js';
+import type { TemplateStore } from '../store/templates.js';
 import { newUid, PermLevel, type PodRecord, type PodStore } from '../store/pods.js';
 import { Username } from '../store/users.js';
 import { podResponse } from '../view.js';
@@ -25,6 +27,7 @@ export interface PodsDeps {
   config: CoordinatorConfig;
   pods: PodStore;
   images: ImageStore;
+  templates: TemplateStore;
   /** Ask the reconciler to look at a pod now. */
   kick: (tenant: string, podId: string) => void;
   nodeConnected: (nodeId: string) => boolean;
@@ -51,17 +54,21 @@ function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
 }
 
 export function podsRouter(deps: PodsDeps): Router {
-  const { config, pods, images, kick } = deps;
+  const { config, pods, images, templates, kick } = deps;
   const router = new Router();
   const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected);
 
-  async function checkSpecRules(spec: Pick<PodSpec, 'image' | 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>, tenant: string) {
+  async function checkSpecRules(
+    spec: Pick<PodSpec, 'image' | 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>,
+    tenant: string,
+    opts = { checkImage: true },
+  ) {
     const problem =
       checkResources(spec.resources) ??
       checkTimeToStop('time_to_stop_default', spec.time_to_stop_default, config.minTimeToStopS) ??
       checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS);
     if (problem) throw badRequest(problem);
-    if (!(await images.allows(spec.image, tenant))) {
+    if (opts.checkImage && !(await images.allows(spec.image, tenant))) {
       throw badRequest(`image: "${spec.image}" is not on the image allow-list; see GET /v3/pods/images`);
     }
   }
@@ -78,31 +85,26 @@ export function podsRouter(deps: PodsDeps): Router {
 
   router.post('/v3/pods', async (ctx) => {
     const id = who(ctx);
-    const body = validate(NewPod, await readJson(ctx, config.maxBodyBytes));
-    const template = body.template || body.pod_template || '';
-    if (template) throw badRequest(`template: "${template}" does not exist; no templates are installed on this site yet`);
-    if (!body.image) throw badRequest('image: a pod needs an image or a template');
+    const raw = await readJson(ctx, config.maxBodyBytes);
+    const body = validate(NewPod, raw);
+    const mine = userFields(raw as object, body);
+    const templateRef = body.template || body.pod_template || '';
+    const resolved = templateRef ? await resolveTemplate(templates, templateRef) : null;
+    const derived = derive(resolved?.definition ?? null, mine);
+    if (!derived.image) throw badRequest('image: a pod needs an image or a template');
     const now = new Date();
     const spec: PodSpec = {
+      ...derived,
       pod_id: body.pod_id,
       tenant: id.tenant,
       owner: id.username,
-      image: body.image,
-      template: '',
-      description: body.description,
-      ...(body.command ? { command: body.command } : {}),
-      ...(body.arguments ? { arguments: body.arguments } : {}),
-      environment_variables: body.environment_variables,
-      volume_mounts: body.volume_mounts,
-      time_to_stop_default: body.time_to_stop_default,
-      time_to_stop_instance: body.time_to_stop_instance ?? null,
-      networking: Object.fromEntries(Object.entries(body.networking).map(([k, n]) => [k, { protocol: n.protocol, port: n.port }])),
-      resources: withResourceDefaults(body.resources),
-      compute_queue: body.compute_queue,
+      template: templateRef,
       creation_ts: now.toISOString(),
       update_ts: now.toISOString(),
+      ...(resolved ? { template_version: resolved.version, user_fields: mine } : {}),
     };
-    await checkSpecRules(spec, id.tenant);
+    // A template's image was allowed by the site admin who added it; the user's own image is checked.
+    await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined });
     const on = body.status_requested === 'ON';
     const desired: Desired = {
       status_requested: body.status_requested,
@@ -113,7 +115,7 @@ export function podsRouter(deps: PodsDeps): Router {
       time_to_stop_ts: on ? stopTs(spec, now) : null,
     };
     if (!(await pods.create(spec, desired))) throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
-    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}; status_requested ${desired.status_requested}`);
+    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`);
     kick(id.tenant, spec.pod_id);
     const rec = await pods.get(id.tenant, spec.pod_id);
     ok(ctx, view(rec!), 'Pod created successfully.');
@@ -128,7 +130,7 @@ export function podsRouter(deps: PodsDeps): Router {
     const id = who(ctx);
     await loadPodFor(pods, id, ctx.params.pod_id!, 'USER');
     const body = validate(UpdatePod, await readJson(ctx, config.maxBodyBytes));
-    if (body.template) throw badRequest(`template: "${body.template}" does not exist; no templates are installed on this site yet`);
+    if (body.template !== undefined) throw badRequest('template: a pod\'s template cannot be changed; create a new pod');
     const problem =
       checkTimeToStop('time_to_stop_default', body.time_to_stop_default, config.minTimeToStopS) ??
       checkTimeToStop('time_to_stop_instance', body.time_to_stop_instance, config.minTimeToStopS);

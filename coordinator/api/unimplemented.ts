@@ -3,15 +3,6 @@ import { PodsError } from '../../shared/errors.js';
 
 // Every other operation of the Tapis Pods spec answers with a clear 501 until it is built.
 const NOT_YET: Array<[method: 'get' | 'post' | 'put' | 'delete', path: string, what: string]> = [
-  ['get', '/v3/pods/templates', 'templates'],
-  ['post', '/v3/pods/templates', 'templates'],
-  ['get', '/v3/pods/templates/tags', 'template tags'],
-  ['get', '/v3/pods/templates/:id', 'templates'],
-  ['put', '/v3/pods/templates/:id', 'templates'],
-  ['delete', '/v3/pods/templates/:id', 'templates'],
-  ['get', '/v3/pods/templates/:id/tags', 'template tags'],
-  ['post', '/v3/pods/templates/:id/tags', 'template tags'],
-  ['get', '/v3/pods/templates/:id/tags/:tag', 'template tags'],
   ['get', '/v3/pods/templates/:id/permissions', 'template permissions'],
   ['post', '/v3/pods/templates/:id/permissions', 'template permissions'],
   ['delete', '/v3/pods/templates/:id/permissions/:user', 'template permissions'],

@@ -27,6 +27,12 @@ export class Keys {
   signingKey() { return `${this.prefix}signing-key`; }
   /** Hash user -> secret JSON: the generated credentials of a pod. */
   credentials(tenant: string, podId: string) { return `${this.prefix}creds:${tenant}:${podId}`; }
+  /** Hash template id -> JSON template record. */
+  templates() { return `${this.prefix}templates`; }
+  /** List of JSON tag versions of one template, oldest first. */
+  templateTags(id: string) { return `${this.prefix}template-tags:${id}`; }
+  /** Hash port -> "tenant/podId/netName": dedicated TCP ports in use. */
+  tcpPorts() { return `${this.prefix}tcp-ports`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
 }

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
-import { APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
+import type { Placeholder } from '../../shared/template.js';
+import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, RELEASE_PORTS, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -13,6 +14,8 @@ export interface PodRecord {
   desired: Desired;
   placement: Placement | null;
   observed: Observed | null;
+  /** Dedicated TCP ports by networking entry, given by the coordinator while the pod is ON. */
+  ports: Record<string, number>;
   /** Raw field values, for compare-and-set. */
   raw: { spec: string; desired: string; placement: string; observed: string };
 }
@@ -61,7 +64,7 @@ export class PodStore {
     const created = await this.eval(
       CREATE_POD,
       [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id)],
-      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner, id, newSecret()],
+      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner, id, newSecret(), newSecret()],
     );
     return created === 1;
   }
@@ -69,6 +72,25 @@ export class PodStore {
   async credentials(tenant: string, podId: string): Promise<{ user_username: string; user_password: string } | null> {
     const h = await this.redis.hGetAll(this.keys.credentials(tenant, podId));
     return h.user_username && h.user_password ? { user_username: h.user_username, user_password: h.user_password } : null;
+  }
+
+  /** Every placeholder value of a pod: its id and generated credentials (never logged). */
+  async secrets(tenant: string, podId: string): Promise<Record<Placeholder, string>> {
+    const h = await this.redis.hGetAll(this.keys.credentials(tenant, podId));
+    return { pod_id: podId, user_username: h.user_username ?? podId, user_password: h.user_password ?? '', service_password: h.service_password ?? '' };
+  }
+
+  /** Dedicated TCP ports for these entries (kept if already given); throws PORTS_EXHAUSTED. */
+  async allocatePorts(tenant: string, podId: string, names: string[], range: [number, number]): Promise<Record<string, number>> {
+    const r = (await this.redis.eval(ALLOCATE_PORTS, {
+      keys: [this.keys.pod(tenant, podId), this.keys.tcpPorts()],
+      arguments: [String(range[0]), String(range[1]), podKey(tenant, podId), ...names],
+    })) as string;
+    return JSON.parse(r) as Record<string, number>;
+  }
+
+  async releasePorts(tenant: string, podId: string): Promise<void> {
+    await this.eval(RELEASE_PORTS, [this.keys.pod(tenant, podId), this.keys.tcpPorts()], []);
   }
 
   /** 'set' | 'last-admin' (would leave no ADMIN) | 'gone'. */
@@ -86,6 +108,7 @@ export class PodStore {
       desired: parseField(Desired, h.desired, key, 'desired')!,
       placement: parseField(Placement, h.placement, key, 'placement'),
       observed: parseField(Observed, h.observed, key, 'observed'),
+      ports: parseField(z.record(z.string(), z.number().int()), h.ports, key, 'ports') ?? {},
       raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
     };
   }
@@ -182,7 +205,7 @@ export class PodStore {
     const k = this.keys;
     await this.eval(
       DELETE_POD,
-      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId)],
+      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts()],
       [podId, podKey(tenant, podId), placement ? '1' : '0'],
     );
   }

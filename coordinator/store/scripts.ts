@@ -14,7 +14,45 @@ redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[4], ARGV[5], 'ADMIN')
-redis.call('HSET', KEYS[5], 'user_username', ARGV[6], 'user_password', ARGV[7])
+redis.call('HSET', KEYS[5], 'user_username', ARGV[6], 'user_password', ARGV[7], 'service_password', ARGV[8])
+return 1`;
+
+/**
+ * Give a pod's dedicated-port networking entries a TCP port each, once; returns the pod's
+ * ports as JSON ({} when the pod is gone).
+ * KEYS[1] pod hash, KEYS[2] ports-in-use hash (port -> "tenant/podId/name")
+ * ARGV[1] first port, ARGV[2] last port, ARGV[3] "tenant/podId", ARGV[4..] entry names
+ */
+export const ALLOCATE_PORTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return '{}' end
+local have = redis.call('HGET', KEYS[1], 'ports')
+local ports = {}
+if have then ports = cjson.decode(have) end
+local changed = false
+local candidate = tonumber(ARGV[1])
+for i = 4, #ARGV do
+  local name = ARGV[i]
+  if not ports[name] then
+    while candidate <= tonumber(ARGV[2]) and redis.call('HEXISTS', KEYS[2], tostring(candidate)) == 1 do candidate = candidate + 1 end
+    if candidate > tonumber(ARGV[2]) then return redis.error_reply('PORTS_EXHAUSTED no free TCP port in the configured range') end
+    redis.call('HSET', KEYS[2], tostring(candidate), ARGV[3] .. '/' .. name)
+    ports[name] = candidate
+    changed = true
+  end
+end
+if changed then redis.call('HSET', KEYS[1], 'ports', cjson.encode(ports)) end
+if next(ports) == nil then return '{}' end
+return cjson.encode(ports)`;
+
+/**
+ * Give back a pod's dedicated ports.
+ * KEYS[1] pod hash, KEYS[2] ports-in-use hash
+ */
+export const RELEASE_PORTS = `
+local have = redis.call('HGET', KEYS[1], 'ports')
+if not have then return 0 end
+for _, port in pairs(cjson.decode(have)) do redis.call('HDEL', KEYS[2], tostring(port)) end
+redis.call('HDEL', KEYS[1], 'ports')
 return 1`;
 
 /**
@@ -125,12 +163,16 @@ end
 return len`;
 
 /**
- * Delete a pod and everything keyed by it.
+ * Delete a pod and everything keyed by it, giving back its dedicated ports.
  * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key),
- * KEYS[8] credentials
+ * KEYS[8] credentials, KEYS[9] ports-in-use hash
  * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] "1" when KEYS[7] is a real node set
  */
 export const DELETE_POD = `
+local have = redis.call('HGET', KEYS[1], 'ports')
+if have then
+  for _, port in pairs(cjson.decode(have)) do redis.call('HDEL', KEYS[9], tostring(port)) end
+end
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])

@@ -186,7 +186,7 @@ describe('REST API', () => {
   });
 
   test('operations not built yet answer 501 in the envelope; unknown paths 404', async () => {
-    await expectError(call('GET', '/v3/pods/templates'), 501, /templates/);
+    await expectError(call('GET', '/v3/pods/volumes'), 501, /volumes/);
     await expectError(call('POST', '/v3/pods/alicepod/exec', { token: ALICE, body: { commands: [['ls']] } }), 501, /exec/);
     await expectError(call('GET', '/v3/pods/alicepod/nothing-here'), 404, /no such endpoint/);
   });

@@ -155,10 +155,12 @@ export class Supervisor {
       return;
     }
     let c: PodContainer;
+    let fresh = false;
     try {
       if (current && (current.state === 'running' || current.state === 'created')) {
         c = current.state === 'created' ? await runtime.start(current.id) : current;
       } else {
+        fresh = true;
         this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'creating'));
         const t0 = performance.now();
         c = await runtime.createAndStart(a);
@@ -169,11 +171,14 @@ export class Supervisor {
       this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'failed', { message: (err as Error).message }));
       return;
     }
-    await this.attach(a, c);
+    await this.attach(a, c, fresh);
   }
 
-  /** Take charge of a running container: logs, routes, first probe, then report it running. */
-  private async attach(a: Assignment, c: PodContainer): Promise<void> {
+  /**
+   * Take charge of a running container: logs, routes, readiness, the template's init commands
+   * (only for a container made just now, never for one adopted after a restart), then report it running.
+   */
+  private async attach(a: Assignment, c: PodContainer, fresh = false): Promise<void> {
     const key = keyOf(a);
     const old = this.managed.get(key);
     if (old) this.detach(old);
@@ -199,15 +204,39 @@ export class Supervisor {
       m.health = up ? 'healthy' : 'unhealthy';
       this.deps.log.debug({ pod: key, ms: Math.round(performance.now() - t0), up }, 'first probe');
     }
+    if (a.spec.readiness) m.health = (await this.waitReady(c.id, a.spec.readiness.exec)) ? 'healthy' : 'unhealthy';
+    if (fresh && a.spec.init && m.health === 'healthy') {
+      for (const cmd of a.spec.init) {
+        const r = await this.deps.runtime.exec(c.id, cmd).catch((err: Error) => ({ exitCode: -1, output: err.message }));
+        if (r.exitCode !== 0) {
+          // The command line may hold secrets: say which step failed, not its arguments.
+          this.report(a.tenant, a.podId, this.observed(c, 'failed', { message: `init step ${a.spec.init.indexOf(cmd) + 1} (${cmd[0]}) failed with exit code ${r.exitCode}: ${r.output.trim().slice(-300)}` }));
+          return;
+        }
+      }
+    }
     if (this.managed.get(key) !== m || m.removing) return;
-    const fresh = (await this.deps.runtime.inspect(c.id)) ?? c;
-    if (fresh.state === 'exited') {
-      this.report(a.tenant, a.podId, this.observed(fresh, 'exited'));
+    const now = (await this.deps.runtime.inspect(c.id)) ?? c;
+    if (now.state === 'exited') {
+      this.report(a.tenant, a.podId, this.observed(now, 'exited'));
       return;
     }
-    m.container = fresh;
-    this.report(a.tenant, a.podId, this.observed(fresh, 'running', { health: m.health, ...(message ? { message } : {}) }));
+    m.container = now;
+    this.report(a.tenant, a.podId, this.observed(now, 'running', { health: m.health, ...(message ? { message } : {}) }));
     if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
+  }
+
+  /** Run the readiness command until it exits 0 or the deadline passes. */
+  private async waitReady(id: string, cmd: string[]): Promise<boolean> {
+    const end = Date.now() + FIRST_PROBE_DEADLINE_MS * 2;
+    while (Date.now() < end) {
+      const r = await this.deps.runtime.exec(id, cmd, 5_000).catch(() => null);
+      if (r?.exitCode === 0) return true;
+      const info = await this.deps.runtime.inspect(id);
+      if (!info || info.state !== 'running') return false;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    return false;
   }
 
   private probePort(m: Managed): number | undefined {

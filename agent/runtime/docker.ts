@@ -156,7 +156,7 @@ export class DockerRuntime {
         ...(spec.command ? { Entrypoint: spec.command } : {}),
         ...(spec.args ? { Cmd: spec.args } : {}),
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-        User: this.opts.user,
+        User: spec.user ?? this.opts.user,
         ExposedPorts: exposed,
         Labels: {
           [L.managed]: '1',
@@ -224,6 +224,29 @@ export class DockerRuntime {
       const code = (err as { statusCode?: number }).statusCode;
       if (code !== 404 && code !== 409) throw err;
     }
+  }
+
+  /** Run a command in a running container; its exit code and the tail of its output. */
+  async exec(id: string, cmd: string[], timeoutMs = 30_000): Promise<{ exitCode: number; output: string }> {
+    const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Readable;
+    const sink = new PassThrough();
+    let output = '';
+    sink.on('data', (d: Buffer) => {
+      output = (output + d.toString()).slice(-2000);
+    });
+    this.docker.modem.demuxStream(stream, sink, sink);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        resolve();
+      }, timeoutMs);
+      stream.on('end', () => { clearTimeout(timer); resolve(); });
+      stream.on('close', () => { clearTimeout(timer); resolve(); });
+      stream.on('error', () => { clearTimeout(timer); resolve(); });
+    });
+    const info = await exec.inspect();
+    return { exitCode: info.ExitCode ?? -1, output };
   }
 
   /** Follow a container's output (stdout and stderr merged) from its start. */

@@ -155,3 +155,27 @@ def test_delete_pod(t):
     while fetch(host)[0] == 200:
         assert time.monotonic() < deadline, "the deleted pod is still served"
         time.sleep(0.2)
+
+
+def test_create_pod_with_the_usual_fields(t, image):
+    # The fields researchers' scripts pass, nested dicts included, as tapipy sends them.
+    pod_id = new_pod_id("full")
+    try:
+        pod = t.pods.create_pod(
+            pod_id=pod_id,
+            image=image,
+            description="a pod with everything",
+            environment_variables={"GREETING": "hi", "MODE": "test"},
+            networking={"default": {"protocol": "http", "port": 5000}},
+            resources={"cpu_request": 250, "cpu_limit": 1000, "mem_request": 128, "mem_limit": 512},
+            time_to_stop_default=-1,
+        )
+        assert pod.environment_variables.GREETING == "hi"
+        assert pod.networking.default.port == 5000
+        assert pod.resources.cpu_limit == 1000 and pod.resources.mem_limit == 512
+        assert pod.time_to_stop_default == -1
+        pod = wait_for_status(t, pod_id, "RUNNING")
+        status, body = fetch(pod_host(pod))
+        assert status == 200 and body.startswith("hello from "), body
+    finally:
+        delete_quietly(t, pod_id)

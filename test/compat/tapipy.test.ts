@@ -71,6 +71,11 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
     await stack.addUser(stack.tenant, 'alice', users.alice);
     await stack.addUser(stack.tenant, 'bob', users.bob);
     await stack.addUser(otherTenant, 'carol', users.carol);
+    // The test image for both tenants (startStack allowed it for the first one only).
+    const image = encodeURIComponent(TEST_IMAGE);
+    assert.equal((await stack.api('DELETE', `/v3/pods/images/${image}`)).status, 200);
+    const allowed = await stack.api('POST', '/v3/pods/images', { body: { image: TEST_IMAGE, tenants: [stack.tenant, otherTenant], description: 'test image' } });
+    assert.equal(allowed.status, 200, allowed.body.message);
     env = {
       PODS_COMPAT_STRICT: '1',
       PODS_BASE_URL: stack.apiUrl,

@@ -1,5 +1,24 @@
 // The agent's only door into Caddy: the admin API on this host.
 //
+// The API (calls run one at a time, in the order made):
+//   new CaddyClient({ adminUrl, httpListen, tlsListen?, log })
+//       tlsListen ("IP:PORT"): the shared TLS listener of SNI routes; without it they are refused.
+//   isConfigured(): Promise<boolean>
+//       true when our base config is loaded; false after Caddy restarted empty.
+//   resync(routes: PodRoute[], tcp: TcpRoute[] = []): Promise<ResyncResult>
+//       Replace the whole config with the base + these routes (POST /load). A route that is
+//       invalid, conflicts with an earlier one, or that Caddy refuses is left out and listed in
+//       `refused`; the others are served. Rejects, sending nothing, when an id appears twice.
+//   upsertRoute(route: PodRoute): Promise<'written' | 'base-missing'>
+//   upsertTcpRoute(route: TcpRoute): Promise<'written' | 'base-missing'>
+//       Add or replace the route with that "@id". 'base-missing': Caddy has restarted empty
+//       (or holds an older base); nothing was written, the caller resyncs.
+//   removeRoute(id: string): Promise<void>
+//       HTTP or TCP; an id that does not exist is not an error.
+//   Errors are CaddyError: CADDY_UNREACHABLE, or CADDY_REJECTED (refused here before sending,
+//   `status` unset, or by Caddy, `status` set). A refused change leaves the running config as it was.
+// Types and the config's layout: agent/caddy-config.ts.
+//
 // Caddy's admin API in brief (v2.11): POST /load replaces the whole config;
 // `/id/<id>` addresses the object carrying that "@id"; POST to an array path
 // appends, PATCH replaces an existing value, DELETE removes it; an unknown id
@@ -9,52 +28,38 @@
 // `Sec-Fetch-Mode: cors`, which Caddy's admin origin check refuses with 403.
 import { request } from 'undici';
 import type { Logger } from '../shared/log.js';
+import {
+  addTcp,
+  baseConfig,
+  buildHttpRoute,
+  checkId,
+  checkListen,
+  dropTcp,
+  emptyTcp,
+  hasBase,
+  httpRoutesOf,
+  readTcp,
+  ROUTES_ID,
+  writeTcp,
+  type Json,
+  type Listeners,
+  type PodRoute,
+  type TcpRoute,
+} from './caddy-config.js';
+import { CaddyError, refused } from './caddy-error.js';
 
-export interface PodRoute {
-  id: string;
-  host: string;
-  /** "127.0.0.1:PORT" */
-  upstream: string;
+export { CaddyError, type CaddyErrorCode } from './caddy-error.js';
+export type { PodRoute, PortRoute, SniRoute, TcpProtocol, TcpRoute } from './caddy-config.js';
+
+export interface ResyncResult {
+  /** Routes left out, each with the reason (CaddyError's message). */
+  refused: Array<{ id: string; message: string }>;
 }
 
-export type CaddyErrorCode = 'CADDY_UNREACHABLE' | 'CADDY_REJECTED';
-
-/**
- * CADDY_UNREACHABLE: the admin endpoint did not answer (down, refused, timed out).
- * CADDY_REJECTED: Caddy answered non-2xx (`status` set, message is Caddy's
- * error text), or the route was refused here before sending (`status` unset).
- */
-export class CaddyError extends Error {
-  readonly code: CaddyErrorCode;
-  readonly status?: number;
-  constructor(code: CaddyErrorCode, message: string, options?: { status?: number; cause?: unknown }) {
-    super(message, options);
-    this.name = 'CaddyError';
-    this.code = code;
-    if (options?.status !== undefined) this.status = options.status;
-  }
-}
-
-const ROUTES_ID = 'pods-routes';
-const NOT_FOUND_ID = 'pods-not-found';
-const RESERVED_IDS = new Set([ROUTES_ID, NOT_FOUND_ID]);
 const ROUTES_PATH = `/id/${ROUTES_ID}/handle/0/routes`;
 
 // The admin API answers in milliseconds; a slow answer means Caddy is stuck.
 const ADMIN_TIMEOUT_MS = 10_000;
-// A pod whose container is gone answers 502 quickly instead of hanging.
-const DIAL_TIMEOUT = '3s';
-// Every config change unloads the old handlers, and by default Caddy then
-// closes every proxied WebSocket on the host. Creating one pod must not cut
-// the notebooks of all the others, so streams outlive a reload this long.
-const STREAM_CLOSE_DELAY = '30m';
-
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const HOST_RE = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`, 'i');
-const UPSTREAM_RE = /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?):(\d{1,5})$/i;
-
-type Json = Record<string, unknown>;
 
 interface AdminReply {
   status: number;
@@ -63,23 +68,30 @@ interface AdminReply {
 
 export class CaddyClient {
   private readonly adminOrigin: string;
-  private readonly adminListen: string;
-  private readonly httpListen: string;
+  private readonly listeners: Listeners;
   private readonly log: Logger;
-  // Admin calls run one at a time. Writes must not interleave, and reads go in
-  // line too: Caddy restarts its admin server on every config change and drops
-  // requests that arrive meanwhile ("other side closed"). The tail never
-  // rejects, so a failure does not block the next call.
+  // Admin calls run one at a time. Writes must not interleave (a TCP change reads the
+  // config, changes it and writes it back), and reads go in line too: Caddy restarts
+  // its admin server on every config change and drops requests that arrive meanwhile
+  // ("other side closed"). The tail never rejects, so a failure does not block the next call.
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(opts: { adminUrl: string; httpListen: string; log: Logger }) {
+  constructor(opts: { adminUrl: string; httpListen: string; tlsListen?: string; log: Logger }) {
     const url = new URL(opts.adminUrl);
     if (url.protocol !== 'http:') throw new TypeError(`Caddy admin URL must be http://host:port, got ${opts.adminUrl}`);
     this.adminOrigin = url.origin;
     // Our config keeps the admin endpoint where we reach it, so /load never moves it
     // and the Host header we send is always one Caddy allows.
-    this.adminListen = `${url.hostname}:${url.port || '80'}`;
-    this.httpListen = opts.httpListen;
+    this.listeners = { admin: `${url.hostname}:${url.port || '80'}`, http: opts.httpListen };
+    if (opts.tlsListen !== undefined) {
+      try {
+        checkListen('Caddy TLS listener', opts.tlsListen);
+      } catch (err) {
+        throw new TypeError((err as Error).message);
+      }
+      if (opts.tlsListen === opts.httpListen) throw new TypeError(`Caddy's TLS and HTTP listeners are both ${opts.tlsListen}`);
+      this.listeners.tls = opts.tlsListen;
+    }
     this.log = opts.log.child({ component: 'caddy' });
   }
 
@@ -94,20 +106,56 @@ export class CaddyClient {
     });
   }
 
-  /** Replace Caddy's whole config with the base + exactly these routes (POST /load). Used on agent (re)connect and after a Caddy restart. */
-  resync(routes: PodRoute[]): Promise<void> {
-    let config: Json;
-    try {
-      const built = routes.map(buildRoute);
-      const dup = firstDuplicate(routes.map((r) => r.id));
-      if (dup !== undefined) throw refused(`route id ${dup} appears twice`);
-      config = this.baseConfig(built);
-    } catch (err) {
-      return Promise.reject(err);
+  /** Replace Caddy's whole config with the base + these routes. Used on agent (re)connect and after a Caddy restart. */
+  resync(routes: PodRoute[], tcp: TcpRoute[] = []): Promise<ResyncResult> {
+    const dup = firstDuplicate([...routes, ...tcp].map((r) => r?.id));
+    if (dup !== undefined) return Promise.reject(refused(`route id ${dup} appears twice`));
+    // Validated here, one by one: a bad route is left out, never the reason the others are.
+    const left: ResyncResult['refused'] = [];
+    const http: Array<{ route: PodRoute; built: Json }> = [];
+    for (const route of routes) {
+      try {
+        http.push({ route, built: buildHttpRoute(route) });
+      } catch (err) {
+        left.push(this.leaveOut(route?.id, err));
+      }
+    }
+    const state = emptyTcp();
+    const valid: TcpRoute[] = [];
+    for (const route of tcp) {
+      try {
+        addTcp(state, route, this.listeners);
+        valid.push(route);
+      } catch (err) {
+        left.push(this.leaveOut(route?.id, err));
+      }
     }
     return this.enqueue(async () => {
-      await this.expect('POST', '/load', config, 'loading the config');
-      this.log.info({ routes: routes.length }, 'caddy config loaded');
+      const res = await this.call('POST', '/load', baseConfig(this.listeners, http.map((h) => h.built), state));
+      if (ok(res)) {
+        this.log.info({ routes: http.length, tcpRoutes: valid.length, refused: left.length }, 'caddy config loaded');
+        return { refused: left };
+      }
+      // Caddy refused something only it can check (a port in use, a host it cannot
+      // encode). Which route is unknown, so load the base and add them one at a time.
+      this.log.warn({ err: rejected('loading the config', res).message }, 'caddy refused the full config; adding routes one by one');
+      await this.expect('POST', '/load', baseConfig(this.listeners, [], emptyTcp()), 'loading the base config');
+      for (const { route, built } of http) {
+        try {
+          await this.expect('POST', ROUTES_PATH, built, `adding route ${route.id}`);
+        } catch (err) {
+          left.push(this.leaveOut(route.id, err));
+        }
+      }
+      for (const route of valid) {
+        try {
+          await this.putTcp(route);
+        } catch (err) {
+          left.push(this.leaveOut(route.id, err));
+        }
+      }
+      this.log.info({ routes: http.length + valid.length - left.length, refused: left.length }, 'caddy config loaded route by route');
+      return { refused: left };
     });
   }
 
@@ -119,19 +167,20 @@ export class CaddyClient {
   upsertRoute(route: PodRoute): Promise<'written' | 'base-missing'> {
     let built: Json;
     try {
-      built = buildRoute(route);
+      built = buildHttpRoute(route);
     } catch (err) {
       return Promise.reject(err);
     }
     const idPath = `/id/${route.id}`;
     return this.enqueue(async () => {
       const existing = await this.call('GET', idPath);
-      if (ok(existing)) {
+      if (ok(existing) && isHttpRoute(parseJson(existing.text))) {
         await this.expect('PATCH', idPath, built, `replacing route ${route.id}`);
         this.log.debug({ routeId: route.id, host: route.host, upstream: route.upstream }, 'caddy route replaced');
         return 'written';
       }
-      if (existing.status !== 404) throw rejected(`reading route ${route.id}`, existing);
+      if (ok(existing)) await this.removeTcp(route.id); // the pod's entry was TCP before
+      else if (existing.status !== 404) throw rejected(`reading route ${route.id}`, existing);
 
       const appended = await this.call('POST', ROUTES_PATH, built);
       if (appended.status === 404) return 'base-missing';
@@ -141,7 +190,21 @@ export class CaddyClient {
     });
   }
 
-  /** Remove one route by @id; a route that does not exist is not an error. */
+  /**
+   * Add or replace one TCP route by its "@id". The route, the layer4 servers around it and
+   * the certificate names go in one write (PATCH /config/apps), so they change together or
+   * not at all. 'base-missing' as for upsertRoute.
+   */
+  upsertTcpRoute(route: TcpRoute): Promise<'written' | 'base-missing'> {
+    try {
+      addTcp(emptyTcp(), route, this.listeners);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(() => this.putTcp(route));
+  }
+
+  /** Remove one route (HTTP or TCP) by @id; a route that does not exist is not an error. */
   removeRoute(id: string): Promise<void> {
     try {
       checkId(id);
@@ -149,46 +212,54 @@ export class CaddyClient {
       return Promise.reject(err);
     }
     return this.enqueue(async () => {
+      const existing = await this.call('GET', `/id/${id}`);
+      if (existing.status === 404) return; // already gone, or Caddy has no config at all
+      if (!ok(existing)) throw rejected(`reading route ${id}`, existing);
+      if (!isHttpRoute(parseJson(existing.text)) && (await this.removeTcp(id))) return;
       const res = await this.call('DELETE', `/id/${id}`);
-      if (res.status === 404) return; // already gone, or Caddy has no config at all
+      if (res.status === 404) return;
       if (!ok(res)) throw rejected(`removing route ${id}`, res);
       this.log.debug({ routeId: id }, 'caddy route removed');
     });
   }
 
-  private baseConfig(podRoutes: Json[]): Json {
-    return {
-      admin: { listen: this.adminListen },
-      apps: {
-        http: {
-          servers: {
-            pods: {
-              listen: [this.httpListen],
-              automatic_https: { disable: true },
-              routes: [
-                // `routes` must stay an array even when empty: POST appends only to an array.
-                { '@id': ROUTES_ID, handle: [{ handler: 'subroute', routes: podRoutes }] },
-                // Without this, an unknown or stopped pod gets Caddy's empty 200.
-                {
-                  '@id': NOT_FOUND_ID,
-                  handle: [
-                    {
-                      handler: 'static_response',
-                      status_code: 404,
-                      headers: {
-                        'Content-Type': ['text/plain; charset=utf-8'],
-                        'X-Content-Type-Options': ['nosniff'],
-                      },
-                      body: 'no pod is served at {http.request.host}\n',
-                    },
-                  ],
-                },
-              ],
-            },
-          },
-        },
-      },
-    };
+  private async putTcp(route: TcpRoute): Promise<'written' | 'base-missing'> {
+    const apps = await this.readApps();
+    if (!hasBase(apps, this.listeners)) return 'base-missing';
+    const state = readTcp(apps);
+    addTcp(state, route, this.listeners); // refuses a host or port that another route holds
+    const next = writeTcp(apps, state, this.listeners);
+    // An HTTP route of the same id (the pod's entry was HTTP before) gives way in the same write.
+    const http = httpRoutesOf(next);
+    if (http) http.splice(0, http.length, ...http.filter((r) => r['@id'] !== route.id));
+    await this.expect('PATCH', '/config/apps', next, `writing route ${route.id}`);
+    this.log.debug({ routeId: route.id, kind: route.kind, upstream: route.upstream }, 'caddy tcp route written');
+    return 'written';
+  }
+
+  /** Remove TCP route `id` with its certificate name; false when no TCP route has that id. */
+  private async removeTcp(id: string): Promise<boolean> {
+    const apps = await this.readApps();
+    if (apps === undefined) return false;
+    const state = readTcp(apps);
+    if (!dropTcp(state, id)) return false;
+    await this.expect('PATCH', '/config/apps', writeTcp(apps, state, this.listeners), `removing route ${id}`);
+    this.log.debug({ routeId: id }, 'caddy tcp route removed');
+    return true;
+  }
+
+  private async readApps(): Promise<Json | undefined> {
+    const res = await this.call('GET', '/config/apps');
+    if (res.status === 404) return undefined;
+    if (!ok(res)) throw rejected('reading the config', res);
+    const apps = parseJson(res.text);
+    return typeof apps === 'object' && apps !== null ? (apps as Json) : undefined;
+  }
+
+  private leaveOut(id: unknown, err: unknown): { id: string; message: string } {
+    if (!(err instanceof CaddyError && err.code === 'CADDY_REJECTED')) throw err;
+    this.log.warn({ routeId: id, err: err.message }, 'caddy route left out');
+    return { id: String(id), message: err.message };
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
@@ -223,41 +294,13 @@ export class CaddyClient {
   }
 }
 
-function buildRoute(route: PodRoute): Json {
-  checkId(route.id);
-  // Caddy accepts any dial string and any host here and fails only per request,
-  // so a bad value would become a route that 502s or, with "{...}", a
-  // placeholder that matches other hosts. Refuse it before it is sent.
-  if (!HOST_RE.test(route.host) || route.host.length > 253) {
-    throw refused(`route ${route.id}: host ${JSON.stringify(route.host)} is not a hostname`);
-  }
-  const m = UPSTREAM_RE.exec(route.upstream);
-  const port = m ? Number(m[2]) : 0;
-  if (port < 1 || port > 65535) {
-    throw refused(`route ${route.id}: upstream ${JSON.stringify(route.upstream)} is not host:port`);
-  }
-  return {
-    '@id': route.id,
-    match: [{ host: [route.host] }],
-    handle: [
-      {
-        handler: 'reverse_proxy',
-        transport: { protocol: 'http', dial_timeout: DIAL_TIMEOUT },
-        stream_close_delay: STREAM_CLOSE_DELAY,
-        upstreams: [{ dial: route.upstream }],
-      },
-    ],
-    terminal: true,
-  };
+function isHttpRoute(value: unknown): boolean {
+  const match = (value as { match?: Array<{ host?: unknown }> } | null)?.match;
+  return Array.isArray(match) && Array.isArray(match[0]?.host);
 }
 
-function checkId(id: string): void {
-  // The id becomes a URL path segment and a Caddy-wide "@id"; ours must not be touched.
-  if (!ID_RE.test(id) || RESERVED_IDS.has(id)) throw refused(`route id ${JSON.stringify(id)} is not allowed`);
-}
-
-function firstDuplicate(values: string[]): string | undefined {
-  const seen = new Set<string>();
+function firstDuplicate(values: unknown[]): unknown {
+  const seen = new Set<unknown>();
   for (const v of values) {
     if (seen.has(v)) return v;
     seen.add(v);
@@ -267,10 +310,6 @@ function firstDuplicate(values: string[]): string | undefined {
 
 function ok(res: AdminReply): boolean {
   return res.status >= 200 && res.status < 300;
-}
-
-function refused(message: string): CaddyError {
-  return new CaddyError('CADDY_REJECTED', message);
 }
 
 function rejected(what: string, res: AdminReply): CaddyError {

@@ -3,7 +3,8 @@ pod of one is served at its own URL and invisible from the other."""
 import time
 
 import pytest
-from tapipy.errors import NotFoundError
+from tapipy.errors import NotFoundError, UnauthorizedError
+from tapipy.tapis import Tapis
 
 from support import delete_quietly, fetch, new_pod_id, pod_host, setting, wait_for_status
 
@@ -41,3 +42,10 @@ def test_one_pod_id_in_two_tenants(alice, carol, image, same_id):
             time.sleep(0.2)
     assert alice.pods.get_pod(pod_id=same_id).status == "RUNNING"
     assert fetch(pod_host(mine)) == a
+
+
+def test_a_user_of_one_tenant_cannot_log_in_at_another(base_url):
+    # alice exists in tenant A only; at tenant B's base_url she is unknown.
+    t = Tapis(base_url=setting("PODS_OTHER_BASE_URL"), username=setting("PODS_USERNAME"), password=setting("PODS_PASSWORD"))
+    with pytest.raises(UnauthorizedError):
+        t.get_tokens()

@@ -30,9 +30,9 @@ async function python(): Promise<string> {
 }
 
 /** Run a command to its end; stdout and stderr together, in order. */
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number, cwd = root): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-200_000);
@@ -164,6 +164,8 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
     const dir = await mkdtemp(path.join(tmpdir(), 'pods-schemathesis-'));
     const config = path.join(dir, 'schemathesis.toml');
     await writeFile(config, [
+      '[cache]',
+      'enabled = false',
       '[dictionaries.pods]',
       `values = ${JSON.stringify(pods)}`,
       '[dictionaries.users]',
@@ -192,7 +194,7 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
       '--no-color',
       '--output-truncate', 'true',
       ...extra,
-    ], env, 6 * 60_000);
+    ], env, 6 * 60_000, dir);
     try {
       // Every operation as a user; then the site-admin ones (the image allow-list) as the admin.
       for (const [who, tokenValue, extra] of [

@@ -12,7 +12,7 @@ With PODS_COMPAT_STRICT=1 (as in `npm test`) a missing setting fails instead.
                                          tenant B and carol, on the same server
   PODS_HTTP_URL                          Caddy, which serves the pods by Host header
   PODS_IMAGE                             an allowed image answering HTTP on port 5000
-  PODS_EXPIRED_TOKEN                     a token signed by the server that has expired
+  PODS_EXPIRED_TOKEN, PODS_CONTROL_TOKEN  tokens signed with the server's key: expired, and valid
 """
 import os
 import time

@@ -4,6 +4,7 @@
 // run inside these node tests, so node's test runner summary stays the last word of `npm test`.
 // The Python packages (test/compat/requirements.txt) come from ops/lib.sh's ensure_python_deps:
 // PODS_PYTHON when ops/test.sh already ran it, otherwise it is run here.
+// PODS_COMPAT_VERBOSE=1 prints pytest's and schemathesis's whole output even when they pass.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
@@ -107,30 +108,31 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
     return r.body.result.access_token.access_token;
   }
 
-  /** A token the server itself signed for alice, expired an hour ago. */
-  async function expiredToken(): Promise<string> {
+  /**
+   * Tokens signed with the server's own key (read from Redis, where the coordinator keeps it),
+   * made as the server makes them: one expired an hour ago, and its control, valid now.
+   */
+  async function serverSignedTokens(): Promise<{ expired: string; control: string }> {
     await token(); // the key pair exists once a token was issued
     const client = createClient({ url: stack.redis.url });
     await client.connect();
     try {
       const pem = await client.get(`${stack.redisPrefix}signing-key`);
       assert.ok(pem, 'the coordinator keeps its signing key in Redis');
-      return issueToken(createPrivateKey(pem), {
-        issuer: `${stack.apiUrl}/v3/tokens`,
-        tenant: stack.tenant,
-        username: 'alice',
-        ttlS: 4 * 3600,
-        now: Date.now() - 5 * 3600_000,
-      }).token;
+      const key = createPrivateKey(pem);
+      const make = (now: number) => issueToken(key, { issuer: `${stack.apiUrl}/v3/tokens`, tenant: stack.tenant, username: 'alice', ttlS: 4 * 3600, now }).token;
+      return { expired: make(Date.now() - 5 * 3600_000), control: make(Date.now()) };
     } finally {
       await client.quit();
     }
   }
 
   test('tapipy: the quickstart and the errors a user meets (pytest test/compat)', async (t) => {
+    const signed = await serverSignedTokens();
     const r = await run(py, ['-m', 'pytest', 'test/compat', '-q', '-p', 'no:cacheprovider', '--color=no', '--tb=short', '-rfEXx'], {
       ...env,
-      PODS_EXPIRED_TOKEN: await expiredToken(),
+      PODS_EXPIRED_TOKEN: signed.expired,
+      PODS_CONTROL_TOKEN: signed.control,
     }, 10 * 60_000);
     if (process.env.PODS_COMPAT_VERBOSE) console.log(r.output);
     assert.equal(r.code, 0, `pytest exited ${r.code}:\n${r.output}\n--- coordinator (last lines):\n${stack.coordinator.output.slice(-3000)}`);

@@ -3,7 +3,7 @@ import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import { podKey, type Health, type Observed, type Phase } from '../shared/pod.js';
 import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
-import type { CaddyClient, PodRoute } from './caddy.js';
+import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
 import { LogRing, splitBytes } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
 import type { DockerRuntime, PodContainer } from './runtime/docker.js';
@@ -189,11 +189,13 @@ export class Supervisor {
     this.managed.set(key, m);
     void this.followLogs(m);
     let message: string | undefined;
-    for (const route of this.routesOf(m)) {
+    const { http, tcp } = this.routesOf(m);
+    const writes = [...http.map((r) => ({ r, write: () => this.deps.caddy.upsertRoute(r) })), ...tcp.map((r) => ({ r, write: () => this.deps.caddy.upsertTcpRoute(r) }))];
+    for (const { r: route, write } of writes) {
       try {
-        if ((await this.deps.caddy.upsertRoute(route)) === 'base-missing') await this.resyncCaddy();
+        if ((await write()) === 'base-missing') await this.resyncCaddy();
       } catch (err) {
-        message = `route for ${route.host} not installed: ${(err as Error).message}`;
+        message = `route ${route.id} not installed: ${(err as Error).message}`;
         this.deps.log.warn({ pod: key, err: (err as Error).message }, 'route not installed');
       }
     }
@@ -251,23 +253,32 @@ export class Supervisor {
     this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'running', { health }));
   }
 
-  routesOf(m: Managed): PodRoute[] {
-    return m.a.spec.ports
-      .filter((p) => p.protocol === 'http' && p.host && m.container.hostPorts[p.name])
-      .map((p) => ({
-        id: routeId(m.a.tenant, m.a.podId, p.name),
-        host: p.host,
-        upstream: `${this.deps.config.publishHost}:${m.container.hostPorts[p.name]}`,
-      }));
+  /** Caddy routes of a pod: HTTP by Host; TCP by SNI on the shared TLS port, or on a dedicated port. */
+  routesOf(m: Managed): { http: PodRoute[]; tcp: TcpRoute[] } {
+    const http: PodRoute[] = [];
+    const tcp: TcpRoute[] = [];
+    for (const p of m.a.spec.ports) {
+      const hostPort = m.container.hostPorts[p.name];
+      if (!hostPort || p.protocol === 'local_only') continue;
+      const id = routeId(m.a.tenant, m.a.podId, p.name);
+      const upstream = `${this.deps.config.publishHost}:${hostPort}`;
+      if (p.protocol === 'http') http.push({ id, host: p.host, upstream });
+      else if (p.dedicatedPort) tcp.push({ kind: 'port', id, listen: `${this.deps.config.tcpListenHost}:${p.dedicatedPort}`, upstream });
+      else tcp.push({ kind: 'sni', id, host: p.host, upstream, protocol: p.protocol });
+    }
+    return { http, tcp };
   }
 
-  private allRoutes(): PodRoute[] {
-    return [...this.managed.values()].filter((m) => !m.removing).flatMap((m) => this.routesOf(m));
+  private routeIds(m: Managed): string[] {
+    const { http, tcp } = this.routesOf(m);
+    return [...http, ...tcp].map((r) => r.id);
   }
 
   private async resyncCaddy(): Promise<void> {
+    const live = [...this.managed.values()].filter((m) => !m.removing).map((m) => this.routesOf(m));
     try {
-      await this.deps.caddy.resync(this.allRoutes());
+      const r = await this.deps.caddy.resync(live.flatMap((x) => x.http), live.flatMap((x) => x.tcp));
+      for (const bad of r.refused) this.deps.log.warn({ route: bad.id, err: bad.message }, 'route refused; the others are served');
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'caddy resync failed; will retry');
     }
@@ -278,7 +289,7 @@ export class Supervisor {
     try {
       if (!(await this.deps.caddy.isConfigured())) {
         this.deps.log.info('caddy has lost its config; re-syncing routes');
-        await this.deps.caddy.resync(this.allRoutes());
+        await this.resyncCaddy();
       }
     } catch (err) {
       this.deps.log.debug({ err: (err as Error).message }, 'caddy not reachable');
@@ -300,7 +311,7 @@ export class Supervisor {
       ours.removing = true;
       this.report(c.tenant, c.podId, this.observed(c, 'removing'));
       this.detach(ours);
-      for (const r of this.routesOf(ours)) await this.deps.caddy.removeRoute(r.id).catch((err) => this.deps.log.warn({ err: (err as Error).message }, 'route removal failed'));
+      for (const id of this.routeIds(ours)) await this.deps.caddy.removeRoute(id).catch((err) => this.deps.log.warn({ err: (err as Error).message }, 'route removal failed'));
       this.managed.delete(key);
     }
     this.deps.log.info({ pod: key, container: c.id.slice(0, 12), why }, 'removing container');
@@ -404,7 +415,7 @@ export class Supervisor {
       if (!info) {
         this.detach(m);
         this.managed.delete(key);
-        for (const r of this.routesOf(m)) await this.deps.caddy.removeRoute(r.id).catch(() => undefined);
+        for (const id of this.routeIds(m)) await this.deps.caddy.removeRoute(id).catch(() => undefined);
         this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: 'container was removed outside the service' }));
         return;
       }

@@ -23,7 +23,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(tenantResolver(deps.tenants));
 
   const open = new Router();
-  open.get('/v3/pods/healthcheck', (ctx) => ok(ctx, { status: 'healthy' }, 'Healthy.'));
+  // The reference serves /healthcheck (tapipy calls /v3/healthcheck); Tapis deployments also answer under /pods.
+  for (const path of ['/v3/healthcheck', '/v3/pods/healthcheck']) open.get(path, (ctx) => ok(ctx, { status: 'healthy' }, 'Healthy.'));
   app.use(open.routes());
   app.use(openApiRouter(config.version).routes());
   app.use(identityRouter(deps).routes());

@@ -61,6 +61,10 @@ export const AgentConfig = z.object({
   dockerSocket: z.string().default('/var/run/docker.sock'),
   caddyAdminUrl: z.string().url().default('http://127.0.0.1:2019'),
   caddyHttpListen: z.string().default('127.0.0.1:8080'),
+  /** The shared TLS listener where TCP pods are routed by SNI. */
+  caddyTlsListen: z.string().default('127.0.0.1:8443'),
+  /** The address dedicated TCP ports listen on. */
+  tcpListenHost: z.string().default('127.0.0.1'),
   publishHost: z.string().default('127.0.0.1'),
   containerUser: z.string().default('1000:1000'),
   dockerNetwork: z.string().default('pods'),
@@ -126,6 +130,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
     dockerSocket: env.PODS_DOCKER_SOCKET,
     caddyAdminUrl: env.PODS_CADDY_ADMIN_URL,
     caddyHttpListen: env.PODS_CADDY_HTTP_LISTEN,
+    caddyTlsListen: env.PODS_CADDY_TLS_LISTEN,
+    tcpListenHost: env.PODS_TCP_LISTEN_HOST,
     publishHost: env.PODS_PUBLISH_HOST,
     containerUser: env.PODS_CONTAINER_USER,
     dockerNetwork: env.PODS_DOCKER_NETWORK,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, notFound } from '../../shared/errors.js';
 import { imageName, type ImageStore } from '../store/images.js';
-import { requireSiteAdmin } from './auth.js';
+import { requireSiteAdmin, type Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -17,8 +17,12 @@ export const NewImage = z.strictObject({
 export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Router {
   const router = new Router();
 
+  // A tenant sees the images its users may run; site admins see the whole list.
   router.get('/v3/pods/images', async (ctx) => {
-    ok(ctx, await images.list(), 'Images retrieved successfully.');
+    const id = ctx.state.identity as Identity;
+    const all = await images.list();
+    const mine = id.admin ? all : all.filter((i) => i.tenants.length === 0 || i.tenants.includes('*') || i.tenants.includes(id.tenant));
+    ok(ctx, mine, 'Images retrieved successfully.');
   });
 
   router.post('/v3/pods/images', async (ctx) => {
@@ -35,13 +39,13 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
     ok(ctx, rec, 'Image added successfully.');
   });
 
-  router.get('/v3/pods/images/:image_id', async (ctx) => {
+  router.get('/v3/pods/images/*image_id', async (ctx) => {
     const rec = await images.get(ctx.params.image_id!);
     if (!rec) throw notFound(`image "${ctx.params.image_id}" is not on the allow-list`);
     ok(ctx, rec, 'Image retrieved successfully.');
   });
 
-  router.delete('/v3/pods/images/:image_id', async (ctx) => {
+  router.delete('/v3/pods/images/*image_id', async (ctx) => {
     requireSiteAdmin(ctx, 'change the image allow-list');
     const name = ctx.params.image_id!;
     if (!(await images.remove(name))) throw notFound(`image "${name}" is not on the allow-list`);

@@ -72,7 +72,7 @@ export function openApiDocument(version: string): Json {
     components: { securitySchemes: { TapisToken: { type: 'apiKey', in: 'header', name: 'X-Tapis-Token' } } },
     security: [{ TapisToken: [] }],
     paths: {
-      '/pods/healthcheck': p(['get', { operationId: 'healthcheck', summary: 'healthcheck', tag: 'Misc', result: z.object({ status: z.string() }), open: true, errors: [] }]),
+      '/healthcheck': p(['get', { operationId: 'healthcheck', summary: 'healthcheck', tag: 'Misc', result: z.object({ status: z.string() }), open: true, errors: [] }]),
       '/pods/images': p(
         ['get', { operationId: 'get_images', summary: 'get_images', tag: 'Images', result: z.array(ImageView), errors: [401] }],
         ['post', { operationId: 'add_image', summary: 'add_image', tag: 'Images', result: ImageView, body: NewImage, errors: [400, 401, 403, 413, 415] }],

@@ -33,6 +33,10 @@ const NOT_YET: Array<[method: 'get' | 'post' | 'put' | 'delete', path: string, w
   ['post', '/v3/pods/:id/exec', 'exec'],
   ['post', '/v3/pods/:id/upload_to_pod', 'file upload'],
   ['post', '/v3/pods/:id/save_pod_as_template_tag', 'templates'],
+  ['get', '/v3/pods/:id/auth', 'Tapis auth for pod URLs'],
+  ['get', '/v3/pods/:id/auth/callback', 'Tapis auth for pod URLs'],
+  ['get', '/v3/traefik-config', 'Traefik configuration (this site routes with Caddy)'],
+  ['get', '/v3/error-handler/:status', 'proxy error pages'],
 ];
 
 export function unimplementedRouter(): Router {

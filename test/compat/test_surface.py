@@ -15,15 +15,7 @@ REFERENCE = RESOURCE_SPECS["pods"]["paths"]
 
 # What the service does not do yet, each shown as "xfailed" in the summary (and "XPASS" once it
 # works: then delete its line here).
-GAPS = {
-    "healthcheck": "tapipy's healthcheck() sends GET /v3/healthcheck (the reference's path); only /v3/pods/healthcheck is served",
-    "traefik_config": "GET /v3/traefik-config has no handler (no 501 envelope)",
-    "error_handler": "GET /v3/error-handler/{status} has no handler (no 501 envelope)",
-    "pod_auth": "GET /v3/pods/{pod_id_net}/auth has no handler (no 501 envelope)",
-    "pod_auth_callback": "GET /v3/pods/{pod_id_net}/auth/callback has no handler (no 501 envelope)",
-    "get_image_slash": "tapipy sends GET /v3/pods/images/pods-test/httpd (the slash unescaped); only %2F is routed",
-    "served_healthcheck_path": "the served document lists healthcheck at /pods/healthcheck; the reference has /healthcheck",
-}
+GAPS: dict = {}
 
 
 def gap(name):

@@ -6,8 +6,8 @@
 #   ops/images/build-db-images.sh [--force]      (as root: debootstrap and chroot need it)
 #
 # Does nothing when both images exist, unless --force. The root filesystems are cached as
-# tarballs in ${PODS_CACHE_DIR:-$HOME/.cache/pods}/db-images/<sha256 of this script>/, so a
-# rerun (or --force) only imports them again. Mirrors: PODS_DEBIAN_MIRROR
+# tarballs in ${PODS_CACHE_DIR:-$HOME/.cache/pods}/db-images/<sha256 of this script>-<arch>/,
+# so a rerun (or --force) only imports them again; entries of older versions are removed. Mirrors: PODS_DEBIAN_MIRROR
 # (http://deb.debian.org/debian), PODS_DEBIAN_SECURITY_MIRROR (http://deb.debian.org/debian-security).
 #
 # Both images start as any non-root user with every capability dropped, as the agent runs
@@ -156,7 +156,7 @@ postgres -D "$PGDATA" \
   -c listen_addresses='*' -c port=5432 \
   -c unix_socket_directories=/tmp \
   -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key \
-  -c password_encryption=scram-sha-256 "$@" &
+  -c password_encryption=scram-sha-256 -c jit=off "$@" &
 pid=$!
 # SIGTERM (docker stop) would be postgres's "smart" shutdown, which waits for every client
 # to leave; SIGINT is its "fast" one. `docker import` cannot set STOPSIGNAL, so translate.
@@ -256,7 +256,13 @@ image_tar() {
   umount "$rootfs/proc"
   in_chroot apt-get clean
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs/usr/sbin/policy-rc.d" \
-    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/var/log/*.log "$rootfs"/tmp/*
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/* "$rootfs"/usr/share/i18n \
+    "$rootfs"/var/log/*.log "$rootfs"/tmp/*
+  if [ "$name" = postgres ]; then
+    # The JIT (llvmjit.so and the LLVM it loads, 130 MB) is optional and off here (jit=off).
+    rm -rf "$rootfs"/usr/lib/postgresql/*/lib/llvmjit* "$rootfs"/usr/lib/postgresql/*/lib/bitcode \
+      "$rootfs"/usr/lib/*/libLLVM-*.so* "$rootfs"/usr/lib/*/libz3.so*
+  fi
   : >"$rootfs/etc/resolv.conf"
 
   mkdir -p "$rootfs/usr/local/lib/pods"
@@ -295,8 +301,20 @@ mkdir -p "$cache"
 exec 9>"$cache.lock"
 flock 9
 total=$SECONDS
-base_tar
-for name in "${images[@]}"; do image_tar "$name"; done
+tars_ready=1
+for name in "${images[@]}"; do [ -s "$cache/$name.tar" ] || tars_ready=""; done
+if [ -z "$tars_ready" ]; then
+  base_tar
+  for name in "${images[@]}"; do image_tar "$name"; done
+fi
+# Only the image tarballs are reused, and only under this script's hash: drop the rest
+# (entries of other versions of this script, unless a build holds them).
+rm -f "$cache/base.tar"
+for old in "$(dirname "$cache")"/*; do
+  case $old in "$cache" | *.lock) continue ;; esac
+  # shellcheck disable=SC2094 # the lock is only held, never read
+  (flock -n 9 && rm -rf --one-file-system "$old" && rm -f "$old.lock") 9>>"$old.lock" || true
+done
 flock -u 9
 for name in "${images[@]}"; do import_image "$name"; done
 pods_log "db images: done in $((SECONDS - total))s"

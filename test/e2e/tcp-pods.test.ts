@@ -1,0 +1,106 @@
+// Database pods from templates, reached with their usual clients through Caddy's layer4 app:
+// real dockerd, Redis, Caddy, coordinator, agent, redis-cli and psql.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { skipWithoutCaddy } from '../helpers/caddy.js';
+import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/procs.js';
+import { run } from '../helpers/run.js';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+// The local images built from Debian's packages stand in for the public ones here.
+const LOCAL_TAGS = {
+  redis: {
+    tag: 'bookworm',
+    commit_message: 'local image for the test site',
+    pod_definition: {
+      image: 'pods-test/redis:bookworm',
+      environment_variables: { REDIS_PASSWORD: '{{user_password}}' },
+      networking: { default: { protocol: 'tcp', port: 6379 }, plain: { protocol: 'tcp', port: 6379, dedicated_port: true } },
+      resources: { cpu_request: 250, cpu_limit: 1000, mem_request: 128, mem_limit: 512 },
+    },
+  },
+  postgres: {
+    tag: 'bookworm',
+    commit_message: 'local image for the test site',
+    pod_definition: {
+      image: 'pods-test/postgres:bookworm',
+      environment_variables: { POSTGRES_USER: '{{user_username}}', POSTGRES_PASSWORD: '{{user_password}}', POSTGRES_DB: '{{pod_id}}' },
+      networking: { default: { protocol: 'postgres', port: 5432 } },
+      resources: { cpu_request: 250, cpu_limit: 1000, mem_request: 256, mem_limit: 1024 },
+      readiness: { exec: ['pg_isready', '-h', '127.0.0.1', '-p', '5432'] },
+    },
+  },
+};
+
+describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
+  let s: Stack;
+  let tlsPort: number;
+
+  before(async () => {
+    tlsPort = await freePort();
+    const first = 30_000 + Math.floor(Math.random() * 20_000);
+    s = await startStack({
+      agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}` },
+      coordinatorEnv: { PODS_TCP_PORT_RANGE: `${first}-${first + 20}` },
+    });
+    for (const [id, tag] of Object.entries(LOCAL_TAGS)) {
+      const r = await s.api('POST', `/v3/pods/templates/${id}/tags`, { body: tag });
+      assert.equal(r.status, 200, r.body.message);
+    }
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  const redisCli = (target: string[], password: string, ...cmd: string[]) =>
+    run('redis-cli', ['--no-auth-warning', '-h', '127.0.0.1', ...target, '-a', password, ...cmd]);
+
+  test('a redis pod: AUTH, PING, SET, GET through TLS by host name and through its dedicated port', async () => {
+    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'cache', template: 'redis:bookworm' } });
+    assert.equal(created.status, 200, created.body.message);
+    const pod = await s.waitStatus('cache', 'RUNNING', 60_000);
+    const host = pod.networking.default.url as string;
+    assert.equal(host, `cache.pods.${s.tenant}.${s.baseDomain}`);
+    const plain = pod.networking.plain.url as string;
+    assert.match(plain, new RegExp(`^cache-plain\\.pods\\.${s.tenant}\\.${s.baseDomain}:\\d+$`));
+    const dedicated = Number(plain.split(':')[1]);
+    const { user_password: password } = (await s.api('GET', '/v3/pods/cache/credentials', { token: s.userToken })).body.result;
+    assert.ok(password.length >= 30);
+
+    const sni = ['--tls', '--sni', host, '--insecure', '-p', String(tlsPort)];
+    assert.equal((await redisCli(sni, password, 'PING')).out.trim(), 'PONG');
+    assert.equal((await redisCli(sni, password, 'SET', 'greeting', 'hello')).out.trim(), 'OK');
+    assert.equal((await redisCli(sni, password, 'GET', 'greeting')).out.trim(), 'hello');
+    assert.match((await redisCli(sni, 'not-the-password', 'PING')).out, /WRONGPASS|invalid password|NOAUTH/);
+
+    const port = ['-p', String(dedicated)];
+    assert.equal((await redisCli(port, password, 'GET', 'greeting')).out.trim(), 'hello', 'the same server on the dedicated port');
+    assert.match((await redisCli(port, 'not-the-password', 'PING')).out, /WRONGPASS|invalid password|NOAUTH/);
+
+    // Stopping closes both ways in, and gives the port back.
+    await s.api('GET', '/v3/pods/cache/stop', { token: s.userToken });
+    await s.waitStatus('cache', 'STOPPED');
+    await waitFor('the dedicated port to close', async () => (await redisCli(port, password, 'PING')).out.trim() !== 'PONG');
+    assert.notEqual((await redisCli(sni, password, 'PING')).out.trim(), 'PONG');
+    assert.equal((await s.api('GET', '/v3/pods/cache', { token: s.userToken })).body.result.networking.plain.url, `cache-plain.pods.${s.tenant}.${s.baseDomain}`);
+  });
+
+  test('a postgres pod: psql with sslmode=require by the pod host name, generated credentials, SELECT 1', async () => {
+    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'pgdb', template: 'postgres:bookworm' } });
+    assert.equal(created.status, 200, created.body.message);
+    const pod = await s.waitStatus('pgdb', 'RUNNING', 90_000);
+    const host = pod.networking.default.url as string;
+    const creds = (await s.api('GET', '/v3/pods/pgdb/credentials', { token: s.userToken })).body.result;
+    const psql = (password: string) =>
+      run('psql', [`hostaddr=127.0.0.1 host=${host} port=${tlsPort} user=${creds.user_username} dbname=pgdb sslmode=require`, '-Atc', 'SELECT 1'], {
+        env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' },
+      });
+    const ok = await psql(creds.user_password);
+    assert.equal(ok.out.trim(), '1', ok.out);
+    assert.match((await psql('wrong-password')).out, /password authentication failed/);
+    await s.api('GET', '/v3/pods/pgdb/stop', { token: s.userToken });
+    await s.waitStatus('pgdb', 'STOPPED');
+    assert.notEqual((await psql(creds.user_password)).out.trim(), '1', 'the route is gone after stop');
+  });
+});

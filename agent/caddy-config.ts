@@ -185,17 +185,18 @@ export function emptyTcp(): TcpState {
  */
 export function addTcp(state: TcpState, route: TcpRoute, listeners: Listeners): void {
   const built = buildTcp(route, listeners);
-  dropTcp(state, route.id);
+  const others = (r: Json) => r['@id'] !== route.id;
   if (route.kind === 'sni') {
     const host = sniHost(built);
-    const holder = state.sni.find((r) => sniHost(r) === host);
+    const holder = state.sni.filter(others).find((r) => sniHost(r) === host);
     if (holder) throw refused(`route ${route.id}: host ${host} is served by route ${String(holder['@id'])}`);
-    state.sni.push(built);
   } else {
-    const holder = [...state.ports.values()].find((s) => (s.listen as string[])[0] === route.listen);
+    const holder = [...state.ports.values()].filter(others).find((s) => (s.listen as string[])[0] === route.listen);
     if (holder) throw refused(`route ${route.id}: ${route.listen} is the port of route ${String(holder['@id'])}`);
-    state.ports.set(PORT_SERVER_PREFIX + route.id, built);
   }
+  dropTcp(state, route.id);
+  if (route.kind === 'sni') state.sni.push(built);
+  else state.ports.set(PORT_SERVER_PREFIX + route.id, built);
 }
 
 /** Remove route `id` from `state`; true when it was there. */

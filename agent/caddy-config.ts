@@ -7,10 +7,12 @@
 //   apps.layer4.servers.pods-tls       the shared TLS listener, when one is configured:
 //                                      "pods-tls-postgres" first, then one SNI route per pod
 //   apps.layer4.servers.pods-port-<id> one server per dedicated-port route (@id = route id)
-//   apps.tls.automation.policies       "pods-tls-names": certificates for exactly the SNI
-//                                      hosts, issued on demand by the internal CA; then a
-//                                      catch-all internal policy, so nothing here uses ACME
-//   apps.pki                           the internal CA "local", never put in the system trust store
+//   apps.tls.automation.policies       with the TLS listener: "pods-tls-names", certificates
+//                                      for exactly the SNI hosts, issued on demand by the
+//                                      internal CA; then a catch-all internal policy, so
+//                                      nothing here uses ACME
+//   apps.pki                           with the TLS listener: the internal CA "local", never
+//                                      put in the system trust store
 import { isIPv4, isIPv6 } from 'node:net';
 import { refused } from './caddy-error.js';
 
@@ -285,6 +287,8 @@ function tcpApps(state: TcpState, listeners: Listeners): Json {
     };
   }
   for (const [key, server] of state.ports) servers[key] = server;
+  // Certificates are for the TLS listener only; without one, Caddy keeps its defaults.
+  if (!listeners.tls) return { layer4: { servers } };
 
   const internal = [{ module: 'internal' }];
   const hosts = [...new Set(state.sni.map(sniHost))].sort();

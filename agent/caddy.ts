@@ -108,28 +108,13 @@ export class CaddyClient {
 
   /** Replace Caddy's whole config with the base + these routes. Used on agent (re)connect and after a Caddy restart. */
   resync(routes: PodRoute[], tcp: TcpRoute[] = []): Promise<ResyncResult> {
-    const dup = firstDuplicate([...routes, ...tcp].map((r) => r?.id));
-    if (dup !== undefined) return Promise.reject(refused(`route id ${dup} appears twice`));
-    // Validated here, one by one: a bad route is left out, never the reason the others are.
-    const left: ResyncResult['refused'] = [];
-    const http: Array<{ route: PodRoute; built: Json }> = [];
-    for (const route of routes) {
-      try {
-        http.push({ route, built: buildHttpRoute(route) });
-      } catch (err) {
-        left.push(this.leaveOut(route?.id, err));
-      }
+    let prepared: ReturnType<CaddyClient['prepare']>;
+    try {
+      prepared = this.prepare(routes, tcp);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const state = emptyTcp();
-    const valid: TcpRoute[] = [];
-    for (const route of tcp) {
-      try {
-        addTcp(state, route, this.listeners);
-        valid.push(route);
-      } catch (err) {
-        left.push(this.leaveOut(route?.id, err));
-      }
-    }
+    const { left, http, state, valid } = prepared;
     return this.enqueue(async () => {
       const res = await this.call('POST', '/load', baseConfig(this.listeners, http.map((h) => h.built), state));
       if (ok(res)) {
@@ -221,6 +206,32 @@ export class CaddyClient {
       if (!ok(res)) throw rejected(`removing route ${id}`, res);
       this.log.debug({ routeId: id }, 'caddy route removed');
     });
+  }
+
+  /** Validate every route one by one: a bad route is left out, never the reason the others are. */
+  private prepare(routes: PodRoute[], tcp: TcpRoute[]) {
+    const dup = firstDuplicate([...routes, ...tcp].map((r) => r?.id));
+    if (dup !== undefined) throw refused(`route id ${String(dup)} appears twice`);
+    const left: ResyncResult['refused'] = [];
+    const http: Array<{ route: PodRoute; built: Json }> = [];
+    for (const route of routes) {
+      try {
+        http.push({ route, built: buildHttpRoute(route) });
+      } catch (err) {
+        left.push(this.leaveOut(route?.id, err));
+      }
+    }
+    const state = emptyTcp();
+    const valid: TcpRoute[] = [];
+    for (const route of tcp) {
+      try {
+        addTcp(state, route, this.listeners);
+        valid.push(route);
+      } catch (err) {
+        left.push(this.leaveOut(route?.id, err));
+      }
+    }
+    return { left, http, state, valid };
   }
 
   private async putTcp(route: TcpRoute): Promise<'written' | 'base-missing'> {

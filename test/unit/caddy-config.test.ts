@@ -89,5 +89,8 @@ test('without our layer4 app (an older base, or an empty Caddy) the base counts 
   assert.equal(hasBase(config, listeners), true);
   assert.equal(hasBase({ http: config.http }, listeners), false);
   assert.equal(hasBase(null, listeners), false);
-  assert.equal(hasBase(apps(baseConfig({ admin: listeners.admin, http: listeners.http }, [], emptyTcp())), listeners), false);
+  const noTls = apps(baseConfig({ admin: listeners.admin, http: listeners.http }, [], emptyTcp()));
+  assert.equal(hasBase(noTls, listeners), false);
+  // Without a TLS listener there are no certificates to make: Caddy keeps its own TLS defaults.
+  assert.deepEqual(Object.keys(noTls).sort(), ['http', 'layer4']);
 });

@@ -1,15 +1,19 @@
 // npm run bench: how long from one API call to RUNNING and to a first HTTP 200 through
-// Caddy, beside raw `docker run -d` plus curl of the published port, same image, same host.
+// Caddy, beside raw `docker run -d` plus curl of the published port, same image, same host;
+// and for a redis pod from its template, from the call to a PING answered through TLS+SNI.
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
+import { LOCAL_TAGS } from '../test/helpers/local-templates.js';
+import { freePort } from '../test/helpers/ports.js';
 import { startStack, repoRoot, TEST_IMAGE } from '../test/helpers/stack.js';
 import { waitFor } from '../test/helpers/procs.js';
 
 const run = promisify(execFile);
 const PODS = Number(process.env.BENCH_PODS ?? 20);
+const TCP_PODS = Number(process.env.BENCH_TCP_PODS ?? 10);
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -26,10 +30,12 @@ async function http200(url: string, host?: string): Promise<boolean> {
   }
 }
 
-async function ours(): Promise<{ running: number[]; url: number[] }> {
-  const s = await startStack();
+async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[] }> {
+  const tlsPort = await freePort();
+  const s = await startStack({ agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}`, PODS_DOCKER_NETWORK: process.env.PODS_DOCKER_NETWORK ?? 'bridge' } });
   const running: number[] = [];
   const url: number[] = [];
+  const tcp: number[] = [];
   try {
     for (let i = 0; i < PODS; i++) {
       const podId = `bench${i}`;
@@ -45,10 +51,27 @@ async function ours(): Promise<{ running: number[]; url: number[] }> {
       await s.api('DELETE', `/v3/pods/${podId}`);
       await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
     }
+    // A redis pod from its template: create -> PING answered through TLS by host name.
+    await s.api('POST', '/v3/pods/templates/redis/tags', { body: LOCAL_TAGS.redis });
+    for (let i = 0; i < TCP_PODS; i++) {
+      const podId = `benchtcp${i}`;
+      const t0 = performance.now();
+      const r = await s.api('POST', '/v3/pods', { body: { pod_id: podId, template: 'redis:bookworm' } });
+      if (r.status !== 200) throw new Error(`create failed: ${r.body.message}`);
+      const host = r.body.result.networking.default.url as string;
+      const { user_password } = (await s.api('GET', `/v3/pods/${podId}/credentials`)).body.result;
+      await waitFor('PONG', async () => {
+        const { stdout } = await run('redis-cli', ['--no-auth-warning', '--tls', '--sni', host, '--insecure', '-h', '127.0.0.1', '-p', String(tlsPort), '-a', user_password, 'PING']).catch(() => ({ stdout: '' }));
+        return stdout.trim() === 'PONG';
+      }, 60_000, 10);
+      tcp.push(performance.now() - t0);
+      await s.api('DELETE', `/v3/pods/${podId}`);
+      await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
+    }
   } finally {
     await s.stop();
   }
-  return { running, url };
+  return { running, url, tcp };
 }
 
 async function rawDocker(): Promise<number[]> {
@@ -67,7 +90,7 @@ async function rawDocker(): Promise<number[]> {
 
 async function main(): Promise<void> {
   const docker = await rawDocker();
-  const { running, url } = await ours();
+  const { running, url, tcp } = await ours();
   const result = {
     measured_at: new Date().toISOString(),
     pods: PODS,
@@ -78,6 +101,9 @@ async function main(): Promise<void> {
     create_to_url_p95_ms: pct(url, 95),
     docker_run_to_http_p50_ms: pct(docker, 50),
     docker_run_to_http_p95_ms: pct(docker, 95),
+    create_to_tcp_p50_ms: pct(tcp, 50),
+    create_to_tcp_p95_ms: pct(tcp, 95),
+    tcp_pods: TCP_PODS,
     running_ratio_vs_docker: Math.round((pct(running, 50) / pct(docker, 50)) * 100) / 100,
     targets: { running_ratio_vs_docker: 1.25, create_to_url_p50_ms: 1500 },
   };
@@ -87,6 +113,7 @@ async function main(): Promise<void> {
   console.log('| metric | p50 ms | p95 ms |\n|---|---|---|');
   console.log(`| create -> RUNNING | ${result.create_to_running_p50_ms} | ${result.create_to_running_p95_ms} |`);
   console.log(`| create -> first HTTP 200 through Caddy | ${result.create_to_url_p50_ms} | ${result.create_to_url_p95_ms} |`);
+  console.log(`| redis template: create -> PING answered through TLS+SNI | ${result.create_to_tcp_p50_ms} | ${result.create_to_tcp_p95_ms} |`);
   console.log(`| raw docker run -d -> first HTTP 200 | ${result.docker_run_to_http_p50_ms} | ${result.docker_run_to_http_p95_ms} |`);
   console.log(`\nrunning_ratio_vs_docker = ${result.running_ratio_vs_docker} (target <= 1.25); create_to_url_p50_ms = ${result.create_to_url_p50_ms} (target <= 1500)`);
 }

@@ -65,6 +65,14 @@ step "packages"
 PODS_APT_PACKAGES=(docker.io:dockerd curl:curl ca-certificates:- iproute2:ip)
 ensure_packages
 ensure_node_runtime
+# Pods share Docker's default bridge; --icc=false keeps them from reaching each other.
+mkdir -p /etc/docker
+if [ ! -f /etc/docker/daemon.json ]; then
+  printf '{\n  "icc": false\n}\n' >/etc/docker/daemon.json
+  if has_systemd; then systemctl restart docker.service 2>/dev/null || true; fi
+elif ! grep -q '"icc": *false' /etc/docker/daemon.json; then
+  pods_log "warning: /etc/docker/daemon.json exists without \"icc\": false; add it so pods cannot reach each other"
+fi
 if has_systemd; then systemctl enable --now docker.service >/dev/null; fi
 ensure_dockerd /var/log/pods-dockerd.log
 

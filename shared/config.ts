@@ -67,7 +67,8 @@ export const AgentConfig = z.object({
   tcpListenHost: z.string().default('127.0.0.1'),
   publishHost: z.string().default('127.0.0.1'),
   containerUser: z.string().default('1000:1000'),
-  dockerNetwork: z.string().default('pods'),
+  /** "bridge" (Docker's default; isolate pods with dockerd --icc=false) or a network the agent creates without inter-container traffic. */
+  dockerNetwork: z.string().default('bridge'),
   logRingBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   heartbeatMs: z.coerce.number().int().min(100).default(5_000),
   probeIntervalMs: z.coerce.number().int().min(50).default(2_000),

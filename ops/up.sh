@@ -24,6 +24,7 @@ api_port=${PODS_API_PORT:-8000}
 http_port=${PODS_HTTP_PORT:-8080}
 redis_port=${PODS_REDIS_PORT:-6390}
 caddy_admin_port=${PODS_CADDY_ADMIN_PORT:-2019}
+tls_port=${PODS_TLS_PORT:-8443}
 node_id=${PODS_NODE_ID:-local}
 base_domain=localhost
 tenant=dev
@@ -50,7 +51,7 @@ step "test image"
 ops/images/build-test-image.sh
 
 mkdir -p var/redis var/log var/caddy
-for p in "$api_port" "$http_port" "$redis_port" "$caddy_admin_port"; do
+for p in "$api_port" "$http_port" "$redis_port" "$caddy_admin_port" "$tls_port"; do
   if port_in_use "$p"; then
     pods_die "127.0.0.1:$p is already in use (is another 'npm run up' running?). Free it, or pick other ports with PODS_API_PORT, PODS_HTTP_PORT, PODS_REDIS_PORT, PODS_CADDY_ADMIN_PORT."
   fi
@@ -176,6 +177,7 @@ start agent env \
   PODS_NODE_ID="$node_id" \
   PODS_CADDY_ADMIN_URL="http://127.0.0.1:$caddy_admin_port" \
   PODS_CADDY_HTTP_LISTEN="127.0.0.1:$http_port" \
+  PODS_CADDY_TLS_LISTEN="127.0.0.1:$tls_port" \
   node dist/agent/main.js
 sleep 1
 is_alive "${pids[-1]}" || { last_words agent; pods_die "the agent exited at once"; }
@@ -206,6 +208,7 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST \
 PODS_API_URL=$api_url
 PODS_ADMIN_TOKEN=$admin_token
 PODS_HTTP_URL=$http_url
+PODS_TLS_PORT=$tls_port
 PODS_BASE_DOMAIN=$base_domain
 PODS_TENANT=$tenant
 PODS_BASE_URL=$api_url

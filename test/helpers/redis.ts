@@ -19,7 +19,7 @@ export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
   const proc = new Proc('redis', 'redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-    '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
   ]).start();
   const url = `redis://127.0.0.1:${port}`;
   const ready = () =>

@@ -406,8 +406,10 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
 
   test('ALPN: a postgres route selects "postgresql" (libpq 17+); a tcp route lets any client through', async () => {
     await client.resync([], [sni('alpha', one.dial), sni('pgish', two.dial, 'postgres')]);
-    const pgClient = await connectTls('pgish.pods.test', ['postgresql']);
-    const other = await connectTls('alpha.pods.test', ['h2', 'x-custom']);
+    // A handshake that races the reload just after /load is cut; the first one after it completes.
+    const settled = (host: string, alpn: string[]) => waitFor(`a TLS handshake with ${host}`, () => connectTls(host, alpn), 10_000, 100);
+    const pgClient = await settled('pgish.pods.test', ['postgresql']);
+    const other = await settled('alpha.pods.test', ['h2', 'x-custom']);
     try {
       assert.equal(pgClient.alpnProtocol, 'postgresql');
       assert.equal(other.alpnProtocol, false);

@@ -5,21 +5,25 @@ import { deriveStatus, isCurrent } from '../shared/status.js';
 import type { ContainerSpec } from '../shared/protocol.js';
 import type { PodRecord } from './store/pods.js';
 
-/** The URL users are given for one networking entry: '' for local_only, host:port for a dedicated port. */
-export function entryUrl(spec: PodSpec, name: string, baseDomain: string, ports: Record<string, number> = {}): string {
+/**
+ * The URL users are given for one networking entry: '' for local_only; host:port for a dedicated
+ * port, and for SNI-routed TCP when the shared TLS port is not 443; the host name otherwise.
+ */
+export function entryUrl(spec: PodSpec, name: string, baseDomain: string, ports: Record<string, number> = {}, tlsPort = 443): string {
   const net = spec.networking[name]!;
   if (net.protocol === 'local_only') return '';
   const host = podHost(spec.pod_id, name, spec.tenant, baseDomain);
-  return net.dedicated_port && ports[name] ? `${host}:${ports[name]}` : host;
+  if (net.dedicated_port) return ports[name] ? `${host}:${ports[name]}` : host;
+  return net.protocol !== 'http' && tlsPort !== 443 ? `${host}:${tlsPort}` : host;
 }
 
 /** A pod as the Tapis API shows it. */
-export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (nodeId: string) => boolean): PodView {
+export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (nodeId: string) => boolean, tlsPort = 443): PodView {
   const { spec, desired, placement, observed } = rec;
   const derived = deriveStatus(desired, placement, observed);
   const current = isCurrent(desired, observed) ? observed : null;
   const networking = Object.fromEntries(
-    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain, rec.ports), ...(n.dedicated_port ? { dedicated_port: true } : {}) }]),
+    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain, rec.ports, tlsPort), ...(n.dedicated_port ? { dedicated_port: true } : {}) }]),
   );
   return {
     pod_id: spec.pod_id,

@@ -165,6 +165,7 @@ start coordinator env \
   PODS_BASE_DOMAIN="$base_domain" \
   PODS_TENANT="$tenant" \
   PODS_PUBLIC_URL="$api_url" \
+  PODS_PUBLIC_TLS_PORT="$tls_port" \
   PODS_ADMIN_TOKEN="$admin_token" \
   PODS_NODE_TOKENS="$node_token" \
   node dist/coordinator/main.js

@@ -34,6 +34,8 @@ export const CoordinatorConfig = z
     extraTokens: z.array(StaticToken).default([]),
     nodeTokens: csv.pipe(z.array(z.string().min(16, 'each PODS_NODE_TOKENS entry must be at least 16 characters')).min(1, 'PODS_NODE_TOKENS must name at least one node token')),
     minTimeToStopS: z.coerce.number().int().min(1).default(300),
+    /** The port users reach the shared TLS listener on (443 behind an edge; shown in TCP URLs when not 443). */
+    publicTlsPort: z.coerce.number().int().min(1).max(65535).default(443),
     /** Dedicated TCP ports for protocols without SNI, as "first-last". */
     tcpPortRange: z
       .string()
@@ -62,9 +64,13 @@ export const AgentConfig = z.object({
   caddyAdminUrl: z.string().url().default('http://127.0.0.1:2019'),
   caddyHttpListen: z.string().default('127.0.0.1:8080'),
   /** The shared TLS listener where TCP pods are routed by SNI. */
-  caddyTlsListen: z.string().default('127.0.0.1:8443'),
-  /** The address dedicated TCP ports listen on. */
-  tcpListenHost: z.string().default('127.0.0.1'),
+  caddyTlsListen: z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:]+\]):\d{1,5}$/i, 'PODS_CADDY_TLS_LISTEN must be IP:PORT, e.g. 127.0.0.1:8443').default('127.0.0.1:8443'),
+  /** The address dedicated TCP ports listen on: a specific one, never a wildcard. */
+  tcpListenHost: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'PODS_TCP_LISTEN_HOST must be an IPv4 address')
+    .refine((h) => h !== '0.0.0.0', 'PODS_TCP_LISTEN_HOST must be a specific address, not 0.0.0.0')
+    .default('127.0.0.1'),
   publishHost: z.string().default('127.0.0.1'),
   containerUser: z.string().default('1000:1000'),
   /** "bridge" (Docker's default; isolate pods with dockerd --icc=false) or a network the agent creates without inter-container traffic. */
@@ -113,6 +119,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     nodeTokens: env.PODS_NODE_TOKENS,
     minTimeToStopS: env.PODS_MIN_TIME_TO_STOP_S,
     tcpPortRange: env.PODS_TCP_PORT_RANGE,
+    publicTlsPort: env.PODS_PUBLIC_TLS_PORT,
     reconcileIntervalMs: env.PODS_RECONCILE_INTERVAL_MS,
     agentPingMs: env.PODS_AGENT_PING_MS,
     maxBodyBytes: env.PODS_MAX_BODY_BYTES,

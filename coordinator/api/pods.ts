@@ -56,7 +56,7 @@ function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
 export function podsRouter(deps: PodsDeps): Router {
   const { config, pods, images, templates, kick } = deps;
   const router = new Router();
-  const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected);
+  const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
 
   async function checkSpecRules(
     spec: Pick<PodSpec, 'image' | 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>,

@@ -18,7 +18,7 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
     const first = 30_000 + Math.floor(Math.random() * 20_000);
     s = await startStack({
       agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}` },
-      coordinatorEnv: { PODS_TCP_PORT_RANGE: `${first}-${first + 20}` },
+      coordinatorEnv: { PODS_TCP_PORT_RANGE: `${first}-${first + 20}`, PODS_PUBLIC_TLS_PORT: String(tlsPort) },
     });
     for (const [id, tag] of Object.entries(LOCAL_TAGS)) {
       const r = await s.api('POST', `/v3/pods/templates/${id}/tags`, { body: tag });
@@ -36,8 +36,8 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
     const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'cache', template: 'redis:bookworm' } });
     assert.equal(created.status, 200, created.body.message);
     const pod = await s.waitStatus('cache', 'RUNNING', 60_000);
-    const host = pod.networking.default.url as string;
-    assert.equal(host, `cache.pods.${s.tenant}.${s.baseDomain}`);
+    const host = `cache.pods.${s.tenant}.${s.baseDomain}`;
+    assert.equal(pod.networking.default.url, `${host}:${tlsPort}`, 'the URL names the shared TLS port');
     const plain = pod.networking.plain.url as string;
     assert.match(plain, new RegExp(`^cache-plain\\.pods\\.${s.tenant}\\.${s.baseDomain}:\\d+$`));
     const dedicated = Number(plain.split(':')[1]);
@@ -66,7 +66,8 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
     const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'pgdb', template: 'postgres:bookworm' } });
     assert.equal(created.status, 200, created.body.message);
     const pod = await s.waitStatus('pgdb', 'RUNNING', 90_000);
-    const host = pod.networking.default.url as string;
+    const [host, port] = (pod.networking.default.url as string).split(':');
+    assert.equal(Number(port), tlsPort);
     const creds = (await s.api('GET', '/v3/pods/pgdb/credentials', { token: s.userToken })).body.result;
     const psql = (password: string) =>
       run('psql', [`hostaddr=127.0.0.1 host=${host} port=${tlsPort} user=${creds.user_username} dbname=pgdb sslmode=require`, '-Atc', 'SELECT 1'], {

@@ -19,4 +19,12 @@ test('agent config: the coordinator URL must be a WebSocket URL', () => {
   const base = { PODS_NODE_TOKEN: 'n'.repeat(20), PODS_NODE_ID: 'host1' };
   assert.equal(loadAgentConfig({ ...base, PODS_COORDINATOR_URL: 'wss://pods.example/v3/agents/connect' }).nodeId, 'host1');
   assert.throws(() => loadAgentConfig({ ...base, PODS_COORDINATOR_URL: 'http://x' }), /PODS_COORDINATOR_URL must start with ws:\/\//);
+  const url = { ...base, PODS_COORDINATOR_URL: 'ws://127.0.0.1:8000/v3/agents/connect' };
+  assert.throws(() => loadAgentConfig({ ...url, PODS_TCP_LISTEN_HOST: '0.0.0.0' }), /must be a specific address, not 0\.0\.0\.0/);
+  assert.throws(() => loadAgentConfig({ ...url, PODS_CADDY_TLS_LISTEN: ':8443' }), /PODS_CADDY_TLS_LISTEN must be IP:PORT/);
+  assert.throws(
+    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_TCP_PORT_RANGE: '30000-20000' }),
+    /PODS_TCP_PORT_RANGE must lie within 1024-65535, first <= last/,
+  );
+  assert.deepEqual(loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_TCP_PORT_RANGE: '21000-21010' }).tcpPortRange, [21000, 21010]);
 });

@@ -20,9 +20,8 @@
 #   namespace) on 10.213.K.1/24, --icc=false, its own iptables rules (netfilter is per
 #   network namespace, so they never touch the root namespace's), overlay2, containers under
 #   the cgroup parent /pods-hK, log /tmp/pods-cluster/hK-dockerd.log.
-# dockerd gets a mount namespace of its own as `ip netns exec` would give it (a sysfs showing
-# the host's own interfaces), but with /sys/fs/cgroup bound back in: `ip netns exec` drops the
-# cgroup mounts that live under /sys, and dockerd cannot start containers without them.
+# dockerd runs in a mount namespace of the host's own, kept across dockerd restarts (see
+# ensure_mountns).
 #
 # The images in PODS_CLUSTER_IMAGES (default pods-test/httpd:latest) are copied from the
 # machine's own engine (docker save | docker load, no registry). `up` leaves every engine
@@ -124,39 +123,62 @@ ensure_netns() {
   ip -n "$ns" route replace default via "$NET.1" dev eth0
 }
 
+cmdline_of() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true; }
+
 dockerd_pid() {
   local pid
   pid=$(cat "$RUN/h$1/docker.pid" 2>/dev/null) || return 1
   [ -n "$pid" ] && is_alive "$pid" || return 1
   # A pid recycled since: it must be a dockerd of this host.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--exec-root $RUN/h$1/exec" || return 1
+  cmdline_of "$pid" | grep -q -- "--exec-root $RUN/h$1/exec" || return 1
   printf '%s\n' "$pid"
 }
 
 dockerd_ready() { dk "$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
-# Start host K's dockerd in the background (returns at once; see wait_dockerd).
-launch_dockerd() {
+# Host K's mount namespace, made once and kept (bound to $RUN/hK/ns/mnt) for as long as the
+# host: dockerd, containerd and the shims see the same mounts across dockerd restarts, as on a
+# real machine, and none of them propagate back to the root namespace. In it: a sysfs of the
+# host's network namespace (as `ip netns exec` mounts one) with /sys/fs/cgroup bound back in
+# (`ip netns exec` loses the cgroup mounts that live under /sys, and dockerd needs them).
+ensure_mountns() {
   local k=$1 ns dir
   ns=$(ns_of "$k") dir=$RUN/h$k
-  ns_exists "$k" || pods_die "host $k does not exist (run: $0 up N)"
-  dockerd_pid "$k" >/dev/null && return 0
-  mkdir -p "$dir/exec" "$dir/cgroup" "$LIB/h$k/docker" "$LOGS"
-  [ -f "$dir/daemon.json" ] || echo '{}' >"$dir/daemon.json"
-  rm -f "$dir/docker.pid"
-  printf '\n==== %s starting dockerd in %s\n' "$(date -Is)" "$ns" >>"$LOGS/h$k-dockerd.log"
-  # nsenter: the host's network namespace. unshare: a mount namespace of our own whose
-  # mounts never propagate back. There: a sysfs of this network namespace, /sys/fs/cgroup bound
-  # back in, then dockerd. setsid -f: detached, like a system service; no pipe of ours held.
+  mkdir -p "$dir/ns" "$dir/cgroup"
+  mountpoint -q "$dir/ns/mnt" 2>/dev/null && return 0
+  if ! mountpoint -q "$dir/ns"; then
+    # A namespace file may only be bound under a private mount.
+    mount --bind "$dir/ns" "$dir/ns"
+    mount --make-private "$dir/ns"
+  fi
+  touch "$dir/ns/mnt"
   # shellcheck disable=SC2016
-  setsid -f nsenter "--net=/run/netns/$ns" -- unshare --mount --propagation slave -- /bin/sh -c '
+  unshare "--mount=$dir/ns/mnt" --propagation slave -- nsenter "--net=/run/netns/$ns" -- /bin/sh -c '
       set -e
-      keep=$1; ns=$2; shift 2
+      keep=$1; ns=$2
       mount --rbind /sys/fs/cgroup "$keep"
       mount -t sysfs "$ns" /sys
       mount --rbind "$keep" /sys/fs/cgroup
-      umount -l "$keep"
-      exec "$@"' sh "$dir/cgroup" "$ns" \
+      umount -l "$keep"' sh "$dir/cgroup" "$ns"
+}
+
+# Start host K's dockerd in the background (returns at once; see wait_dockerd).
+launch_dockerd() {
+  local k=$1 ns dir pid
+  ns=$(ns_of "$k") dir=$RUN/h$k
+  ns_exists "$k" || pods_die "host $k does not exist (run: $0 up N)"
+  dockerd_pid "$k" >/dev/null && return 0
+  mkdir -p "$dir/exec" "$LIB/h$k/docker" "$LOGS"
+  ensure_mountns "$k"
+  [ -f "$dir/daemon.json" ] || echo '{}' >"$dir/daemon.json"
+  rm -f "$dir/docker.pid"
+  # After a kill -9 of dockerd its containerd dies too, but may linger a moment as a zombie,
+  # which dockerd would take for a live containerd and wait on in vain.
+  pid=$(cat "$dir/exec/containerd/containerd.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && ! is_alive "$pid"; then rm -f "$dir/exec/containerd/containerd.pid"; fi
+  printf '\n==== %s starting dockerd in %s\n' "$(date -Is)" "$ns" >>"$LOGS/h$k-dockerd.log"
+  # setsid -f: detached, like a system service, holding no pipe of the caller's.
+  setsid -f nsenter "--mount=$dir/ns/mnt" "--net=/run/netns/$ns" -- \
     dockerd \
     --config-file "$dir/daemon.json" \
     --data-root "$LIB/h$k/docker" \
@@ -244,7 +266,7 @@ down_host() {
   fi
   stop_dockerd "$k"
   pid=$(cat "$RUN/h$k/exec/containerd/containerd.pid" 2>/dev/null || true)
-  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$RUN/h$k/exec"; then
+  if [ -n "$pid" ] && cmdline_of "$pid" | grep -q "$RUN/h$k/exec"; then
     kill_pid "$pid" 5
   fi
   # Whatever is left in the host: its agent and Caddy, shims and container processes after a

@@ -5,6 +5,7 @@ import { authenticate, tenantResolver } from './api/auth.js';
 import { errorEnvelope, ok } from './api/envelope.js';
 import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
+import { nodesRouter, type NodesDeps } from './api/nodes.js';
 import { openApiRouter } from './api/openapi.js';
 import { podsRouter, type PodsDeps } from './api/pods.js';
 import { templatesRouter } from './api/templates.js';
@@ -12,6 +13,8 @@ import { unimplementedRouter } from './api/unimplemented.js';
 
 export interface AppDeps extends PodsDeps, IdentityDeps {
   log: Logger;
+  /** The nodes API; without it (API-only tests) /v3/admin/nodes is not served. */
+  nodesApi?: Omit<NodesDeps, 'config' | 'nodes'>;
 }
 
 /** The REST API as a Koa app, testable without a port (app.callback()). */
@@ -31,6 +34,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
+  if (deps.nodesApi) app.use(nodesRouter({ ...deps.nodesApi, config, nodes: deps.nodes }).routes());
   for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), unimplementedRouter(), podsRouter(deps)]) {
     app.use(router.routes());
   }

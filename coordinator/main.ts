@@ -33,9 +33,14 @@ async function main(): Promise<void> {
     assignmentsFor: (nodeId) => reconciler.assignmentsFor(nodeId),
     onPodChange: (tenant, podId) => reconciler.kick(tenant, podId),
     onNodeUp: () => reconciler.onNodeUp(),
+    onNodeDown: () => undefined,
   });
-  const scheduler = new Scheduler(pods, () => hub.connected());
-  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, hub, scheduler });
+  const scheduler = new Scheduler(pods, () => hub.connected(), async () => {
+    const closed = new Set<string>();
+    for (const [id, a] of await nodes.admins()) if (a.cordoned || a.draining) closed.add(id);
+    return closed;
+  });
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler });
 
   const app = createApp({
     ...stores,
@@ -43,6 +48,12 @@ async function main(): Promise<void> {
     log: log.child({ component: 'api' }),
     kick: (tenant, podId) => reconciler.kick(tenant, podId),
     nodeConnected: (nodeId) => hub.isConnected(nodeId),
+    nodesApi: {
+      scheduler,
+      nodeConnected: (nodeId) => hub.isConnected(nodeId),
+      revokeLinks: (tokenId) => hub.revokeLinks(tokenId),
+      kickAll: () => void reconciler.sweep(),
+    },
   });
   const server = createServer(app.callback());
   server.requestTimeout = 30_000;

@@ -5,6 +5,7 @@ import type { Assignment } from '../shared/protocol.js';
 import { containerExists, isCurrent } from '../shared/status.js';
 import type { AgentHub } from './agents/hub.js';
 import type { Scheduler } from './scheduler.js';
+import type { NodeStore } from './store/nodes.js';
 import type { PodRecord, PodStore } from './store/pods.js';
 import { containerSpec } from './view.js';
 
@@ -41,9 +42,10 @@ export class Reconciler {
   private readonly deletingSince = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping = false;
+  private readonly startedAt = Date.now();
 
   constructor(
-    private readonly deps: { config: CoordinatorConfig; log: Logger; pods: PodStore; hub: AgentHub; scheduler: Scheduler },
+    private readonly deps: { config: CoordinatorConfig; log: Logger; pods: PodStore; nodes: NodeStore; hub: AgentHub; scheduler: Scheduler },
   ) {}
 
   start(): void {
@@ -154,14 +156,44 @@ export class Reconciler {
       return;
     }
 
+    // An instance left on a host the pod has moved off: remove it there.
+    if (observed && placement && observed.nodeId !== placement.nodeId && containerExists(observed) && hub.isConnected(observed.nodeId)) {
+      const old = observed;
+      await this.dispatch(`${key}@${old.nodeId}`, 'remove', old.generation, () =>
+        hub.remove(old.nodeId, { tenant, podId, uid: old.uid, generation: old.generation }),
+      );
+    }
+
+    if (placement && (await this.shouldMove(placement.nodeId))) {
+      const why = hub.isConnected(placement.nodeId) ? `node ${placement.nodeId} is draining` : `node ${placement.nodeId} has been unreachable for over ${config.lostAfterS} s`;
+      const moved = await pods.update(tenant, podId, (cur) =>
+        cur.raw.placement === rec.raw.placement && cur.desired.generation === desired.generation
+          ? { desired: { ...cur.desired, generation: cur.desired.generation + 1 } }
+          : null,
+      );
+      if (moved && moved.desired.generation === desired.generation + 1) {
+        await pods.movePlacement(tenant, podId, placement, rec.raw.placement, null);
+        await pods.action(tenant, podId, `${why}; starting instance ${desired.generation + 1} elsewhere`);
+        if (hub.isConnected(placement.nodeId) && observed && containerExists(observed)) {
+          await hub.remove(placement.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }).catch(() => undefined);
+        }
+      }
+      return this.kick(tenant, podId);
+    }
+
     let nodeId = placement?.nodeId;
     if (!nodeId) {
       const chosen = await scheduler.pick(rec.spec.resources);
-      if (!chosen) return; // stays REQUESTED; placed when a node with room connects
-      const moved = await pods.movePlacement(tenant, podId, null, '', { nodeId: chosen, at: new Date().toISOString() });
+      if ('reason' in chosen) {
+        // Stays REQUESTED, saying why; placed when a node with room connects.
+        if (rec.note !== chosen.reason) await pods.setNote(tenant, podId, chosen.reason);
+        return;
+      }
+      const moved = await pods.movePlacement(tenant, podId, null, '', { nodeId: chosen.nodeId, at: new Date().toISOString() });
       if (moved !== 'set') return this.kick(tenant, podId);
-      await pods.action(tenant, podId, `scheduled on node ${chosen}`);
-      nodeId = chosen;
+      if (rec.note) await pods.setNote(tenant, podId, null);
+      await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`);
+      nodeId = chosen.nodeId;
     }
     if (!hub.isConnected(nodeId)) return;
 
@@ -190,6 +222,17 @@ export class Reconciler {
       generation: rec.desired.generation,
       spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId), ports),
     };
+  }
+
+  /** A pod leaves its node when the node drains, or has been unreachable for lost_after. */
+  private async shouldMove(nodeId: string): Promise<boolean> {
+    const { hub, nodes, config } = this.deps;
+    if (hub.isConnected(nodeId)) return (await nodes.admin(nodeId)).draining;
+    const rec = await nodes.get(nodeId);
+    // Count from when this coordinator could first have heard from the node, so a restarted
+    // coordinator does not move every pod before the agents have had time to reconnect.
+    const lastSign = Math.max(this.startedAt, rec ? Date.parse(rec.disconnectedAt ?? rec.lastHeartbeat) : 0);
+    return Date.now() - lastSign > config.lostAfterS * 1000;
   }
 
   private graceOver(key: string): boolean {

@@ -30,7 +30,12 @@ export function chooseNode(nodes: NodeView[], usage: Map<string, Usage>, req: Pi
 }
 
 export class Scheduler {
-  constructor(private readonly pods: PodStore, private readonly nodes: () => NodeView[]) {}
+  constructor(
+    private readonly pods: PodStore,
+    private readonly nodes: () => NodeView[],
+    /** Nodes that take no new pods (cordoned or draining). */
+    private readonly closed: () => Promise<Set<string>> = async () => new Set(),
+  ) {}
 
   /** What the pods placed on a node request in all. */
   async usage(nodeId: string): Promise<Usage> {
@@ -46,10 +51,14 @@ export class Scheduler {
     return u;
   }
 
-  async pick(req: Pick<FullResources, 'cpu_request' | 'mem_request'>): Promise<string | null> {
-    const nodes = this.nodes();
+  /** A node for these requests, or why there is none (said in the pod's status while it waits). */
+  async pick(req: Pick<FullResources, 'cpu_request' | 'mem_request'>): Promise<{ nodeId: string } | { reason: string }> {
+    const closed = await this.closed();
+    const nodes = this.nodes().filter((n) => !closed.has(n.nodeId));
+    if (!nodes.length) return { reason: closed.size ? 'no host is taking pods: every connected host is cordoned or draining' : 'no host is connected' };
     const usage = new Map<string, Usage>();
     for (const n of nodes) usage.set(n.nodeId, await this.usage(n.nodeId));
-    return chooseNode(nodes, usage, req);
+    const nodeId = chooseNode(nodes, usage, req);
+    return nodeId ? { nodeId } : { reason: `no host has room for ${req.cpu_request}m CPU and ${req.mem_request} MiB of memory` };
   }
 }

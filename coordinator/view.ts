@@ -44,7 +44,7 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
     time_to_stop_ts: desired.time_to_stop_ts,
     status: derived.status,
     status_container: {
-      message: derived.message,
+      message: derived.status === 'REQUESTED' && rec.note ? `Pod is waiting for a host: ${rec.note}.` : derived.message,
       ...(current
         ? {
             phase: current.phase,

@@ -44,6 +44,8 @@ export const CoordinatorConfig = z
       .refine(([a, b]) => a >= 1024 && a <= b && b <= 65535, 'PODS_TCP_PORT_RANGE must lie within 1024-65535, first <= last')
       .default([20000, 20999]),
     reconcileIntervalMs: z.coerce.number().int().min(50).default(1000),
+    /** How long a node may be unreachable before its pods are started elsewhere. */
+    lostAfterS: z.coerce.number().int().min(1).default(60),
     agentPingMs: z.coerce.number().int().min(100).default(10_000),
     maxBodyBytes: z.coerce.number().int().min(1024).default(1_048_576),
     logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
@@ -121,6 +123,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     tcpPortRange: env.PODS_TCP_PORT_RANGE,
     publicTlsPort: env.PODS_PUBLIC_TLS_PORT,
     reconcileIntervalMs: env.PODS_RECONCILE_INTERVAL_MS,
+    lostAfterS: env.PODS_LOST_AFTER_S,
     agentPingMs: env.PODS_AGENT_PING_MS,
     maxBodyBytes: env.PODS_MAX_BODY_BYTES,
     logMaxBytes: env.PODS_LOG_MAX_BYTES,

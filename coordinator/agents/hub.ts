@@ -21,6 +21,8 @@ export interface HubDeps {
   onPodChange: (tenant: string, podId: string) => void;
   /** A node (re)connected: reconcile its pods and anything waiting for a host. */
   onNodeUp: (nodeId: string) => void;
+  /** A node's link closed: its pods show it, and are moved once it is lost. */
+  onNodeDown: (nodeId: string) => void;
 }
 
 interface Link {
@@ -28,6 +30,15 @@ interface Link {
   ws: WebSocket;
   capacity: Capacity;
   alive: boolean;
+  /** The issued node token this link authenticated with (null: a token from config). */
+  tokenId: string | null;
+}
+
+/** Who a node token says the agent is, once checked. */
+interface Admission {
+  tokenId: string | null;
+  /** An issued token may be bound to one node id. */
+  nodeId: string | null;
 }
 
 const PHASE_LINES: Record<string, string> = {
@@ -86,13 +97,18 @@ export class AgentHub {
     return link;
   }
 
-  private tokenOk(req: IncomingMessage): boolean {
+  /** A token from config, or one issued by an admin and not revoked; null when neither. */
+  private async admit(req: IncomingMessage): Promise<Admission | null> {
     const presented = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
+    if (!presented) return null;
     const p = Buffer.from(presented);
-    return this.deps.config.nodeTokens.some((t) => {
+    const fromConfig = this.deps.config.nodeTokens.some((t) => {
       const b = Buffer.from(t);
       return b.length === p.length && timingSafeEqual(b, p);
     });
+    if (fromConfig) return { tokenId: null, nodeId: null };
+    const issued = await this.deps.nodes.findToken(presented);
+    return issued ? { tokenId: issued.token_id, nodeId: issued.node_id } : null;
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -101,15 +117,36 @@ export class AgentHub {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    if (!this.tokenOk(req)) {
-      this.deps.log.warn({ remote: req.socket.remoteAddress }, 'agent refused: bad node token');
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    this.admit(req).then(
+      (admission) => {
+        if (!admission) {
+          this.deps.log.warn({ remote: req.socket.remoteAddress }, 'agent refused: bad node token');
+          socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, admission));
+      },
+      (err) => {
+        this.deps.log.error({ err: (err as Error).message }, 'cannot check a node token');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      },
+    );
   }
 
-  private onConnection(ws: WebSocket): void {
+  /** Cut every link that authenticated with this token, at once. */
+  revokeLinks(tokenId: string): number {
+    let n = 0;
+    for (const [nodeId, link] of this.links) {
+      if (link.tokenId !== tokenId) continue;
+      this.deps.log.warn({ nodeId }, 'node token revoked; closing its link');
+      link.ws.close(4001, 'node token revoked');
+      link.ws.terminate();
+      n++;
+    }
+    return n;
+  }
+
+  private onConnection(ws: WebSocket, admission: Admission): void {
     const log = this.deps.log;
     const peer = new Peer(ws, log);
     let nodeId: string | null = null;
@@ -119,10 +156,14 @@ export class AgentHub {
       return nodeId;
     };
     peer.on('hello', async (hello) => {
+      if (admission.nodeId && admission.nodeId !== hello.nodeId) {
+        setImmediate(() => ws.close(4003, 'node token is for another node'));
+        throw Object.assign(new Error(`this node token is for node ${admission.nodeId}, not ${hello.nodeId}`), { code: 'NODE_TOKEN_MISMATCH' });
+      }
       nodeId = hello.nodeId;
       const old = this.links.get(nodeId);
       if (old && old.ws !== ws) old.ws.terminate();
-      const link: Link = { peer, ws, capacity: hello.capacity, alive: true };
+      const link: Link = { peer, ws, capacity: hello.capacity, alive: true, tokenId: admission.tokenId };
       this.links.set(nodeId, link);
       ws.on('pong', () => (link.alive = true));
       return reply('sync', { assignments: await this.onHello(hello) });
@@ -145,6 +186,12 @@ export class AgentHub {
       if (nodeId && this.links.get(nodeId)?.ws === ws) {
         this.links.delete(nodeId);
         log.warn({ nodeId }, 'agent disconnected');
+        const id = nodeId;
+        void this.deps.nodes
+          .get(id)
+          .then((rec) => (rec && !this.links.has(id) ? this.deps.nodes.put({ ...rec, disconnectedAt: new Date().toISOString() }) : undefined))
+          .catch(() => undefined);
+        this.deps.onNodeDown(id);
       }
     });
     ws.on('error', (err) => log.warn({ err: err.message, nodeId }, 'agent link error'));
@@ -161,6 +208,7 @@ export class AgentHub {
       connectedAt: now,
       lastHeartbeat: now,
       running: hello.containers.filter((c) => c.phase === 'running').length,
+      disconnectedAt: null,
     });
     for (const c of hello.containers) await this.record(c.tenant, c.podId, c.observed, false);
     const assignments = await this.deps.assignmentsFor(hello.nodeId);

@@ -4,6 +4,7 @@ import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, PodsError } from '../../shared/errors.js';
 import { issueToken } from '../identity/jwt.js';
 import type { SigningKeys } from '../identity/keys.js';
+import type { NodeStore } from '../store/nodes.js';
 import { TenantRecord, type TenantStore } from '../store/tenants.js';
 import { Username, type UserStore } from '../store/users.js';
 import { authenticate, requestTenant, requireSiteAdmin, type AuthDeps } from './auth.js';
@@ -33,6 +34,7 @@ export interface IdentityDeps extends AuthDeps {
   config: CoordinatorConfig;
   tenants: TenantStore;
   users: UserStore;
+  nodes: NodeStore;
   keys: SigningKeys;
 }
 

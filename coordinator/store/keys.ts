@@ -33,6 +33,10 @@ export class Keys {
   templateTags(id: string) { return `${this.prefix}template-tags:${id}`; }
   /** Hash port -> "tenant/podId/netName": dedicated TCP ports in use. */
   tcpPorts() { return `${this.prefix}tcp-ports`; }
+  /** Hash nodeId -> JSON {cordoned, draining}: what admins want of a node. */
+  nodeAdmin() { return `${this.prefix}node-admin`; }
+  /** Hash token id -> JSON {sha256 of the token, node id, when, who}: node tokens issued by admins. */
+  nodeTokens() { return `${this.prefix}node-tokens`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
 }

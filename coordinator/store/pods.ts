@@ -16,6 +16,8 @@ export interface PodRecord {
   observed: Observed | null;
   /** Dedicated TCP ports by networking entry, given by the coordinator while the pod is ON. */
   ports: Record<string, number>;
+  /** Why the pod waits (e.g. no host has room), written by the scheduler. */
+  note: string | null;
   /** Raw field values, for compare-and-set. */
   raw: { spec: string; desired: string; placement: string; observed: string };
 }
@@ -89,6 +91,13 @@ export class PodStore {
     return JSON.parse(r) as Record<string, number>;
   }
 
+  /** Say why the pod waits, or clear it; only on a pod that still exists. */
+  async setNote(tenant: string, podId: string, note: string | null): Promise<void> {
+    const key = this.keys.pod(tenant, podId);
+    if (note === null) await this.redis.hDel(key, 'note');
+    else await this.eval(`if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'note', ARGV[1]) end return 1`, [key], [note]);
+  }
+
   async releasePorts(tenant: string, podId: string): Promise<void> {
     await this.eval(RELEASE_PORTS, [this.keys.pod(tenant, podId), this.keys.tcpPorts()], []);
   }
@@ -109,6 +118,7 @@ export class PodStore {
       placement: parseField(Placement, h.placement, key, 'placement'),
       observed: parseField(Observed, h.observed, key, 'observed'),
       ports: parseField(z.record(z.string(), z.number().int()), h.ports, key, 'ports') ?? {},
+      note: h.note ?? null,
       raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
     };
   }

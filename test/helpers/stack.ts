@@ -52,8 +52,10 @@ export interface Stack {
   addTenant(tenantId: string, baseUrl: string): Promise<void>;
   /** Add a user through the site-admin API (POST /v3/admin/users); throws unless 200. */
   addUser(tenantId: string, username: string, password: string, admin?: boolean): Promise<void>;
-  /** Ids of this stack's containers for a pod (any state). */
-  containers(podId: string): Promise<string[]>;
+  /** Ids of this stack's containers for a pod (any state), on the first node or the one named. */
+  containers(podId: string, onNode?: string): Promise<string[]>;
+  /** Another agent (with a Caddy of its own) on this machine's Docker engine: a second host. */
+  addAgent(suffix: string, opts?: { token?: string; waitConnected?: boolean }): Promise<{ nodeId: string; agent: Proc; caddy: RunningCaddy }>;
   stop(): Promise<void>;
 }
 
@@ -100,18 +102,27 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
     PODS_LOG_LEVEL: 'info',
     ...opts.coordinatorEnv,
   }).start();
-  const agent = new Proc('agent', process.execPath, [path.join(root, 'dist/agent/main.js')], {
-    PODS_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
-    PODS_NODE_TOKEN: nodeToken,
-    PODS_NODE_ID: nodeId,
-    PODS_CADDY_ADMIN_URL: caddy.adminUrl,
-    PODS_CADDY_HTTP_LISTEN: caddy.httpListen,
-    PODS_HEARTBEAT_MS: '1000',
-    PODS_PROBE_INTERVAL_MS: '500',
-    PODS_CADDY_CHECK_MS: '500',
-    PODS_LOG_LEVEL: 'info',
-    ...opts.agentEnv,
-  }).start();
+  const agentProc = (id: string, c: RunningCaddy, token: string, env: Record<string, string> = {}) =>
+    new Proc('agent', process.execPath, [path.join(root, 'dist/agent/main.js')], {
+      PODS_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
+      PODS_NODE_TOKEN: token,
+      PODS_NODE_ID: id,
+      PODS_CADDY_ADMIN_URL: c.adminUrl,
+      PODS_CADDY_HTTP_LISTEN: c.httpListen,
+      PODS_HEARTBEAT_MS: '1000',
+      PODS_PROBE_INTERVAL_MS: '500',
+      PODS_CADDY_CHECK_MS: '500',
+      PODS_LOG_LEVEL: 'info',
+      ...opts.agentEnv,
+      ...env,
+    }).start();
+  const agent = agentProc(nodeId, caddy, nodeToken);
+  const extra: Array<{ nodeId: string; agent: Proc; caddy: RunningCaddy }> = [];
+  const removeNodeContainers = async (id: string) => {
+    const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${id}`] }));
+    const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
+    for (const c of list) await docker('DELETE', `/containers/${c.Id}?force=1`).catch(() => undefined);
+  };
 
   const api: Stack['api'] = async (method, p, o = {}) => {
     const token = o.token === undefined ? adminToken : o.token;
@@ -158,20 +169,30 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       const r = await api('POST', '/v3/admin/users', { body: { tenant_id: tenantId, username, password, admin } });
       if (r.status !== 200) throw new Error(`could not add user ${username} to ${tenantId}: ${r.status} ${r.body.message}`);
     },
-    async containers(podId) {
-      const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${nodeId}`, `pods.pod_id=${podId}`] }));
+    async containers(podId, onNode = nodeId) {
+      const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${onNode}`, `pods.pod_id=${podId}`] }));
       const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
       return list.map((c) => c.Id);
     },
+    async addAgent(suffix, o = {}) {
+      const id = `${nodeId}-${suffix}`;
+      const c = await startCaddy();
+      const a = agentProc(id, c, o.token ?? nodeToken);
+      extra.push({ nodeId: id, agent: a, caddy: c });
+      if (o.waitConnected !== false) {
+        await waitFor(`agent ${id} to connect`, async () => a.output.includes('connected to coordinator'), 20_000).catch((err) => {
+          throw new Error(`${(err as Error).message}\n${a.output}`);
+        });
+      }
+      return { nodeId: id, agent: a, caddy: c };
+    },
     async stop() {
+      for (const x of extra) await x.agent.kill('SIGTERM');
       await agent.kill('SIGTERM');
       await coordinator.kill('SIGTERM');
-      // Remove whatever this stack's node left behind.
-      const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${nodeId}`] }));
-      const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
-      for (const c of list) {
-        await docker('DELETE', `/containers/${c.Id}?force=1`).catch(() => undefined);
-      }
+      // Remove whatever this stack's nodes left behind.
+      for (const id of [nodeId, ...extra.map((x) => x.nodeId)]) await removeNodeContainers(id);
+      for (const x of extra) await x.caddy.stop();
       await caddy.stop();
       await redis.stop();
     },

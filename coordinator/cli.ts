@@ -5,6 +5,8 @@
 //   user list [--tenant T]
 //   tenant add <tenant_id> <base_url>
 //   tenant list
+//   node list | node cordon|uncordon|drain <node_id>
+//   node token add [--node NODE_ID] | node token list | node token revoke <token_id>
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { connectRedis } from './store/redis.js';
@@ -23,7 +25,10 @@ function flag(args: string[], name: string): string | undefined {
 }
 
 function usage(): never {
-  console.error('usage: pods user add <username> [--tenant T] [--admin] | user list [--tenant T] | tenant add <id> <base_url> | tenant list');
+  console.error(
+    'usage: pods user add <username> [--tenant T] [--admin] | user list [--tenant T] | tenant add <id> <base_url> | tenant list\n' +
+      '       pods node list | node cordon|uncordon|drain <node_id> | node token add [--node ID] | node token list | node token revoke <token_id>',
+  );
   process.exit(2);
 }
 
@@ -54,6 +59,30 @@ async function main(): Promise<void> {
       console.log(`tenant ${id} added at ${baseUrl}`);
     } else if (what === 'tenant' && verb === 'list') {
       for (const t of await s.tenants.list()) console.log(`${t.tenant_id}\t${t.base_url}`);
+    } else if (what === 'node' && verb === 'list') {
+      const admin = await s.nodes.admins();
+      for (const n of await s.nodes.list()) {
+        const a = admin.get(n.nodeId);
+        const flags = [a?.cordoned && 'cordoned', a?.draining && 'draining', n.disconnectedAt && `disconnected since ${n.disconnectedAt}`].filter(Boolean).join(', ');
+        console.log(`${n.nodeId}\t${n.capacity.cpuMilli}m CPU\t${n.capacity.memoryMb} MiB\tlast heartbeat ${n.lastHeartbeat}${flags ? `\t${flags}` : ''}`);
+      }
+    } else if (what === 'node' && ['cordon', 'uncordon', 'drain'].includes(verb)) {
+      const nodeId = rest[0];
+      if (!nodeId || !(await s.nodes.get(nodeId))) throw new Error(`node "${nodeId ?? ''}" was not found`);
+      const cur = await s.nodes.admin(nodeId);
+      await s.nodes.setAdmin(nodeId, verb === 'cordon' ? { ...cur, cordoned: true } : verb === 'drain' ? { cordoned: true, draining: true } : { cordoned: false, draining: false });
+      console.log(`node ${nodeId}: ${verb} done (the coordinator acts on it within a second)`);
+    } else if (what === 'node' && verb === 'token') {
+      const [action, arg] = rest;
+      if (action === 'add') {
+        const { record, token } = await s.nodes.issueToken(flag(rest, '--node') ?? null, 'cli');
+        console.log(`token ${record.token_id}${record.node_id ? ` for node ${record.node_id}` : ''} (shown only now):\n${token}`);
+      } else if (action === 'list') {
+        for (const t of await s.nodes.tokens()) console.log(`${t.token_id}\t${t.node_id ?? '(any node)'}\t${t.created}\t${t.created_by}`);
+      } else if (action === 'revoke' && arg) {
+        if (!(await s.nodes.revokeToken(arg))) throw new Error(`node token "${arg}" was not found`);
+        console.log(`token ${arg} revoked; its agents are cut off at their next heartbeat`);
+      } else usage();
     } else usage();
   } finally {
     await redis.quit();

@@ -170,6 +170,12 @@ export class AgentHub {
     });
     peer.on('heartbeat', async (hb) => {
       const id = requireHello();
+      // A token revoked elsewhere (the CLI, another coordinator) cuts the link at the next heartbeat.
+      const link = this.links.get(id);
+      if (link?.tokenId && !(await this.deps.nodes.tokenExists(link.tokenId))) {
+        this.revokeLinks(link.tokenId);
+        return;
+      }
       const rec = await this.deps.nodes.get(id);
       if (rec) await this.deps.nodes.put({ ...rec, lastHeartbeat: new Date().toISOString(), running: hb.running });
     });

@@ -74,6 +74,10 @@ export class NodeStore {
     });
   }
 
+  async tokenExists(tokenId: string): Promise<boolean> {
+    return (await this.redis.hExists(this.keys.nodeTokens(), tokenId)) === 1;
+  }
+
   async revokeToken(tokenId: string): Promise<boolean> {
     return (await this.redis.hDel(this.keys.nodeTokens(), tokenId)) === 1;
   }

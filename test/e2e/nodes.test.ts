@@ -1,11 +1,13 @@
 // Several hosts: two agents (each with its own Caddy) on this machine's Docker engine, a real
 // coordinator and Redis. Placement, cordon, drain, a lost node, node tokens.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { skipWithoutCaddy } from '../helpers/caddy.js';
 import { waitFor } from '../helpers/procs.js';
-import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
+import { repoRoot, startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
 describe('many hosts', { skip: skipWithoutCaddy() }, () => {
   let s: Stack;
@@ -136,5 +138,23 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
     await waitFor('c to be refused on reconnect', async () => c.agent.output.includes('coordinator refused the node token'));
     assert.notEqual((await nodes())[c.nodeId].state, 'ready');
     await c.agent.kill('SIGTERM');
+  });
+
+  test('the CLI issues and revokes node tokens too; a CLI revocation cuts the link at the next heartbeat', async () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), ...args], {
+        env: { ...process.env, PODS_ADMIN_TOKEN: s.adminToken, PODS_NODE_TOKENS: 'x'.repeat(20), PODS_REDIS_URL: s.redis.url, PODS_REDIS_PREFIX: s.redisPrefix },
+        encoding: 'utf8',
+      });
+    const add = cli('node', 'token', 'add', '--node', `${s.nodeId}-d`);
+    assert.equal(add.status, 0, add.stderr);
+    const tokenId = /^token (\w+)/.exec(add.stdout)![1]!;
+    const token = add.stdout.trim().split('\n').at(-1)!;
+    const d = await s.addAgent('d', { token });
+    assert.match(cli('node', 'list').stdout, new RegExp(`^${d.nodeId}\t`, 'm'));
+    assert.equal(cli('node', 'token', 'revoke', tokenId).status, 0);
+    await waitFor('d to be cut off', async () => (await nodes())[d.nodeId].state !== 'ready', 15_000);
+    assert.equal(cli('node', 'token', 'revoke', tokenId).status, 1, 'revoking twice says it is not there');
+    await d.agent.kill('SIGTERM');
   });
 });

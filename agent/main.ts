@@ -60,6 +60,7 @@ async function main(): Promise<void> {
         agentVersion: AGENT_VERSION,
         dockerVersion,
         capacity: { cpuMilli: cpus().length * 1000, memoryMb: Math.floor(totalmem() / 1024 / 1024) },
+        endpoints: { http: config.caddyHttpListen, tls: config.caddyTlsListen, tcpHost: config.tcpListenHost },
         containers,
       };
     },

@@ -3,6 +3,7 @@ import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
 import { createApp } from './app.js';
+import { EdgeRouter } from './edge.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from './builtin-templates.js';
@@ -63,10 +64,13 @@ async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
   log.info({ url: `http://${config.listenHost}:${port}` }, 'coordinator listening');
   reconciler.start();
+  const edge = config.edgeAdminUrl ? new EdgeRouter({ config, log: log.child({ component: 'edge' }), pods, nodes }) : null;
+  edge?.start(Math.max(500, config.reconcileIntervalMs));
 
   const shutdown = () => {
     log.info('shutting down');
     reconciler.stop();
+    edge?.stop();
     hub.close();
     server.close();
     void redis.quit().finally(() => process.exit(0));

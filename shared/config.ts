@@ -50,6 +50,12 @@ export const CoordinatorConfig = z
     maxBodyBytes: z.coerce.number().int().min(1024).default(1_048_576),
     logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
     version: z.string().default('1.0.0'),
+    /** The edge Caddy's admin API; unset: no edge (each host's Caddy is reached directly). */
+    edgeAdminUrl: z.string().url().optional(),
+    edgeHttpListen: z.string().default('127.0.0.1:80'),
+    edgeTlsListen: z.string().default('127.0.0.1:443'),
+    /** The address the edge serves dedicated TCP ports on (not one a host's Caddy uses). */
+    edgeTcpHost: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/).default('127.0.0.1'),
   })
   .superRefine((c, ctx) => {
     if (c.extraTokens.some((t) => t.token === c.adminToken)) {
@@ -127,6 +133,10 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     agentPingMs: env.PODS_AGENT_PING_MS,
     maxBodyBytes: env.PODS_MAX_BODY_BYTES,
     logMaxBytes: env.PODS_LOG_MAX_BYTES,
+    edgeAdminUrl: env.PODS_EDGE_ADMIN_URL,
+    edgeHttpListen: env.PODS_EDGE_HTTP_LISTEN,
+    edgeTlsListen: env.PODS_EDGE_TLS_LISTEN,
+    edgeTcpHost: env.PODS_EDGE_TCP_HOST,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);

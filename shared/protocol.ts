@@ -68,6 +68,8 @@ export const Hello = z.object({
   agentVersion: z.string(),
   dockerVersion: z.string(),
   capacity: Capacity,
+  /** Where this host's Caddy serves pods, for the edge to route to. */
+  endpoints: z.object({ http: z.string(), tls: z.string(), tcpHost: z.string() }).optional(),
   /** Every container on the host that carries this node's labels. */
   containers: z.array(PodRef.extend({ phase: Phase, observed: Observed })),
 });

@@ -215,6 +215,7 @@ export class AgentHub {
       lastHeartbeat: now,
       running: hello.containers.filter((c) => c.phase === 'running').length,
       disconnectedAt: null,
+      ...(hello.endpoints ? { endpoints: hello.endpoints } : {}),
     });
     for (const c of hello.containers) await this.record(c.tenant, c.podId, c.observed, false);
     const assignments = await this.deps.assignmentsFor(hello.nodeId);

@@ -12,6 +12,7 @@ export const NodeRecord = z.object({
   connectedAt: z.string(),
   lastHeartbeat: z.string(),
   running: z.number().int().default(0),
+  endpoints: z.object({ http: z.string(), tls: z.string(), tcpHost: z.string() }).optional(),
   /** Set when the agent's link closed; cleared when it says hello again. */
   disconnectedAt: z.string().nullable().default(null),
 });

@@ -5,21 +5,35 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { skipWithoutCaddy } from '../helpers/caddy.js';
+import { skipWithoutCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
+import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/procs.js';
 import { repoRoot, startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
 describe('many hosts', { skip: skipWithoutCaddy() }, () => {
   let s: Stack;
   let b: Awaited<ReturnType<Stack['addAgent']>>;
+  let edge: RunningCaddy;
 
   before(async () => {
-    s = await startStack({ coordinatorEnv: { PODS_LOST_AFTER_S: '3' } });
+    // The edge in front of both hosts: one entry point, by Host (HTTP) and by SNI (TLS).
+    edge = await startCaddy();
+    s = await startStack({
+      coordinatorEnv: {
+        PODS_LOST_AFTER_S: '3',
+        PODS_EDGE_ADMIN_URL: edge.adminUrl,
+        PODS_EDGE_HTTP_LISTEN: edge.httpListen,
+        PODS_EDGE_TLS_LISTEN: `127.0.0.1:${await freePort()}`,
+        PODS_EDGE_TCP_HOST: '127.0.0.2',
+      },
+    });
     b = await s.addAgent('b');
   });
   after(async () => {
     await s?.stop();
+    await edge?.stop();
   });
+  const viaEdge = (podId: string) => waitFor(`${podId} through the edge`, () => serves(edge.httpUrl, podId), 15_000);
 
   const nodeOf = async (podId: string) => (await s.api('GET', `/v3/pods/${podId}`)).body.result.status_container.node as string;
   const nodes = async () => Object.fromEntries(((await s.api('GET', '/v3/admin/nodes')).body.result as Array<{ node_id: string }>).map((n) => [n.node_id, n])) as Record<string, any>;
@@ -47,7 +61,13 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
     }
     const counts = Object.values(placed).reduce<Record<string, number>>((m, n) => ({ ...m, [n]: (m[n] ?? 0) + 1 }), {});
     assert.deepEqual(Object.values(counts).sort(), [2, 2], JSON.stringify(placed));
-    for (const [id, node] of Object.entries(placed)) assert.ok(await serves(node === b.nodeId ? b.caddy.httpUrl : s.caddy.httpUrl, id), `${id} on ${node}`);
+    for (const [id, node] of Object.entries(placed)) {
+      assert.ok(await serves(node === b.nodeId ? b.caddy.httpUrl : s.caddy.httpUrl, id), `${id} on ${node}`);
+      assert.ok(await viaEdge(id), `${id} through the one entry point`);
+    }
+    const unknown = await request(`${edge.httpUrl}/`, { headers: { host: `nosuch.pods.${s.tenant}.${s.baseDomain}` } });
+    assert.equal(unknown.statusCode, 404);
+    await unknown.body.dump();
     assert.equal((await nodes())[b.nodeId].usage.pods, 2);
   });
 
@@ -88,6 +108,7 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
       await waitFor(`${id}'s old container to go`, async () => (await s.containers(id, b.nodeId)).length === 0);
       assert.equal((await all(id)).length, 1);
       assert.ok(await serves(s.caddy.httpUrl, id));
+      assert.ok(await viaEdge(id), `${id} keeps its URL after the move`);
     }
     assert.equal((await nodes())[b.nodeId].usage.pods, 0);
     await s.api('POST', `/v3/admin/nodes/${b.nodeId}/uncordon`);
@@ -110,6 +131,7 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
         return p.status === 'RUNNING' && p.status_container.node === s.nodeId;
       });
       assert.ok(await serves(s.caddy.httpUrl, id));
+      assert.ok(await viaEdge(id), `${id} keeps its URL after its host was lost`);
       assert.equal((await s.containers(id, b.nodeId)).length, 1, 'the old copy still runs on the unreachable host');
     }
     assert.equal((await nodes())[b.nodeId].state, 'lost');

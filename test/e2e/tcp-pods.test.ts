@@ -2,7 +2,7 @@
 // real dockerd, Redis, Caddy, coordinator, agent, redis-cli and psql.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { skipWithoutCaddy } from '../helpers/caddy.js';
+import { skipWithoutCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/procs.js';
 import { run } from '../helpers/run.js';
@@ -12,13 +12,26 @@ import { startStack, type Stack } from '../helpers/stack.js';
 describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
   let s: Stack;
   let tlsPort: number;
+  let edge: RunningCaddy;
+  let edgeTlsPort: number;
 
   before(async () => {
     tlsPort = await freePort();
-    const first = 30_000 + Math.floor(Math.random() * 20_000);
+    edgeTlsPort = await freePort();
+    edge = await startCaddy();
+    // Below the ephemeral range (32768+), so no outgoing connection or freePort() can hold one.
+    const first = 20_000 + Math.floor(Math.random() * 12_000);
     s = await startStack({
       agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}` },
-      coordinatorEnv: { PODS_TCP_PORT_RANGE: `${first}-${first + 20}`, PODS_PUBLIC_TLS_PORT: String(tlsPort) },
+      coordinatorEnv: {
+        PODS_TCP_PORT_RANGE: `${first}-${first + 20}`,
+        PODS_PUBLIC_TLS_PORT: String(tlsPort),
+        // The edge passes TLS through by SNI to the host's Caddy, which ends it.
+        PODS_EDGE_ADMIN_URL: edge.adminUrl,
+        PODS_EDGE_HTTP_LISTEN: edge.httpListen,
+        PODS_EDGE_TLS_LISTEN: `127.0.0.1:${edgeTlsPort}`,
+        PODS_EDGE_TCP_HOST: '127.0.0.2',
+      },
     });
     for (const [id, tag] of Object.entries(LOCAL_TAGS)) {
       const r = await s.api('POST', `/v3/pods/templates/${id}/tags`, { body: tag });
@@ -27,6 +40,7 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
   });
   after(async () => {
     await s?.stop();
+    await edge?.stop();
   });
 
   const redisCli = (target: string[], password: string, ...cmd: string[]) =>
@@ -51,8 +65,18 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
     assert.match((await redisCli(sni, 'not-the-password', 'PING')).out, /WRONGPASS|invalid password|NOAUTH/);
 
     const port = ['-p', String(dedicated)];
-    assert.equal((await redisCli(port, password, 'GET', 'greeting')).out.trim(), 'hello', 'the same server on the dedicated port');
+    const got = (await redisCli(port, password, 'GET', 'greeting')).out.trim();
+    assert.equal(got, 'hello', `the same server on the dedicated port\n${s.agent.output.split('\n').filter((l) => /caddy|route|refused|warn/i.test(l)).slice(-15).join('\n')}`);
     assert.match((await redisCli(port, 'not-the-password', 'PING')).out, /WRONGPASS|invalid password|NOAUTH/);
+
+    // And through the edge, the cluster's one entry point: TLS by SNI, and the dedicated port.
+    const viaEdge = ['--tls', '--sni', host, '--insecure', '-p', String(edgeTlsPort)];
+    await waitFor('the edge to route the pod', async () => (await redisCli(viaEdge, password, 'GET', 'greeting')).out.trim() === 'hello', 15_000);
+    const edgePort = await waitFor('the edge port', async () => {
+      const r = await run('redis-cli', ['--no-auth-warning', '-h', '127.0.0.2', '-p', String(dedicated), '-a', password, 'GET', 'greeting']);
+      return r.out.trim() === 'hello';
+    }, 15_000);
+    assert.ok(edgePort);
 
     // Stopping closes both ways in, and gives the port back.
     await s.api('GET', '/v3/pods/cache/stop', { token: s.userToken });
@@ -75,6 +99,11 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
       });
     const ok = await psql(creds.user_password);
     assert.equal(ok.out.trim(), '1', ok.out);
+    const viaEdge = () =>
+      run('psql', [`hostaddr=127.0.0.1 host=${host} port=${edgeTlsPort} user=${creds.user_username} dbname=pgdb sslmode=require`, '-Atc', 'SELECT 1'], {
+        env: { PGPASSWORD: creds.user_password, PGCONNECT_TIMEOUT: '5' },
+      });
+    await waitFor('psql through the edge', async () => (await viaEdge()).out.trim() === '1', 15_000);
     assert.match((await psql('wrong-password')).out, /password authentication failed/);
     await s.api('GET', '/v3/pods/pgdb/stop', { token: s.userToken });
     await s.waitStatus('pgdb', 'STOPPED');

@@ -224,14 +224,19 @@ export class Reconciler {
     };
   }
 
-  /** A pod leaves its node when the node drains, or has been unreachable for lost_after. */
+  /**
+   * A pod leaves its node when the node drains, or has sent no heartbeat for lost_after. The
+   * heartbeat is read from Redis, not from this coordinator's links, so a node connected to
+   * another coordinator on the same Redis is not taken for lost.
+   */
   private async shouldMove(nodeId: string): Promise<boolean> {
     const { hub, nodes, config } = this.deps;
-    if (hub.isConnected(nodeId)) return (await nodes.admin(nodeId)).draining;
+    if ((await nodes.admin(nodeId)).draining) return true;
+    if (hub.isConnected(nodeId)) return false;
     const rec = await nodes.get(nodeId);
     // Count from when this coordinator could first have heard from the node, so a restarted
     // coordinator does not move every pod before the agents have had time to reconnect.
-    const lastSign = Math.max(this.startedAt, rec ? Date.parse(rec.disconnectedAt ?? rec.lastHeartbeat) : 0);
+    const lastSign = Math.max(this.startedAt, rec ? Date.parse(rec.lastHeartbeat) : 0);
     return Date.now() - lastSign > config.lostAfterS * 1000;
   }
 

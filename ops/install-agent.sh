@@ -68,7 +68,7 @@ ensure_node_runtime
 # Pods share Docker's default bridge; --icc=false keeps them from reaching each other.
 mkdir -p /etc/docker
 if [ ! -f /etc/docker/daemon.json ]; then
-  printf '{\n  "icc": false\n}\n' >/etc/docker/daemon.json
+  printf '{\n  "icc": false,\n  "live-restore": true\n}\n' >/etc/docker/daemon.json
   if has_systemd; then systemctl restart docker.service 2>/dev/null || true; fi
 elif ! grep -q '"icc": *false' /etc/docker/daemon.json; then
   pods_log "warning: /etc/docker/daemon.json exists without \"icc\": false; add it so pods cannot reach each other"

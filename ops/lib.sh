@@ -169,7 +169,8 @@ ensure_dockerd() {
   # exactly as long as dockerd, whether or not setsid had to fork.
   # --icc=false: containers on the default bridge cannot reach each other, only their
   # published ports (pods run on that bridge: a network of their own costs ~100 ms a start).
-  setsid -w dockerd --icc=false >>"$log" 2>&1 </dev/null &
+  # --live-restore: pods keep running while dockerd restarts.
+  setsid -w dockerd --icc=false --live-restore >>"$log" 2>&1 </dev/null &
   pid=$!
   for ((i = 0; i < 60; i++)); do
     if docker info >/dev/null 2>&1; then

@@ -177,7 +177,7 @@ export class AgentHub {
         return;
       }
       const rec = await this.deps.nodes.get(id);
-      if (rec) await this.deps.nodes.put({ ...rec, lastHeartbeat: new Date().toISOString(), running: hb.running });
+      if (rec) await this.deps.nodes.put({ ...rec, lastHeartbeat: new Date().toISOString(), running: hb.running, disconnectedAt: null });
     });
     peer.on('pod_status', async ({ tenant, podId, observed }) => {
       const id = requireHello();

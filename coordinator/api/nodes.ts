@@ -32,7 +32,7 @@ export function nodesRouter(deps: NodesDeps): Router {
     const admin = await nodes.admin(nodeId);
     const usage = await scheduler.usage(nodeId);
     const connected = deps.nodeConnected(nodeId);
-    const lost = !connected && Date.now() - Date.parse(rec.disconnectedAt ?? rec.lastHeartbeat) > config.lostAfterS * 1000;
+    const lost = !connected && Date.now() - Date.parse(rec.lastHeartbeat) > config.lostAfterS * 1000;
     return {
       node_id: nodeId,
       state: connected ? 'ready' : lost ? 'lost' : 'unreachable',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Protocol } from './pod.js';
+import { Protocol, StoredResources } from './pod.js';
 
 // What the REST API answers with. The handlers' results are typed by these schemas and the
 // served OpenAPI document is generated from them, so the two cannot drift apart.
@@ -21,13 +21,7 @@ export const PodView = z.strictObject({
   networking: z.record(z.string(), NetworkingView),
   /** The default networking entry's URL (our addition; Tapis clients read networking.*.url). */
   url: z.string(),
-  resources: z.object({
-    cpu_request: z.number().int(),
-    cpu_limit: z.number().int(),
-    mem_request: z.number().int(),
-    mem_limit: z.number().int(),
-    gpus: z.number().int(),
-  }),
+  resources: StoredResources,
   compute_queue: z.string(),
   time_to_stop_ts: z.string().nullable(),
   status: z.enum(['REQUESTED', 'SPAWNER_SETUP', 'CREATING', 'RUNNING', 'DELETING', 'STOPPED', 'ERROR', 'COMPLETE']),

@@ -104,6 +104,15 @@ export const UpdatePod = z.strictObject({
 });
 export type UpdatePod = z.infer<typeof UpdatePod>;
 
+/** Resources with every default filled in, as stored and shown. */
+export const StoredResources = z.object({
+  cpu_request: z.number().int(),
+  cpu_limit: z.number().int(),
+  mem_request: z.number().int(),
+  mem_limit: z.number().int(),
+  gpus: z.number().int(),
+});
+
 /** The stored user spec, owned by the API. */
 export const PodSpec = z.object({
   pod_id: z.string(),
@@ -119,13 +128,7 @@ export const PodSpec = z.object({
   time_to_stop_default: z.number().int(),
   time_to_stop_instance: z.number().int().nullable().optional(),
   networking: z.record(z.string(), z.object({ protocol: Protocol, port: z.number().int(), dedicated_port: z.boolean().optional() })),
-  resources: z.object({
-    cpu_request: z.number().int(),
-    cpu_limit: z.number().int(),
-    mem_request: z.number().int(),
-    mem_limit: z.number().int(),
-    gpus: z.number().int(),
-  }),
+  resources: StoredResources,
   compute_queue: z.string(),
   creation_ts: z.string(),
   update_ts: z.string(),

@@ -1,16 +1,9 @@
 // The REST API against a real Redis, served on a real socket (no agent: pods stay REQUESTED).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createApp } from '../../coordinator/app.js';
-import { openStores } from '../../coordinator/stores.js';
-import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
-import { loadCoordinatorConfig } from '../../shared/config.js';
-import { createLogger } from '../../shared/log.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const ALICE = 'alice-token-0123456789abcdef';
@@ -18,44 +11,29 @@ const BOB = 'bob-token-0123456789abcdef0';
 const OTHER = 'other-tenant-token-0123456789';
 
 describe('REST API', () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let server: Server;
+  let api: ApiServer;
   let base: string;
   const kicked: string[] = [];
 
   before(async () => {
-    redis = await startRedis();
-    const config = loadCoordinatorConfig({
-      PODS_ADMIN_TOKEN: ADMIN,
-      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
-      PODS_TENANT: 'dev',
-      PODS_REDIS_URL: redis.url,
-      PODS_REDIS_PREFIX: 'api:',
-      PODS_MAX_BODY_BYTES: '4096',
-      PODS_EXTRA_TOKENS: JSON.stringify([
-        { token: ALICE, tenant: 'dev', username: 'alice' },
-        { token: BOB, tenant: 'dev', username: 'bob' },
-        { token: OTHER, tenant: 'other', username: 'mallory' },
-      ]),
-    });
-    const log = createLogger('test', 'silent');
-    client = await connectRedis(redis.url, log);
-    const app = createApp({
-      ...(await openStores(client, config)),
-      config,
-      log,
-      kick: (t, p) => kicked.push(`${t}/${p}`),
-      nodeConnected: () => false,
-    });
-    server = createServer(app.callback());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    api = await startApiServer(
+      {
+        PODS_ADMIN_TOKEN: ADMIN,
+        PODS_TENANT: 'dev',
+        PODS_REDIS_PREFIX: 'api:',
+        PODS_MAX_BODY_BYTES: '4096',
+        PODS_EXTRA_TOKENS: JSON.stringify([
+          { token: ALICE, tenant: 'dev', username: 'alice' },
+          { token: BOB, tenant: 'dev', username: 'bob' },
+          { token: OTHER, tenant: 'other', username: 'mallory' },
+        ]),
+      },
+      { kick: (t, p) => kicked.push(`${t}/${p}`) },
+    );
+    base = api.base;
   });
   after(async () => {
-    server?.close();
-    await client?.quit();
-    await redis?.stop();
+    await api?.stop();
   });
 
   async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string; host?: string } = {}) {

@@ -17,6 +17,7 @@ import { createLogger } from '../../shared/log.js';
 import { skipWithoutCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/procs.js';
+import { run, type Ran } from '../helpers/run.js';
 
 const REDIS_IMAGE = 'pods-test/redis:bookworm';
 const POSTGRES_IMAGE = 'pods-test/postgres:bookworm';
@@ -41,31 +42,6 @@ function skipReason(): string | false {
     }
   }
   return false;
-}
-
-interface Ran {
-  code: number | null;
-  out: string;
-}
-
-/** Run a client to the end; its exit code and stdout+stderr, never a rejection. */
-function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, out: err.message });
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
 }
 
 /** A database container run as the agent runs pods: uid 1000, no capabilities, tini, loopback-published port. */

@@ -3,53 +3,29 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createApp } from '../../coordinator/app.js';
+import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 import { issueToken } from '../../coordinator/identity/jwt.js';
-import { openStores } from '../../coordinator/stores.js';
-import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
-import { loadCoordinatorConfig } from '../../shared/config.js';
-import { createLogger } from '../../shared/log.js';
 import { freePort } from '../helpers/ports.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { repoRoot } from '../helpers/stack.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 
 describe('identity: tokens, sites, tenants', () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let server: Server;
+  let api: ApiServer;
   let port: number;
   let primary: string;
   let other: string;
 
   before(async () => {
-    redis = await startRedis();
     port = await freePort();
     primary = `http://127.0.0.1:${port}`;
     other = `http://localhost:${port}`;
-    const config = loadCoordinatorConfig({
-      PODS_ADMIN_TOKEN: ADMIN,
-      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
-      PODS_TENANT: 'dev',
-      PODS_PUBLIC_URL: primary,
-      PODS_REDIS_URL: redis.url,
-      PODS_REDIS_PREFIX: 'id:',
-    });
-    const log = createLogger('test', 'silent');
-    client = await connectRedis(redis.url, log);
-    const app = createApp({ ...(await openStores(client, config)), config, log, kick: () => undefined, nodeConnected: () => false });
-    server = createServer(app.callback());
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    api = await startApiServer({ PODS_ADMIN_TOKEN: ADMIN, PODS_TENANT: 'dev', PODS_PUBLIC_URL: primary, PODS_REDIS_PREFIX: 'id:' }, { port });
   });
   after(async () => {
-    server?.close();
-    await client?.quit();
-    await redis?.stop();
+    await api?.stop();
   });
 
   async function call(base: string, method: string, path: string, opts: { token?: string; body?: unknown; form?: Record<string, string> } = {}) {
@@ -127,14 +103,14 @@ describe('identity: tokens, sites, tenants', () => {
   test('the CLI adds users from the coordinator host, password on stdin', async () => {
     const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'frank', '--tenant', 'other'], {
       input: 'frank-secret-pw\n',
-      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
+      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
       encoding: 'utf8',
     });
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, /user frank saved in tenant other/);
     await token(other, 'frank', 'frank-secret-pw');
     const bad = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'Bad Name'], {
-      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: redis.url }, encoding: 'utf8',
+      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url }, encoding: 'utf8',
     });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^username: /);
@@ -150,7 +126,7 @@ describe('identity: tokens, sites, tenants', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const foreign = issueToken(privateKey, { issuer: 'x', tenant: 'dev', username: 'alice', ttlS: 3600 }).token;
     assert.equal((await call(primary, 'GET', '/v3/pods', { token: foreign })).status, 401);
-    const keyPem = await client.get('id:signing-key');
+    const keyPem = await api.client.get('id:signing-key');
     const { createPrivateKey } = await import('node:crypto');
     const expired = issueToken(createPrivateKey(keyPem!), { issuer: 'x', tenant: 'dev', username: 'alice', ttlS: 60, now: Date.now() - 3600_000 }).token;
     const exp = await call(primary, 'GET', '/v3/pods', { token: expired });

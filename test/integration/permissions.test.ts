@@ -1,16 +1,9 @@
 // The permission matrix: every pod endpoint, at every level, from both tenants. Real Redis,
 // real HTTP; no agent, so pods stay where the API leaves them.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createApp } from '../../coordinator/app.js';
-import { openStores } from '../../coordinator/stores.js';
-import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
-import { loadCoordinatorConfig } from '../../shared/config.js';
-import { createLogger } from '../../shared/log.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const tok = (u: string) => `${u}-token-0123456789abcdef`;
@@ -35,37 +28,25 @@ const MATRIX: Array<{ name: string; method: string; path: (pod: string) => strin
 const RANK: Record<Level, number> = { none: 0, READ: 1, USER: 2, ADMIN: 3 };
 
 describe('permission matrix', () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let server: Server;
+  let api: ApiServer;
   let base: string;
 
   before(async () => {
-    redis = await startRedis();
-    const config = loadCoordinatorConfig({
+    api = await startApiServer({
       PODS_ADMIN_TOKEN: ADMIN,
-      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
       PODS_TENANT: 'dev',
-      PODS_REDIS_URL: redis.url,
       PODS_REDIS_PREFIX: 'perm:',
       PODS_EXTRA_TOKENS: JSON.stringify([
         ...['owner', 'none', 'READ', 'USER', 'ADMIN'].map((u) => ({ token: tok(u), tenant: 'dev', username: u.toLowerCase() })),
         { token: tok('stranger'), tenant: 'other', username: 'owner' },
       ]),
     });
-    const log = createLogger('test', 'silent');
-    client = await connectRedis(redis.url, log);
-    const app = createApp({ ...(await openStores(client, config)), config, log, kick: () => undefined, nodeConnected: () => false });
-    server = createServer(app.callback());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = api.base;
     await call(ADMIN, 'POST', '/v3/pods/images', { image: 'pods-test/httpd' });
     await call(ADMIN, 'POST', '/v3/admin/tenants', { tenant_id: 'other', base_url: 'http://other.test' });
   });
   after(async () => {
-    server?.close();
-    await client?.quit();
-    await redis?.stop();
+    await api?.stop();
   });
 
   async function call(token: string, method: string, path: string, body?: unknown, host?: string) {

@@ -1,50 +1,35 @@
 // The templates API and pods made from templates, against a real Redis on a real socket.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createApp } from '../../coordinator/app.js';
+import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from '../../coordinator/builtin-templates.js';
-import { openStores, type Stores } from '../../coordinator/stores.js';
-import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
-import { loadCoordinatorConfig } from '../../shared/config.js';
-import { createLogger } from '../../shared/log.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import type { Stores } from '../../coordinator/stores.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 const ALICE = 'alice-token-0123456789abcdef';
 
 describe('templates', () => {
-  let redis: TestRedis;
-  let client: Redis;
-  let server: Server;
+  let api: ApiServer;
   let base: string;
   let stores: Stores;
 
   before(async () => {
-    redis = await startRedis();
-    const config = loadCoordinatorConfig({
-      PODS_ADMIN_TOKEN: ADMIN,
-      PODS_NODE_TOKENS: 'node-token-0123456789abcdef',
-      PODS_REDIS_URL: redis.url,
-      PODS_REDIS_PREFIX: 'tpl:',
-      PODS_EXTRA_TOKENS: JSON.stringify([{ token: ALICE, tenant: 'dev', username: 'alice' }]),
-    });
-    const log = createLogger('test', 'silent');
-    client = await connectRedis(redis.url, log);
-    stores = await openStores(client, config);
-    await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, stores.templates, log);
-    await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, stores.templates, log);
-    const app = createApp({ ...stores, config, log, kick: () => undefined, nodeConnected: () => false });
-    server = createServer(app.callback());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    api = await startApiServer(
+      { PODS_ADMIN_TOKEN: ADMIN, PODS_REDIS_PREFIX: 'tpl:', PODS_EXTRA_TOKENS: JSON.stringify([{ token: ALICE, tenant: 'dev', username: 'alice' }]) },
+      {
+        // Twice, as two starts of the coordinator would.
+        prepare: async (s, log) => {
+          await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, s.templates, log);
+          await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, s.templates, log);
+        },
+      },
+    );
+    base = api.base;
+    stores = api.stores;
   });
   after(async () => {
-    server?.close();
-    await client?.quit();
-    await redis?.stop();
+    await api?.stop();
   });
 
   async function call(token: string, method: string, path: string, body?: unknown) {

@@ -45,6 +45,7 @@ LOGS=/tmp/pods-cluster
 IMAGES=${PODS_CLUSTER_IMAGES:-pods-test/httpd:latest}
 MAX_HOSTS=50
 RULE_COMMENT=pods-cluster
+BRIDGE_MAC=${PODS_CLUSTER_BRIDGE_MAC:-02:70:6f:64:73:01} # locally administered
 
 ns_of() { printf 'pods-h%s' "$1"; }
 veth_of() { printf 'veth-pods-h%s' "$1"; }
@@ -78,7 +79,10 @@ forward_rules() {
 
 ensure_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
+    # A MAC of its own: a bridge without one takes the lowest of its ports' MACs, so adding or
+    # removing a host would change the gateway's MAC under the other hosts' ARP caches (seen
+    # here: hosts timing out on the coordinator for as long as their stale entry lived).
+    ip link add "$BRIDGE" address "$BRIDGE_MAC" type bridge
     sysctl -qw "net.ipv6.conf.$BRIDGE.disable_ipv6=1" || true
   fi
   ip addr replace "$NET.1/24" dev "$BRIDGE"
@@ -110,8 +114,13 @@ ensure_netns() {
   local k=$1 ns veth
   ns=$(ns_of "$k") veth=$(veth_of "$k")
   ns_exists "$k" || ip netns add "$ns"
-  if ! ip link show "$veth" >/dev/null 2>&1; then
-    # A half-made host (namespace without its veth): start its eth0 afresh.
+  # The namespace's eth0 must be the peer of our veth ("eth0@ifN", N the veth's index); a
+  # half-made or half-removed host gets both afresh.
+  local peer idx
+  peer=$({ ip -n "$ns" -o link show eth0 2>/dev/null || true; } | sed -n 's/^[0-9]*: eth0@if\([0-9]*\):.*/\1/p')
+  idx=$(cat "/sys/class/net/$veth/ifindex" 2>/dev/null || true)
+  if [ -z "$peer" ] || [ "$peer" != "$idx" ]; then
+    ip link del "$veth" 2>/dev/null || true
     ip -n "$ns" link del eth0 2>/dev/null || true
     ip link add "$veth" type veth peer name eth0 netns "$ns"
   fi
@@ -280,8 +289,11 @@ down_host() {
   done
   remove_cgroups "$k"
   while IFS= read -r m; do [ -n "$m" ] && umount -l "$m" 2>/dev/null || true; done < <(host_mounts "$k")
-  if ns_exists "$k"; then ip netns del "$ns"; fi
-  if ip link show "$(veth_of "$k")" >/dev/null 2>&1; then ip link del "$(veth_of "$k")"; fi
+  # The veth first: deleting it takes both ends at once, while a deleted namespace is torn
+  # down later by the kernel, and its end of the veth with it (it could then take the root end
+  # away from under the next `up`).
+  ip link del "$(veth_of "$k")" 2>/dev/null || true
+  if ns_exists "$k"; then ip netns del "$ns" 2>/dev/null || pods_log "warning: could not delete namespace $ns"; fi
   if [ -z "$(host_mounts "$k")" ]; then rm -rf "${RUN:?}/h$k"; else pods_log "warning: mounts left under $RUN/h$k"; fi
 }
 
@@ -336,7 +348,8 @@ cmd_up() {
 
 cmd_down() {
   local purge=${1:-} k
-  for k in $(present_hosts); do down_host "$k"; done
+  # One host that will not go must not keep the others up.
+  for k in $(present_hosts); do down_host "$k" || pods_log "warning: host $k was not taken down cleanly"; done
   remove_bridge
   rmdir "$RUN" 2>/dev/null || true
   if [ "$purge" = --purge ]; then

@@ -23,6 +23,16 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     await c?.stop();
   });
 
+  /** A failing test says what the coordinator and the agents were doing. */
+  const diag = (fn: () => Promise<void>) => async () => {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof Error) err.message += `\n${c.diagnostics()}`;
+      throw err;
+    }
+  };
+
   /** pod id -> the node that runs it (status_container.node). */
   const placement = async () => {
     const out: Record<string, string> = {};
@@ -51,7 +61,7 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     }
   };
 
-  test('every agent connects to the coordinator on the bridge', async () => {
+  test('every agent connects to the coordinator on the bridge', diag(async () => {
     for (const h of c.hosts) assert.ok(c.connects(h.nodeId) >= 1, `${h.nodeId} never connected`);
     // The nodes API, where the coordinator has it, lists them ready.
     const r = await c.api('GET', '/v3/admin/nodes');
@@ -59,9 +69,9 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
       const states = Object.fromEntries((r.body.result as Array<{ node_id: string; state: string }>).map((n) => [n.node_id, n.state]));
       for (const h of c.hosts) assert.equal(states[h.nodeId], 'ready', `nodes API: ${JSON.stringify(r.body.result)}`);
     }
-  });
+  }));
 
-  test('pods spread over the hosts and answer through their host\'s Caddy', async () => {
+  test('pods spread over the hosts and answer through their host\'s Caddy', diag(async () => {
     const t0 = performance.now();
     for (const id of PODS) {
       const r = await c.api('POST', '/v3/pods', { body: { pod_id: id, image: TEST_IMAGE } });
@@ -75,9 +85,9 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     assert.equal(new Set(Object.values(where)).size, c.hosts.length, `pods not spread over every host: ${JSON.stringify(where)}`);
     await assertOneContainerEach(where);
     await assertServed(where);
-  });
+  }));
 
-  test('kill -9 of an agent: pods keep serving; on restart it adopts them, no duplicates', async () => {
+  test('kill -9 of an agent: pods keep serving; on restart it adopts them, no duplicates', diag(async () => {
     const where = await placement();
     const h = c.host(where[PODS[0]]);
     const before = (await h.containers({ 'pods.node': h.nodeId })).map((x) => x.Id).sort();
@@ -97,9 +107,9 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     assert.deepEqual(await placement(), where);
     await assertOneContainerEach(where);
     await assertServed(where);
-  });
+  }));
 
-  test('a cut link: the host is unreachable, its agent reconnects once the link is back', async () => {
+  test('a cut link: the host is unreachable, its agent reconnects once the link is back', diag(async () => {
     const where = await placement();
     const h = c.host(where[PODS[1]]);
     const connects = c.connects(h.nodeId);
@@ -120,7 +130,7 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     assert.deepEqual(await placement(), where);
     await assertOneContainerEach(where);
     await assertServed(where);
-  });
+  }));
 });
 
 function ms(n: number): string {

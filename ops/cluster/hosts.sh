@@ -17,7 +17,8 @@
 #   --data-root /var/lib/pods-cluster/hK/docker   (kept by `down`, so images stay loaded)
 #   --exec-root /run/pods-cluster/hK/exec, -H unix:///run/pods-cluster/hK/docker.sock,
 #   --pidfile /run/pods-cluster/hK/docker.pid, its default bridge docker0 (inside the
-#   namespace) on 10.213.K.1/24, --icc=false, its own iptables rules (netfilter is per
+#   namespace) on 10.213.K.1/24, --icc=false and --live-restore (as ops/install-agent.sh
+#   sets them), its own iptables rules (netfilter is per
 #   network namespace, so they never touch the root namespace's), overlay2, containers under
 #   the cgroup parent /pods-hK, log /tmp/pods-cluster/hK-dockerd.log.
 # dockerd runs in a mount namespace of the host's own, kept across dockerd restarts (see
@@ -196,6 +197,7 @@ launch_dockerd() {
     --pidfile "$dir/docker.pid" \
     --bip "$BIP_PREFIX.$k.1/24" \
     --icc=false \
+    --live-restore \
     --iptables=true \
     --ip-masq=true \
     --storage-driver overlay2 \

@@ -1,7 +1,7 @@
 // A cluster of Docker hosts on this machine for the multi-host tests: each host is a network
 // namespace with its own dockerd (ops/cluster/hosts.sh), its own Caddy and its own agent; the
-// coordinator and Redis run in the root namespace, the coordinator listening on the hosts'
-// bridge (podsbr0, 10.213.0.1). Every process can be killed (-9) and restarted, a host's link
+// coordinator, Redis and the edge Caddy run in the root namespace, the coordinator listening on
+// the hosts' bridge (podsbr0, 10.213.0.1), the edge on 127.0.0.1. Every process can be killed (-9) and restarted, a host's link
 // cut and restored, a host's dockerd killed and started again.
 //
 //   const c = await startCluster({ hosts: 3 });
@@ -23,7 +23,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { caddyBin } from '../helpers/caddy.js';
+import { caddyBin, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
+import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/procs.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { repoRoot, TEST_IMAGE } from '../helpers/stack.js';
@@ -379,6 +380,8 @@ export interface ClusterOptions {
   agentEnv?: Record<string, string>;
   /** Start the agents (default true). */
   agents?: boolean;
+  /** Run the edge Caddy in front of the hosts (default true). */
+  edge?: boolean;
 }
 
 export interface Timings {
@@ -386,6 +389,13 @@ export interface Timings {
   coordinatorReadyMs: number;
   caddiesReadyMs: number;
   agentsConnectedMs: number;
+}
+
+/** The edge Caddy (root namespace, 127.0.0.1), programmed by the coordinator (PODS_EDGE_*). */
+export interface Edge {
+  caddy: RunningCaddy;
+  httpUrl: string;
+  tlsListen: string;
 }
 
 export class Cluster {
@@ -397,6 +407,7 @@ export class Cluster {
   readonly redisPrefix: string;
   coordinator!: HostProc;
   redis!: TestRedis;
+  edge: Edge | null = null;
   apiUrl = '';
   coordinatorUrl = '';
   readonly timings: Timings = { hostsUpMs: 0, coordinatorReadyMs: 0, caddiesReadyMs: 0, agentsConnectedMs: 0 };
@@ -456,6 +467,13 @@ export class Cluster {
     }
   }
 
+  /** GET / through the edge with the pod's Host header. */
+  async viaEdge(podId: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+    if (!this.edge) throw new Error('this cluster runs no edge');
+    const res = await request(`${this.edge.httpUrl}/`, { headers: { host: this.podHost(podId) }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    return { status: res.statusCode, body: await res.body.text() };
+  }
+
   /** Every container of this cluster's tenant for a pod, on every host. */
   async containersOf(podId: string): Promise<Array<{ node: string; id: string; state: string }>> {
     const out: Array<{ node: string; id: string; state: string }> = [];
@@ -495,6 +513,7 @@ export class Cluster {
     for (const h of this.hosts) await h.agent?.close().catch(() => undefined);
     await this.coordinator?.close().catch(() => undefined);
     for (const h of this.hosts) await h.caddy.stop().catch(() => undefined);
+    await this.edge?.caddy.stop().catch(() => undefined);
     await this.redis?.stop().catch(() => undefined);
     for (const h of this.hosts) await h.close().catch(() => undefined);
     // The hosts go with everything in them (containers, dockerd, leftovers).
@@ -503,8 +522,9 @@ export class Cluster {
 }
 
 /**
- * Bring up `hosts` hosts (default 3), Redis and the coordinator in the root namespace, a Caddy
- * and an agent in each host; wait until every agent is connected and allow-list the test image.
+ * Bring up `hosts` hosts (default 3), Redis, the edge Caddy and the coordinator in the root
+ * namespace, a Caddy and an agent in each host; wait until every agent is connected and
+ * allow-list the test image.
  */
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
   const c = new Cluster(opts.hosts ?? 3);
@@ -514,6 +534,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
     let t0 = performance.now();
     c.redis = await startRedis();
+    let edgeEnv: Record<string, string> = {};
+    if (opts.edge !== false) {
+      const caddy = await startCaddy();
+      c.edge = { caddy, httpUrl: caddy.httpUrl, tlsListen: `127.0.0.1:${await freePort()}` };
+      edgeEnv = {
+        PODS_EDGE_ADMIN_URL: caddy.adminUrl,
+        PODS_EDGE_HTTP_LISTEN: caddy.httpListen,
+        PODS_EDGE_TLS_LISTEN: c.edge.tlsListen,
+        // Dedicated TCP ports: the same numbers as on the hosts, so another loopback address.
+        PODS_EDGE_TCP_HOST: '127.0.0.2',
+      };
+    }
     const port = await freePortOn(BRIDGE_ADDR);
     c.apiUrl = `http://${BRIDGE_ADDR}:${port}`;
     c.coordinatorUrl = `ws://${BRIDGE_ADDR}:${port}/v3/agents/connect`;
@@ -531,6 +563,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       PODS_RECONCILE_INTERVAL_MS: '250',
       PODS_AGENT_PING_MS: '1000',
       PODS_LOG_LEVEL: 'info',
+      ...edgeEnv,
       ...opts.coordinatorEnv,
     }).start();
     await waitFor('the coordinator to answer', async () => {

@@ -1,7 +1,8 @@
 // The cluster harness end to end: three hosts (network namespaces, a dockerd, a Caddy and an
-// agent each), the coordinator and Redis in the root namespace. Agents connect, pods spread
-// over the hosts and answer through their host's Caddy; an agent killed with -9 and started
-// again adopts its containers instead of making new ones; a cut link heals.
+// agent each), the coordinator, Redis and the edge in the root namespace. Agents connect, pods
+// spread over the hosts and answer through their host's Caddy and through the edge; an agent
+// killed with -9 and started again adopts its containers instead of making new ones; a cut link
+// heals.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { skipWithoutCluster, startCluster, waitFor, TEST_IMAGE, type Cluster } from './harness.js';
@@ -58,6 +59,12 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
       const r = await h.viaCaddy(c.podHost(id));
       assert.equal(r.status, 200, `pod ${id} via ${h.nodeId}'s Caddy: ${r.status} ${r.body}`);
       assert.equal(r.body.trim(), `hello from ${ctr.Id.slice(0, 12)}`);
+      // The edge routes to the same container (it is programmed a moment after RUNNING).
+      const e = await waitFor(`${id} through the edge`, async () => {
+        const x = await c.viaEdge(id);
+        return x.status === 200 ? x : null;
+      }, 10_000);
+      assert.equal(e.body.trim(), `hello from ${ctr.Id.slice(0, 12)}`);
     }
   };
 
@@ -71,7 +78,7 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     }
   }));
 
-  test('pods spread over the hosts and answer through their host\'s Caddy', diag(async () => {
+  test('pods spread over the hosts and answer through their host\'s Caddy and the edge', diag(async () => {
     const t0 = performance.now();
     for (const id of PODS) {
       const r = await c.api('POST', '/v3/pods', { body: { pod_id: id, image: TEST_IMAGE } });

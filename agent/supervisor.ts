@@ -6,7 +6,7 @@ import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
 import { LogRing, splitBytes } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
-import type { DockerRuntime, PodContainer } from './runtime/docker.js';
+import type { PodContainer, Runtime } from './runtime/docker.js';
 
 export interface Reporter {
   /** Send an observation; false when the link is down (hello on reconnect carries it then). */
@@ -50,7 +50,7 @@ export class Supervisor {
   private caddyTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly deps: { config: AgentConfig; runtime: DockerRuntime; caddy: CaddyClient; log: Logger; reporter: Reporter },
+    private readonly deps: { config: AgentConfig; runtime: Runtime; caddy: CaddyClient; log: Logger; reporter: Reporter },
   ) {}
 
   start(): void {

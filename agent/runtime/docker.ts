@@ -20,6 +20,29 @@ export interface PodContainer {
   hostPorts: Record<string, number>;
 }
 
+/**
+ * What the supervisor needs from a container engine. DockerRuntime is the real one;
+ * NullRuntime (runtime/null.ts) keeps containers in memory for the scale benchmark.
+ */
+export interface Runtime {
+  /** Every container labelled for this node. */
+  list(): Promise<PodContainer[]>;
+  /** One container, or null when it is gone or not this node's. */
+  inspect(id: string): Promise<PodContainer | null>;
+  /** Create and start the container of one pod instance (adopting it if it exists already). */
+  createAndStart(a: Assignment): Promise<PodContainer>;
+  /** Start a created container. */
+  start(id: string): Promise<PodContainer>;
+  /** Stop (grace period) and remove; a container that is already gone is fine. */
+  remove(id: string, graceS?: number): Promise<void>;
+  /** Run a command in a running container; its exit code and the tail of its output. */
+  exec(id: string, cmd: string[], timeoutMs?: number): Promise<{ exitCode: number; output: string }>;
+  /** Follow a container's output (stdout and stderr merged) from its start. */
+  follow(id: string): Promise<Readable>;
+  /** Events (newline-delimited JSON with Action and id) for this node's containers; ends when the engine goes away. */
+  events(): Promise<Readable>;
+}
+
 export interface RuntimeOptions {
   socketPath: string;
   nodeId: string;
@@ -49,7 +72,7 @@ const isoOrUndefined = (t: string | undefined) => (t && !t.startsWith('0001-') ?
  * The Docker runtime: a small interface (list, create+start, inspect, stop+remove,
  * logs, events) over dockerode. Every container it makes carries the pod's labels.
  */
-export class DockerRuntime {
+export class DockerRuntime implements Runtime {
   readonly docker: Docker;
   constructor(private readonly opts: RuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath });

@@ -1,0 +1,436 @@
+// npm run bench:scale: placement throughput and coordinator memory at scale. One real
+// coordinator process with a real Redis (AOF, fsync always), BENCH_AGENTS agents running the
+// real agent code (CoordinatorLink + Supervisor, each with its own node id and WebSocket link)
+// in one other Node process on a NullRuntime that starts no containers, and BENCH_PODS pods
+// created through the real API, BENCH_CONCURRENCY at a time. Docker is never touched.
+//
+// Results: bench/results/scale.json. This file is also the agents' process (`--agents`).
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient } from 'redis';
+import { Pool } from 'undici';
+import { NullCaddy, NullRuntime } from '../agent/runtime/null.js';
+import { CoordinatorLink } from '../agent/link.js';
+import { Supervisor } from '../agent/supervisor.js';
+import { loadAgentConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { freePort } from '../test/helpers/ports.js';
+import { Proc, waitFor } from '../test/helpers/procs.js';
+import { startRedis, type TestRedis } from '../test/helpers/redis.js';
+
+/** Only named on the allow-list: no agent here pulls or runs it. */
+const TEST_IMAGE = 'pods-test/httpd';
+
+const num = (name: string, dflt: number) => {
+  const v = Number(process.env[name] ?? dflt);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  return v;
+};
+
+const AGENTS = num('BENCH_AGENTS', 200);
+const PODS = num('BENCH_PODS', 10_000);
+const CONCURRENCY = num('BENCH_CONCURRENCY', 50);
+/** What each fake host says it has: room for far more than its share of pods at the default requests (250m, 256 MiB). */
+const NODE_CPU_MILLI = num('BENCH_NODE_CPU_MILLI', 64_000);
+const NODE_MEMORY_MB = num('BENCH_NODE_MEMORY_MB', 256 * 1024);
+/** Give up (and say so) when the pods are not all RUNNING by then. */
+const DEADLINE_S = num('BENCH_DEADLINE_S', 600);
+const TARGET_PLACEMENTS_PER_S = 1000;
+
+function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('repository root (package.json) not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------
+// The agents' process: AGENTS x (CoordinatorLink + Supervisor) on a NullRuntime and a NullCaddy.
+
+async function runAgents(): Promise<void> {
+  const env = process.env;
+  const count = Number(env.SCALE_AGENTS);
+  const prefix = env.SCALE_NODE_PREFIX!;
+  const capacity = { cpuMilli: Number(env.SCALE_CPU_MILLI), memoryMb: Number(env.SCALE_MEMORY_MB) };
+  const root = createLogger('scale-agents', env.PODS_LOG_LEVEL ?? 'warn');
+  const runtimes: NullRuntime[] = [];
+  const stops: Array<() => void> = [];
+  const connected = new Set<string>();
+  let announced = false;
+
+  const startAgent = (nodeId: string) => {
+    const config = loadAgentConfig({
+      PODS_COORDINATOR_URL: env.SCALE_COORDINATOR_URL,
+      PODS_NODE_TOKEN: env.SCALE_NODE_TOKEN,
+      PODS_NODE_ID: nodeId,
+      PODS_LOG_RING_BYTES: '1024',
+    });
+    const log = root.child({ nodeId });
+    const runtime = new NullRuntime();
+    runtimes.push(runtime);
+    let link: CoordinatorLink;
+    const supervisor = new Supervisor({
+      config,
+      runtime,
+      caddy: new NullCaddy(log),
+      log: log.child({ component: 'supervisor' }),
+      reporter: {
+        status: (tenant, podId, observed) => link.send('pod_status', { tenant, podId, observed }),
+        logs: (msg) => link.send('pod_logs', msg),
+      },
+    });
+    // Wired as agent/main.ts wires them; only the hello's capacity and versions are the harness's.
+    link = new CoordinatorLink(config, log.child({ component: 'link' }), {
+      hello: async () => ({ nodeId, agentVersion: 'scale-bench', dockerVersion: 'null-runtime', capacity, containers: await supervisor.inventory() }),
+      sync: async (s) => {
+        await supervisor.sync(s.assignments);
+        connected.add(nodeId);
+        if (!announced && connected.size === count) {
+          announced = true;
+          console.log(`SCALE-AGENTS all ${count} connected`);
+        }
+      },
+      apply: (a) => supervisor.apply(a.assignment),
+      remove: (r) => supervisor.remove(r),
+      heartbeat: () => ({ running: runtime.size }),
+    });
+    supervisor.start();
+    link.start();
+    stops.push(() => {
+      link.stop();
+      supervisor.stop();
+    });
+  };
+
+  // Connect in small waves, as hosts coming up would, not all in one instant.
+  for (let i = 0; i < count; i++) {
+    startAgent(`${prefix}${String(i).padStart(3, '0')}`);
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 50));
+  }
+  const shutdown = () => {
+    for (const stop of stops) stop();
+    console.log(`SCALE-AGENTS stopped; containers held: ${runtimes.reduce((n, r) => n + r.size, 0)}`);
+    setTimeout(() => process.exit(0), 100).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  // Never outlive the benchmark (say it was killed with -9).
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) shutdown();
+  }, 1000).unref();
+}
+
+// ---------------------------------------------------------------------------------------
+// The benchmark.
+
+interface ProcStats {
+  pid: number;
+  rssMb: number;
+  peakRssMb: number;
+  cpuS: number;
+}
+
+/** A child of this process running `script` (Proc does not say its pid). */
+async function childPid(script: string): Promise<number> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      // Redis rewrites its title ("redis-server 127.0.0.1:port"), so match within the whole line.
+      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').includes(script)) return Number(entry);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  throw new Error(`no child process runs ${script}`);
+}
+
+async function procStats(pid: number): Promise<ProcStats> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat (1-based), 12 and 13 after the command.
+  const ticks = Number(f[11]) + Number(f[12]);
+  return { pid, rssMb: round(kb('VmRSS') / 1024, 1), peakRssMb: round(kb('VmHWM') / 1024, 1), cpuS: round(ticks / 100, 1) };
+}
+
+const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+function pct(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+async function bench(): Promise<void> {
+  // The processes started here get only the settings below (say var/up.env was sourced: no edge, no other Redis).
+  for (const k of Object.keys(process.env)) if (k.startsWith('PODS_') && k !== 'PODS_LOG_LEVEL') delete process.env[k];
+  const root = repoRoot();
+  const thisFile = fileURLToPath(import.meta.url);
+  const coordinatorJs = path.join(root, 'dist/coordinator/main.js');
+  const id = randomBytes(3).toString('hex');
+  const tenant = 'scale';
+  const redisPrefix = `scale${id}:`;
+  const nodePrefix = `scale-${id}-`;
+  const adminToken = `admin-${randomBytes(16).toString('hex')}`;
+  const nodeToken = `node-${randomBytes(16).toString('hex')}`;
+  const nodeIds = Array.from({ length: AGENTS }, (_, i) => `${nodePrefix}${String(i).padStart(3, '0')}`);
+
+  let redis: TestRedis | null = null;
+  let coordinator: Proc | null = null;
+  let agents: Proc | null = null;
+  let client: ReturnType<typeof createClient> | null = null;
+  let pool: Pool | null = null;
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await pool?.close().catch(() => undefined);
+    client?.destroy();
+    await agents?.kill('SIGTERM');
+    await coordinator?.kill('SIGTERM');
+    await redis?.stop();
+  };
+  const onSignal = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const loadBefore = round(loadavg()[0]!, 2);
+    console.log(`scale bench: ${AGENTS} agents (NullRuntime), ${PODS} pods, ${CONCURRENCY} creates in flight; load average ${loadBefore} on ${cpus().length} CPUs`);
+    if (loadBefore > 1) console.log('  (the machine is busy with something else: throughput will be lower than on a quiet one)');
+    redis = await startRedis();
+    const port = await freePort();
+    const apiUrl = `http://127.0.0.1:${port}`;
+    // BENCH_COORDINATOR_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": where the coordinator spends its time.
+    const nodeArgs = (process.env.BENCH_COORDINATOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    coordinator = new Proc('coordinator', process.execPath, [...nodeArgs, coordinatorJs], {
+      PODS_LISTEN_HOST: '127.0.0.1',
+      PODS_LISTEN_PORT: String(port),
+      PODS_REDIS_URL: redis.url,
+      PODS_REDIS_PREFIX: redisPrefix,
+      PODS_TENANT: tenant,
+      PODS_ADMIN_TOKEN: adminToken,
+      PODS_NODE_TOKENS: nodeToken,
+      PODS_LOG_LEVEL: process.env.PODS_LOG_LEVEL ?? 'info',
+      // The production default (1 s) unless BENCH_RECONCILE_INTERVAL_MS says otherwise (to see what the sweep costs).
+      ...(process.env.BENCH_RECONCILE_INTERVAL_MS ? { PODS_RECONCILE_INTERVAL_MS: process.env.BENCH_RECONCILE_INTERVAL_MS } : {}),
+    }).start();
+    pool = new Pool(apiUrl, { connections: CONCURRENCY + 4, pipelining: 1 });
+    const api = async (method: 'GET' | 'POST', p: string, body?: unknown) => {
+      const res = await pool!.request({
+        method,
+        path: p,
+        headers: { 'x-tapis-token': adminToken, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      });
+      const text = await res.body.text();
+      return { status: res.statusCode, body: JSON.parse(text) as { message: string; result: any } };
+    };
+    await waitFor('the coordinator to answer', async () => (await api('GET', '/v3/pods/healthcheck')).status === 200, 30_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${coordinator!.output}`);
+    });
+    const allowed = await api('POST', '/v3/pods/images', { image: TEST_IMAGE, description: 'scale bench (nothing is pulled: the agents run a NullRuntime)' });
+    if (allowed.status !== 200) throw new Error(`could not allow ${TEST_IMAGE}: ${allowed.body.message}`);
+
+    const tAgents = performance.now();
+    agents = new Proc('agents', process.execPath, [thisFile, '--agents'], {
+      SCALE_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
+      SCALE_NODE_TOKEN: nodeToken,
+      SCALE_AGENTS: String(AGENTS),
+      SCALE_NODE_PREFIX: nodePrefix,
+      SCALE_CPU_MILLI: String(NODE_CPU_MILLI),
+      SCALE_MEMORY_MB: String(NODE_MEMORY_MB),
+      PODS_LOG_LEVEL: 'warn',
+    }).start();
+    await waitFor(`${AGENTS} agents to connect`, async () => agents!.output.includes('SCALE-AGENTS all'), 120_000, 100).catch((err) => {
+      throw new Error(`${(err as Error).message}\n--- agents:\n${agents!.output.slice(-3000)}\n--- coordinator:\n${coordinator!.output.slice(-3000)}`);
+    });
+    const agentsConnectS = (performance.now() - tAgents) / 1000;
+    const coordPid = await childPid(coordinatorJs);
+    const agentsPid = await childPid(thisFile);
+    const coordBefore = await procStats(coordPid);
+    console.log(`${AGENTS} agents connected in ${agentsConnectS.toFixed(1)} s; coordinator RSS ${coordBefore.rssMb} MB`);
+
+    client = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    const redisClient = client;
+    const nodeSets = nodeIds.map((n) => `${redisPrefix}node:${n}:pods`);
+    const podIds = Array.from({ length: PODS }, (_, i) => `scale${String(i).padStart(5, '0')}`);
+    const podHash = (podId: string) => `${redisPrefix}pod:${tenant}:${podId}`;
+
+    // Placements, to know when they are all done: the node sets' sizes, summed (one SCARD per node every 250 ms).
+    // The times reported come from the placements themselves (each says when the scheduler made it).
+    let placed = 0;
+    let allPlacedSeenAt = NaN;
+    let watching = true;
+    const deadline = Date.now() + DEADLINE_S * 1000;
+    const watchPlacements = (async () => {
+      while (watching && Date.now() < deadline) {
+        const sizes = await Promise.all(nodeSets.map((k) => redisClient.sCard(k)));
+        placed = sizes.reduce((a, b) => a + b, 0);
+        if (placed >= PODS) {
+          allPlacedSeenAt = Date.now();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+
+    // Creates, CONCURRENCY at a time.
+    const createMs: number[] = [];
+    const failures: string[] = [];
+    let next = 0;
+    const t0 = Date.now();
+    const p0 = performance.now();
+    const progress = setInterval(() => console.log(`  ${((performance.now() - p0) / 1000).toFixed(1)} s: ${createMs.length} created, ${placed} placed`), 2000);
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < PODS && failures.length < 20) {
+          const podId = podIds[next++]!;
+          const t = performance.now();
+          try {
+            const r = await api('POST', '/v3/pods', { pod_id: podId, image: TEST_IMAGE });
+            if (r.status !== 200) failures.push(`${podId}: ${r.status} ${r.body.message}`);
+            else createMs.push(performance.now() - t);
+          } catch (err) {
+            failures.push(`${podId}: ${(err as Error).message}`);
+          }
+        }
+      }),
+    );
+    const createdS = (performance.now() - p0) / 1000;
+    if (failures.length) throw new Error(`${failures.length} creates failed, e.g.\n${failures.slice(0, 5).join('\n')}\n--- coordinator:\n${coordinator.output.slice(-3000)}`);
+    console.log(`${PODS} pods created in ${createdS.toFixed(2)} s`);
+    await watchPlacements;
+    if (!(placed >= PODS)) throw new Error(`only ${placed} of ${PODS} pods were placed within ${DEADLINE_S} s`);
+
+    // RUNNING: the oldest pods not yet seen running, a window at a time (they run roughly in creation order).
+    const runningAt = new Map<string, number>();
+    let cursor = 0;
+    let allRunningSeenAt = NaN;
+    while (Date.now() < deadline) {
+      const window: string[] = [];
+      for (let i = cursor; i < PODS && window.length < 1000; i++) if (!runningAt.has(podIds[i]!)) window.push(podIds[i]!);
+      if (!window.length) {
+        allRunningSeenAt = Date.now();
+        break;
+      }
+      const observed = await Promise.all(window.map((p) => redisClient.hGet(podHash(p), 'observed')));
+      observed.forEach((raw, i) => {
+        const o = raw ? (JSON.parse(raw) as { phase: string; at: string }) : null;
+        if (o?.phase === 'running') runningAt.set(window[i]!, Date.parse(o.at));
+      });
+      while (cursor < PODS && runningAt.has(podIds[cursor]!)) cursor++;
+      if (window.every((p) => runningAt.has(p))) continue;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    watching = false;
+    clearInterval(progress);
+    if (runningAt.size < PODS) throw new Error(`only ${runningAt.size} of ${PODS} pods were RUNNING within ${DEADLINE_S} s`);
+
+    // Exact times from the records: each placement says when the scheduler made it.
+    const placedAt: number[] = [];
+    for (let i = 0; i < PODS; i += 1000) {
+      const raws = await Promise.all(podIds.slice(i, i + 1000).map((p) => redisClient.hGet(podHash(p), 'placement')));
+      for (const raw of raws) placedAt.push(Date.parse((JSON.parse(raw!) as { at: string }).at));
+    }
+    placedAt.sort((a, b) => a - b);
+    const placeS = (placedAt[placedAt.length - 1]! - t0) / 1000;
+    const runningS = (Math.max(...runningAt.values()) - t0) / 1000;
+    const p10 = placedAt[Math.floor(PODS * 0.1)]!;
+    const p90 = placedAt[Math.floor(PODS * 0.9) - 1]!;
+    const coord = await procStats(coordPid);
+    // What 10,000 pods cost the coordinator when nothing happens: its CPU over a few idle seconds.
+    const IDLE_S = 5;
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    const idleCpuPct = round(((await procStats(coordPid)).cpuS - coord.cpuS) / IDLE_S * 100);
+    const agentStats = await procStats(agentsPid);
+    const redisPid = await childPid('redis-server').catch(() => null);
+    const redisStats = redisPid ? await procStats(redisPid) : null;
+    const perNode = await Promise.all(nodeSets.map((k) => redisClient.sCard(k)));
+    // What the whole run asked of Redis, per pod (the coordinator is nearly its only client).
+    const commandStats: Record<string, number> = {};
+    for (const line of (await redisClient.info('commandstats')).split('\n')) {
+      const m = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line.trim());
+      if (m && Number(m[2]) >= PODS / 10) commandStats[m[1]!] = round(Number(m[2]) / PODS, 2);
+    }
+
+    const result = {
+      measured_at: new Date().toISOString(),
+      cpus: cpus().length,
+      load_average_before: loadBefore,
+      agents: AGENTS,
+      pods: PODS,
+      create_concurrency: CONCURRENCY,
+      runtime: 'NullRuntime (no containers) + NullCaddy',
+      node_capacity: { cpu_milli: NODE_CPU_MILLI, memory_mb: NODE_MEMORY_MB },
+      pod_requests: { cpu_milli: 250, memory_mb: 256 },
+      placements_per_s: round(PODS / placeS),
+      placements_per_s_p10_p90: round((0.8 * PODS) / ((p90 - p10) / 1000)),
+      coordinator_rss_mb: coord.rssMb,
+      coordinator_peak_rss_mb: coord.peakRssMb,
+      coordinator_rss_before_pods_mb: coordBefore.rssMb,
+      coordinator_cpu_s: round(coord.cpuS - coordBefore.cpuS, 1),
+      coordinator_idle_cpu_pct: idleCpuPct,
+      agents_process_rss_mb: agentStats.rssMb,
+      agents_process_cpu_s: round(agentStats.cpuS, 1),
+      redis_rss_mb: redisStats?.rssMb ?? null,
+      redis_cpu_s: redisStats?.cpuS ?? null,
+      agents_connect_s: round(agentsConnectS, 2),
+      create_s: round(createdS, 2),
+      create_per_s: round(PODS / createdS),
+      create_latency_p50_ms: round(pct(createMs, 50), 1),
+      create_latency_p95_ms: round(pct(createMs, 95), 1),
+      first_create_to_last_placement_s: round(placeS, 2),
+      first_create_to_all_running_s: round(runningS, 2),
+      all_placed_seen_by_poll_s: round((allPlacedSeenAt - t0) / 1000, 2),
+      all_running_seen_by_poll_s: round((allRunningSeenAt - t0) / 1000, 2),
+      pods_per_node: { min: Math.min(...perNode), max: Math.max(...perNode) },
+      redis_calls_per_pod: commandStats,
+      targets: { placements_per_s: TARGET_PLACEMENTS_PER_S },
+      notes: 'placements_per_s = pods / (last placement.at - first create sent); all on one 2-vCPU machine: coordinator, Redis, the agents process and this client share it',
+    };
+    const dir = path.join(root, 'bench', 'results');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
+
+    const rows: Array<[string, string]> = [
+      ['agents / pods / creates in flight', `${AGENTS} / ${PODS} / ${CONCURRENCY}`],
+      ['creates', `${result.create_s} s (${result.create_per_s}/s, p50 ${result.create_latency_p50_ms} ms, p95 ${result.create_latency_p95_ms} ms)`],
+      ['first create -> last placement', `${result.first_create_to_last_placement_s} s`],
+      ['placements_per_s', `${result.placements_per_s} (p10-p90: ${result.placements_per_s_p10_p90}; target >= ${TARGET_PLACEMENTS_PER_S})`],
+      ['first create -> all RUNNING', `${result.first_create_to_all_running_s} s`],
+      ['coordinator_rss_mb', `${result.coordinator_rss_mb} (peak ${result.coordinator_peak_rss_mb}, ${result.coordinator_rss_before_pods_mb} before the pods)`],
+      ['coordinator CPU', `${result.coordinator_cpu_s} s; afterwards, with nothing to do, ${result.coordinator_idle_cpu_pct} % of a core`],
+      ['pods per node', `${result.pods_per_node.min}..${result.pods_per_node.max}`],
+    ];
+    console.log('\n| scale | |\n|---|---|');
+    for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
+    console.log(`\nplacements_per_s = ${result.placements_per_s} (target >= ${TARGET_PLACEMENTS_PER_S}); coordinator_rss_mb = ${result.coordinator_rss_mb}`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+const main = process.argv.includes('--agents') ? runAgents : bench;
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

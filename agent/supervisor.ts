@@ -373,10 +373,14 @@ export class Supervisor {
   }
 
   private async watchEvents(): Promise<void> {
+    let lost = false;
     while (!this.stopped) {
       try {
         const stream = await this.deps.runtime.events();
         this.eventsStream = stream;
+        // dockerd went away and came back: look at every pod again (its log stream broke with it).
+        if (lost) this.recheckAll();
+        lost = true;
         let buf = '';
         stream.on('data', (chunk: Buffer) => {
           buf += chunk.toString();
@@ -400,6 +404,49 @@ export class Supervisor {
         this.deps.log.warn({ err: (err as Error).message }, 'docker events unavailable; retrying');
       }
       if (!this.stopped) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /**
+   * After dockerd restarted: a container it stopped (no --live-restore) is started again, one it
+   * kept is followed again, one that is gone is reported removed (the coordinator re-creates it).
+   */
+  private recheckAll(): void {
+    this.deps.log.info({ pods: this.managed.size }, 'docker is back; checking every pod');
+    for (const m of this.managed.values()) {
+      const key = keyOf(m.a);
+      void this.enqueue(key, async () => {
+        if (this.managed.get(key) !== m || m.removing) return;
+        let info = await this.deps.runtime.inspect(m.container.id);
+        if (!info) {
+          this.detach(m);
+          this.managed.delete(key);
+          for (const id of this.routeIds(m)) await this.deps.caddy.removeRoute(id).catch(() => undefined);
+          this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: 'container was gone after dockerd restarted' }));
+          return;
+        }
+        if (info.state !== 'running') {
+          try {
+            info = await this.deps.runtime.start(info.id);
+          } catch (err) {
+            this.report(m.a.tenant, m.a.podId, this.observed(info, 'failed', { message: `could not restart after dockerd restarted: ${(err as Error).message}` }));
+            return;
+          }
+        }
+        // Published ports can change across a restart; the log is read again from the start.
+        this.detach(m);
+        m.container = info;
+        m.ring = new LogRing(this.deps.config.logRingBytes);
+        m.pending = '';
+        m.needsReset = true;
+        void this.followLogs(m);
+        const { http, tcp } = this.routesOf(m);
+        for (const r of http) await this.deps.caddy.upsertRoute(r).catch(() => undefined);
+        for (const r of tcp) await this.deps.caddy.upsertTcpRoute(r).catch(() => undefined);
+        this.report(m.a.tenant, m.a.podId, this.observed(info, 'running', { health: m.health }));
+        const probePort = this.probePort(m);
+        if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
+      });
     }
   }
 

@@ -24,6 +24,9 @@ export interface PodRecord {
 
 const ACTION_LOG_MAX = 500;
 
+/** Dedicated TCP ports by networking entry (built once: a zod schema is costly to make). */
+const Ports = z.record(z.string(), z.number().int());
+
 /** Parse a stored field; a corrupt value is an error that names the key, never a crash elsewhere. */
 function parseField<T>(schema: z.ZodType<T>, raw: string | undefined, key: string, field: string): T | null {
   if (raw === undefined || raw === '') return null;
@@ -117,7 +120,7 @@ export class PodStore {
       desired: parseField(Desired, h.desired, key, 'desired')!,
       placement: parseField(Placement, h.placement, key, 'placement'),
       observed: parseField(Observed, h.observed, key, 'observed'),
-      ports: parseField(z.record(z.string(), z.number().int()), h.ports, key, 'ports') ?? {},
+      ports: parseField(Ports, h.ports, key, 'ports') ?? {},
       note: h.note ?? null,
       raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
     };

@@ -116,8 +116,9 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
 
   test('a host lost for lost_after: its pods start elsewhere; when it returns its stale containers go', async () => {
     await s.api('POST', `/v3/admin/nodes/${s.nodeId}/cordon`);
+    // Small requests: the other host runs 7 pods (1750m) by now, and a 2-CPU host has 2000m.
     for (const id of ['lost1', 'lost2']) {
-      await s.api('POST', '/v3/pods', { body: { pod_id: id, image: TEST_IMAGE } });
+      await s.api('POST', '/v3/pods', { body: { pod_id: id, image: TEST_IMAGE, resources: { cpu_request: 100 } } });
       await s.waitStatus(id, 'RUNNING');
       assert.equal(await nodeOf(id), b.nodeId);
     }

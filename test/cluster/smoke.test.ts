@@ -138,6 +138,25 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
     await assertOneContainerEach(where);
     await assertServed(where);
   }));
+
+  test('dockerd killed and restarted on a host: its pods keep serving, stay RUNNING, and their logs go on', diag(async () => {
+    const where = await placement();
+    const h = c.host(where[PODS[2]]);
+    const mine = PODS.filter((p) => where[p] === h.nodeId);
+    await h.killDockerd('SIGKILL');
+    await h.startDockerd();
+    // The agent notices docker came back and follows every pod again.
+    await waitFor(`the agent on ${h.nodeId} to re-check its pods`, async () => (h.agent?.count('docker is back; checking every pod') ?? 0) > 0, 30_000);
+    for (const id of mine) {
+      await waitFor(`${id} to be RUNNING and served`, async () => {
+        const pod = (await c.api('GET', `/v3/pods/${id}`)).body.result;
+        return pod.status === 'RUNNING' && (await h.viaCaddy(c.podHost(id))).status === 200;
+      }, 30_000);
+    }
+    await assertOneContainerEach(await placement());
+    const logs = (await c.api('GET', `/v3/pods/${mine[0]}/logs`)).body.result.logs as string;
+    assert.match(logs, /pod starting/, 'the log was read again from the start');
+  }));
 });
 
 function ms(n: number): string {

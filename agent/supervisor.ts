@@ -407,6 +407,14 @@ export class Supervisor {
     }
   }
 
+  /** A pod's container vanished: drop it, its routes, and tell the coordinator (which makes a new one). */
+  private async forget(m: Managed, why: string): Promise<void> {
+    this.detach(m);
+    this.managed.delete(keyOf(m.a));
+    for (const id of this.routeIds(m)) await this.deps.caddy.removeRoute(id).catch(() => undefined);
+    this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: why }));
+  }
+
   /**
    * After dockerd restarted: a container it stopped (no --live-restore) is started again, one it
    * kept is followed again, one that is gone is reported removed (the coordinator re-creates it).
@@ -418,13 +426,7 @@ export class Supervisor {
       void this.enqueue(key, async () => {
         if (this.managed.get(key) !== m || m.removing) return;
         let info = await this.deps.runtime.inspect(m.container.id);
-        if (!info) {
-          this.detach(m);
-          this.managed.delete(key);
-          for (const id of this.routeIds(m)) await this.deps.caddy.removeRoute(id).catch(() => undefined);
-          this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: 'container was gone after dockerd restarted' }));
-          return;
-        }
+        if (!info) return this.forget(m, 'container was gone after dockerd restarted');
         if (info.state !== 'running') {
           try {
             info = await this.deps.runtime.start(info.id);
@@ -459,13 +461,7 @@ export class Supervisor {
     await this.enqueue(key, async () => {
       if (this.managed.get(key) !== m || m.removing) return;
       const info = await this.deps.runtime.inspect(m.container.id);
-      if (!info) {
-        this.detach(m);
-        this.managed.delete(key);
-        for (const id of this.routeIds(m)) await this.deps.caddy.removeRoute(id).catch(() => undefined);
-        this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'removed', { message: 'container was removed outside the service' }));
-        return;
-      }
+      if (!info) return this.forget(m, 'container was removed outside the service');
       if (info.state === 'exited') {
         if (m.probeTimer) clearInterval(m.probeTimer);
         m.probeTimer = null;

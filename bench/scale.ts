@@ -6,7 +6,6 @@
 //
 // Results: bench/results/scale.json. This file is also the agents' process (`--agents`).
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import { createLogger } from '../shared/log.js';
 import { freePort } from '../test/helpers/ports.js';
 import { Proc, waitFor } from '../test/helpers/procs.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
+import { repoRoot } from '../test/helpers/root.js';
 
 /** Only named on the allow-list: no agent here pulls or runs it. */
 const TEST_IMAGE = 'pods-test/httpd';
@@ -41,15 +41,6 @@ const NODE_MEMORY_MB = num('BENCH_NODE_MEMORY_MB', 256 * 1024);
 const DEADLINE_S = num('BENCH_DEADLINE_S', 600);
 const TARGET_PLACEMENTS_PER_S = 1000;
 
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('repository root (package.json) not found');
-    dir = parent;
-  }
-  return dir;
-}
 
 // ---------------------------------------------------------------------------------------
 // The agents' process: AGENTS x (CoordinatorLink + Supervisor) on a NullRuntime and a NullCaddy.

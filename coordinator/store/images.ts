@@ -1,14 +1,10 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import { ImageView } from '../../shared/api.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 
-export const ImageRecord = z.object({
-  image: z.string(),
-  tenants: z.array(z.string()),
-  description: z.string(),
-  creation_ts: z.string(),
-  added_by: z.string(),
-});
+/** An allow-list entry is stored exactly as the API shows it. */
+export const ImageRecord = ImageView;
 export type ImageRecord = z.infer<typeof ImageRecord>;
 
 /** The image name without tag or digest: the allow-list ignores tags. */

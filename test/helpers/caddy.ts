@@ -5,9 +5,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort } from './ports.js';
+import { repoRoot } from './root.js';
 
 export interface RunningCaddy {
   /** http://127.0.0.1:PORT of the admin API. */
@@ -144,13 +144,3 @@ async function halt(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   clearTimeout(timer);
 }
 
-function repoRoot(): string {
-  // This file runs from test/helpers or dist/test/helpers; the root holds package.json.
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('repository root (package.json) not found');
-    dir = parent;
-  }
-  return dir;
-}

@@ -1,26 +1,18 @@
 // The whole service on this machine for end-to-end tests: a real Redis, a real Caddy,
 // the real coordinator and agent processes (compiled), and the host's real dockerd.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { startCaddy, type RunningCaddy } from './caddy.js';
 import { freePort } from './ports.js';
 import { Proc, waitFor } from './procs.js';
 import { startRedis, type TestRedis } from './redis.js';
+import { repoRoot } from './root.js';
+
+export { repoRoot };
 
 export const TEST_IMAGE = 'pods-test/httpd';
 
-export function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('repository root (package.json) not found');
-    dir = parent;
-  }
-  return dir;
-}
 
 export interface ApiResponse {
   status: number;

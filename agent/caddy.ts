@@ -285,6 +285,21 @@ export class CaddyClient {
   }
 
   private async call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: Json): Promise<AdminReply> {
+    // Just after a config change Caddy's admin server is restarting and drops what arrives
+    // ("other side closed"). Calls that change nothing, or that give the same result when
+    // repeated (a whole /load, PATCH and DELETE by id), are tried again; an append is not.
+    const repeatable = method !== 'POST' || path === '/load';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.callOnce(method, path, body);
+      } catch (err) {
+        if (!repeatable || attempt >= 4 || (err as CaddyError).code !== 'CADDY_UNREACHABLE') throw err;
+        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+      }
+    }
+  }
+
+  private async callOnce(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: Json): Promise<AdminReply> {
     try {
       const res = await request(this.adminOrigin + path, {
         method,

@@ -195,6 +195,11 @@ export class Supervisor {
       try {
         if ((await write()) === 'base-missing') await this.resyncCaddy();
       } catch (err) {
+        if ((err as { code?: string }).code === 'CADDY_UNREACHABLE') {
+          // The write may have been dropped mid-way: a whole, repeatable load puts every route in place.
+          await this.resyncCaddy();
+          continue;
+        }
         message = `route ${route.id} not installed: ${(err as Error).message}`;
         this.deps.log.warn({ pod: key, err: (err as Error).message }, 'route not installed');
       }

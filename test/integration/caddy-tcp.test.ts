@@ -174,9 +174,14 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
   }
   const viaSni = (host: string) => ['--tls', '--sni', host, '--insecure', '-p', String(tlsPort)];
 
+  /** PING, SET, GET answered (after a change, once the listener's reload is over). */
   async function assertRedisServed(target: string[]): Promise<void> {
-    const res = await redisCli(target);
-    assert.equal(res.out.trim().split('\n').join(' '), 'PONG OK hello', res.out);
+    let last = '';
+    await waitFor(`redis through ${target.join(' ')}`, async () => {
+      last = (await redisCli(target)).out;
+      return last.trim().split('\n').join(' ') === 'PONG OK hello';
+    }, 10_000, 100).catch(() => undefined);
+    assert.equal(last.trim().split('\n').join(' '), 'PONG OK hello', last);
   }
 
   function psql(conninfo: string, sql = 'SELECT 1'): Promise<Ran> {
@@ -199,6 +204,12 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
       socket.once('error', reject);
     });
   }
+
+  // A connection that races the listener's reload just after a config change is cut; the
+  // first one after the reload gets through. Every "serves" check right after a change waits so.
+  const settledTls = (host: string, alpn?: string[]) => waitFor(`a TLS handshake with ${host}`, () => connectTls(host, alpn), 10_000, 100);
+  const settledPsql = (conninfo: string) =>
+    waitFor(`psql through ${conninfo}`, async () => (await psql(conninfo)).out.trim() === '1', 10_000, 100);
 
   async function tlsNames(): Promise<string[]> {
     const res = await request(`${caddy.adminUrl}/config/apps/tls/automation/policies`, { reset: true });
@@ -382,10 +393,8 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
 
   test('ALPN: a postgres route selects "postgresql" (libpq 17+); a tcp route lets any client through', async () => {
     await client.resync([], [sni('alpha', one.dial), sni('pgish', two.dial, 'postgres')]);
-    // A handshake that races the reload just after /load is cut; the first one after it completes.
-    const settled = (host: string, alpn: string[]) => waitFor(`a TLS handshake with ${host}`, () => connectTls(host, alpn), 10_000, 100);
-    const pgClient = await settled('pgish.pods.test', ['postgresql']);
-    const other = await settled('alpha.pods.test', ['h2', 'x-custom']);
+    const pgClient = await settledTls('pgish.pods.test', ['postgresql']);
+    const other = await settledTls('alpha.pods.test', ['h2', 'x-custom']);
     try {
       assert.equal(pgClient.alpnProtocol, 'postgresql');
       assert.equal(other.alpnProtocol, false);
@@ -410,7 +419,7 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
 
       assert.equal(await client.upsertTcpRoute(sni('switch', one.dial)), 'written');
       assert.equal(await get(), '404 no pod is served at switch.pods.test');
-      const a = await connectTls('switch.pods.test');
+      const a = await settledTls('switch.pods.test');
       assert.equal(await exchange(a, 'x'), 'one:x');
       a.destroy();
 
@@ -443,7 +452,7 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
 
       await assertRedisServed(viaSni('redis-a.pods.test'));
       await assertRedisServed(['-p', String(listenPort)]);
-      assert.equal((await psql(pgVia('pg-a.pods.test'))).out.trim(), '1');
+      assert.ok(await settledPsql(pgVia('pg-a.pods.test')));
       const web = await request(`${caddy.httpUrl}/`, { headers: { host: 'web.pods.test' }, reset: true });
       await web.body.dump();
       assert.equal(web.statusCode, 502); // served by its route; the upstream is down on purpose
@@ -462,7 +471,7 @@ describe('TCP routes through Caddy layer4, with real databases and clients', { s
       assert.equal(await client.isConfigured(), true);
       await assertRedisServed(viaSni('redis-a.pods.test'));
       await assertRedisServed(['-p', String(listenPort)]);
-      assert.equal((await psql(pgVia('pg-a.pods.test'))).out.trim(), '1');
+      assert.ok(await settledPsql(pgVia('pg-a.pods.test')));
     } finally {
       squatter.close();
     }

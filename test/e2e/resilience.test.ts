@@ -83,7 +83,8 @@ describe('surviving crashes', { skip: skipWithoutCaddy() }, () => {
     assert.equal((await s.containers('orphan')).length, 1, 'the container outlives its agent');
     s.agent.start();
     await waitFor('the orphan to be removed', async () => (await s.containers('orphan')).length === 0);
-    assert.equal((await s.viaCaddy(`orphan.pods.${s.tenant}.${s.baseDomain}`)).status, 404);
+    // Its route goes with the re-sync that ends the agent's reconnect.
+    await waitFor('the route to be gone', async () => (await s.viaCaddy(`orphan.pods.${s.tenant}.${s.baseDomain}`)).status === 404);
   });
 
   test('a container killed outside the service shows ERROR with its exit code', async () => {

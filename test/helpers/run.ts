@@ -21,6 +21,8 @@ export function run(cmd: string, args: string[], opts: { input?: string; env?: R
       clearTimeout(timer);
       resolve({ code, out });
     });
+    // A client that exits at once (connection refused) closes its stdin before we write: not an error here.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

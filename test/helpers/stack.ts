@@ -47,7 +47,9 @@ export interface Stack {
   /** Ids of this stack's containers for a pod (any state), on the first node or the one named. */
   containers(podId: string, onNode?: string): Promise<string[]>;
   /** Another agent (with a Caddy of its own) on this machine's Docker engine: a second host. */
-  addAgent(suffix: string, opts?: { token?: string; waitConnected?: boolean }): Promise<{ nodeId: string; agent: Proc; caddy: RunningCaddy }>;
+  addAgent(suffix: string, opts?: { token?: string; waitConnected?: boolean; coordinatorPort?: number }): Promise<{ nodeId: string; agent: Proc; caddy: RunningCaddy }>;
+  /** A second coordinator process on the same Redis (same configuration, its own port). */
+  addCoordinator(): Promise<{ port: number; proc: Proc; apiUrl: string }>;
   stop(): Promise<void>;
 }
 
@@ -75,9 +77,9 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
   const nodeId = `test-${id}`;
   const redisPrefix = `test${id}:`;
   const baseDomain = 'localhost';
-  const coordinator = new Proc('coordinator', process.execPath, [path.join(root, 'dist/coordinator/main.js')], {
+  const coordinatorEnv = (listenPort: number): Record<string, string> => ({
     PODS_LISTEN_HOST: '127.0.0.1',
-    PODS_LISTEN_PORT: String(port),
+    PODS_LISTEN_PORT: String(listenPort),
     PODS_REDIS_URL: redis.url,
     PODS_REDIS_PREFIX: redisPrefix,
     PODS_TENANT: tenant,
@@ -93,10 +95,12 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
     PODS_AGENT_PING_MS: '1000',
     PODS_LOG_LEVEL: 'info',
     ...opts.coordinatorEnv,
-  }).start();
-  const agentProc = (id: string, c: RunningCaddy, token: string, env: Record<string, string> = {}) =>
+  });
+  const coordinatorProc = (listenPort: number) => new Proc('coordinator', process.execPath, [path.join(root, 'dist/coordinator/main.js')], coordinatorEnv(listenPort)).start();
+  const coordinator = coordinatorProc(port);
+  const agentProc = (id: string, c: RunningCaddy, token: string, env: Record<string, string> = {}, coordinatorPort = port) =>
     new Proc('agent', process.execPath, [path.join(root, 'dist/agent/main.js')], {
-      PODS_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
+      PODS_COORDINATOR_URL: `ws://127.0.0.1:${coordinatorPort}/v3/agents/connect`,
       PODS_NODE_TOKEN: token,
       PODS_NODE_ID: id,
       PODS_CADDY_ADMIN_URL: c.adminUrl,
@@ -110,6 +114,7 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
     }).start();
   const agent = agentProc(nodeId, caddy, nodeToken);
   const extra: Array<{ nodeId: string; agent: Proc; caddy: RunningCaddy }> = [];
+  const coordinators: Proc[] = [];
   const removeNodeContainers = async (id: string) => {
     const filters = encodeURIComponent(JSON.stringify({ label: [`pods.node=${id}`] }));
     const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
@@ -166,10 +171,21 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       const list = (await docker('GET', `/containers/json?all=1&filters=${filters}`)) as Array<{ Id: string }>;
       return list.map((c) => c.Id);
     },
+    async addCoordinator() {
+      const p = await freePort();
+      const proc = coordinatorProc(p);
+      coordinators.push(proc);
+      await waitFor('the second coordinator to answer', async () => {
+        const r = await request(`http://127.0.0.1:${p}/v3/pods/healthcheck`).catch(() => null);
+        await r?.body.dump();
+        return r?.statusCode === 200;
+      }, 20_000);
+      return { port: p, proc, apiUrl: `http://127.0.0.1:${p}` };
+    },
     async addAgent(suffix, o = {}) {
       const id = `${nodeId}-${suffix}`;
       const c = await startCaddy();
-      const a = agentProc(id, c, o.token ?? nodeToken);
+      const a = agentProc(id, c, o.token ?? nodeToken, {}, o.coordinatorPort);
       extra.push({ nodeId: id, agent: a, caddy: c });
       if (o.waitConnected !== false) {
         await waitFor(`agent ${id} to connect`, async () => a.output.includes('connected to coordinator'), 20_000).catch((err) => {
@@ -180,6 +196,7 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
     },
     async stop() {
       for (const x of extra) await x.agent.kill('SIGTERM');
+      for (const x of coordinators) await x.kill('SIGTERM');
       await agent.kill('SIGTERM');
       await coordinator.kill('SIGTERM');
       // Remove whatever this stack's nodes left behind.

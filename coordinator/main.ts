@@ -34,7 +34,6 @@ async function main(): Promise<void> {
     assignmentsFor: (nodeId) => reconciler.assignmentsFor(nodeId),
     onPodChange: (tenant, podId) => reconciler.kick(tenant, podId),
     onNodeUp: () => reconciler.onNodeUp(),
-    onNodeDown: () => undefined,
   });
   const scheduler = new Scheduler(pods, () => hub.connected(), async () => {
     const closed = new Set<string>();

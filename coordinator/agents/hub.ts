@@ -21,8 +21,6 @@ export interface HubDeps {
   onPodChange: (tenant: string, podId: string) => void;
   /** A node (re)connected: reconcile its pods and anything waiting for a host. */
   onNodeUp: (nodeId: string) => void;
-  /** A node's link closed: its pods show it, and are moved once it is lost. */
-  onNodeDown: (nodeId: string) => void;
 }
 
 interface Link {
@@ -197,7 +195,6 @@ export class AgentHub {
           .get(id)
           .then((rec) => (rec && !this.links.has(id) ? this.deps.nodes.put({ ...rec, disconnectedAt: new Date().toISOString() }) : undefined))
           .catch(() => undefined);
-        this.deps.onNodeDown(id);
       }
     });
     ws.on('error', (err) => log.warn({ err: err.message, nodeId }, 'agent link error'));

@@ -10,6 +10,8 @@ export interface LinkHandlers {
   apply: (a: Apply) => Promise<void>;
   remove: (r: Remove) => Promise<void>;
   heartbeat: () => PayloadOf<'heartbeat'>;
+  /** Register the handlers of requests the coordinator answers on (files, exec) on a new link. */
+  serve?: (peer: Peer) => void;
 }
 
 /** Reconnect delay: exponential from 250 ms to 10 s, with full jitter so agents do not stampede. */
@@ -72,6 +74,7 @@ export class CoordinatorLink {
     peer.on('sync', (p) => {
       void this.handlers.sync(p);
     });
+    this.handlers.serve?.(peer);
     ws.on('open', () => void this.onOpen(peer, ws));
     ws.on('unexpected-response', (_req, res) => {
       this.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'coordinator refused the node token' : 'coordinator refused the link');

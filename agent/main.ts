@@ -4,6 +4,9 @@ import { createLogger } from '../shared/log.js';
 import { CaddyClient } from './caddy.js';
 import { CoordinatorLink } from './link.js';
 import { DockerRuntime } from './runtime/docker.js';
+import { AreaStore } from './storage/areas.js';
+import { StorageService } from './storage/service.js';
+import { Transfers } from './storage/transfers.js';
 import { Supervisor } from './supervisor.js';
 
 const AGENT_VERSION = '0.1.0';
@@ -39,6 +42,11 @@ async function main(): Promise<void> {
   }
   const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, log });
 
+  const areas = new AreaStore(config.dataRoot, config.containerUser, log.child({ component: 'storage' }));
+  await areas.init();
+  const transfers = new Transfers(config.dataRoot, config.maxUploadBytes);
+  await transfers.init();
+
   let link: CoordinatorLink;
   const supervisor = new Supervisor({
     config,
@@ -49,7 +57,9 @@ async function main(): Promise<void> {
       status: (tenant, podId, observed) => link.send('pod_status', { tenant, podId, observed }),
       logs: (msg) => link.send('pod_logs', msg),
     },
+    binds: (a) => areas.bindsFor(a.spec.mounts, a.spec.user ?? config.containerUser),
   });
+  const storage = new StorageService({ areas, transfers, runtime, pods: supervisor, log: log.child({ component: 'storage' }) });
   let running = 0;
   link = new CoordinatorLink(config, log.child({ component: 'link' }), {
     hello: async () => {
@@ -68,6 +78,7 @@ async function main(): Promise<void> {
     apply: (a) => supervisor.apply(a.assignment),
     remove: (r) => supervisor.remove(r),
     heartbeat: () => ({ running }),
+    serve: (peer) => storage.serve(peer),
   });
   supervisor.start();
   link.start();
@@ -77,6 +88,7 @@ async function main(): Promise<void> {
     log.info('shutting down; containers keep running');
     link.stop();
     supervisor.stop();
+    transfers.stop();
     setTimeout(() => process.exit(0), 200).unref();
   };
   process.on('SIGTERM', shutdown);

@@ -6,7 +6,7 @@ import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
 import { LogRing, splitBytes } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
-import type { PodContainer, Runtime } from './runtime/docker.js';
+import type { Bind, PodContainer, Runtime } from './runtime/docker.js';
 
 export interface Reporter {
   /** Send an observation; false when the link is down (hello on reconnect carries it then). */
@@ -50,8 +50,23 @@ export class Supervisor {
   private caddyTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly deps: { config: AgentConfig; runtime: Runtime; caddy: CaddyClient; log: Logger; reporter: Reporter },
+    private readonly deps: {
+      config: AgentConfig;
+      runtime: Runtime;
+      caddy: CaddyClient;
+      log: Logger;
+      reporter: Reporter;
+      /** Host paths for a pod's mounts (its data directory, volumes), made ready before its container. */
+      binds?: (a: Assignment) => Promise<Bind[]>;
+    },
   ) {}
+
+  /** The running container of this pod instance, and the user it runs as; null when there is none. */
+  running(ref: PodRef): { containerId: string; user: string } | null {
+    const m = this.managed.get(keyOf(ref));
+    if (!m || m.removing || m.a.uid !== ref.uid || m.container.state !== 'running') return null;
+    return { containerId: m.container.id, user: m.a.spec.user ?? this.deps.config.containerUser };
+  }
 
   start(): void {
     void this.watchEvents();
@@ -163,7 +178,8 @@ export class Supervisor {
         fresh = true;
         this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'creating'));
         const t0 = performance.now();
-        c = await runtime.createAndStart(a);
+        const binds = a.spec.mounts.length ? await this.bindsOf(a) : [];
+        c = await runtime.createAndStart(a, binds);
         log.debug({ pod: key, ms: Math.round(performance.now() - t0) }, 'container created and started');
       }
     } catch (err) {
@@ -172,6 +188,11 @@ export class Supervisor {
       return;
     }
     await this.attach(a, c, fresh);
+  }
+
+  private async bindsOf(a: Assignment): Promise<Bind[]> {
+    if (!this.deps.binds) throw new Error('this agent keeps no storage, and the pod mounts some');
+    return this.deps.binds(a);
   }
 
   /**

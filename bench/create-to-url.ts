@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { LOCAL_TAGS } from '../test/helpers/local-templates.js';
+import { LOCAL_TEMPLATES_DIR } from '../coordinator/builtin-templates.js';
 import { freePort } from '../test/helpers/ports.js';
 import { startStack, repoRoot, TEST_IMAGE } from '../test/helpers/stack.js';
 import { waitFor } from '../test/helpers/procs.js';
@@ -32,7 +32,10 @@ async function http200(url: string, host?: string): Promise<boolean> {
 
 async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[] }> {
   const tlsPort = await freePort();
-  const s = await startStack({ agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}`, PODS_DOCKER_NETWORK: process.env.PODS_DOCKER_NETWORK ?? 'bridge' } });
+  const s = await startStack({
+    agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}`, PODS_DOCKER_NETWORK: process.env.PODS_DOCKER_NETWORK ?? 'bridge' },
+    coordinatorEnv: { PODS_TEMPLATES_LOCAL_DIR: LOCAL_TEMPLATES_DIR },
+  });
   const running: number[] = [];
   const url: number[] = [];
   const tcp: number[] = [];
@@ -51,12 +54,12 @@ async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[]
       await s.api('DELETE', `/v3/pods/${podId}`);
       await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
     }
-    // A redis pod from its template: create -> PING answered through TLS by host name.
-    await s.api('POST', '/v3/pods/templates/redis/tags', { body: LOCAL_TAGS.redis });
+    // A redis pod from its template, as `npm run up` serves it where no registry answers (the
+    // local image as redis:latest): create -> PING answered through TLS by host name.
     for (let i = 0; i < TCP_PODS; i++) {
       const podId = `benchtcp${i}`;
       const t0 = performance.now();
-      const r = await s.api('POST', '/v3/pods', { body: { pod_id: podId, template: 'redis:bookworm' } });
+      const r = await s.api('POST', '/v3/pods', { body: { pod_id: podId, template: 'redis' } });
       if (r.status !== 200) throw new Error(`create failed: ${r.body.message}`);
       const host = r.body.result.networking.default.url as string;
       const { user_password } = (await s.api('GET', `/v3/pods/${podId}/credentials`)).body.result;

@@ -7,7 +7,10 @@ import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
 import { nodesRouter, type NodesDeps } from './api/nodes.js';
 import { openApiRouter } from './api/openapi.js';
+import { podFilesRouter } from './api/pod-files.js';
 import { podsRouter, type PodsDeps } from './api/pods.js';
+import { sharesRouter } from './api/shares.js';
+import type { Scheduler } from './scheduler.js';
 import { templatesRouter } from './api/templates.js';
 import { unimplementedRouter } from './api/unimplemented.js';
 
@@ -15,6 +18,8 @@ export interface AppDeps extends PodsDeps, IdentityDeps {
   log: Logger;
   /** The nodes API; without it (API-only tests) /v3/admin/nodes is not served. */
   nodesApi?: Omit<NodesDeps, 'config' | 'nodes'>;
+  /** Where new volumes go. */
+  scheduler: Pick<Scheduler, 'pick'>;
 }
 
 /** The REST API as a Koa app, testable without a port (app.callback()). */
@@ -35,7 +40,9 @@ export function createApp(deps: AppDeps): Koa {
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
   if (deps.nodesApi) app.use(nodesRouter({ ...deps.nodesApi, config, nodes: deps.nodes }).routes());
-  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), unimplementedRouter(), podsRouter(deps)]) {
+  const shares = sharesRouter({ ...deps, log: log.child({ component: 'storage' }) });
+  const podFiles = podFilesRouter(deps);
+  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), shares, unimplementedRouter(), podFiles, podsRouter(deps)]) {
     app.use(router.routes());
   }
   return app;

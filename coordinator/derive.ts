@@ -6,7 +6,7 @@ import type { TemplateStore } from './store/templates.js';
 /** Fields of a create request that a template may also set; the user's own always win. */
 export const MERGED_FIELDS = [
   'image', 'description', 'command', 'arguments', 'environment_variables', 'volume_mounts',
-  'time_to_stop_default', 'time_to_stop_instance', 'networking', 'resources', 'compute_queue',
+  'time_to_stop_default', 'time_to_stop_instance', 'networking', 'resources', 'compute_queue', 'data_dir',
 ] as const;
 
 export type UserFields = Partial<Pick<NewPod, (typeof MERGED_FIELDS)[number]>>;
@@ -23,13 +23,16 @@ export interface Resolved {
   version: string;
 }
 
-/** Resolve "id[:tag][@timestamp]", following a tag's own `template` base up to 3 levels. */
+/** Resolve "id[:tag][@timestamp]" ("id" is "id:latest"), following a tag's own `template` base up to 3 levels. */
 export async function resolveTemplate(templates: TemplateStore, refText: string, depth = 0): Promise<Resolved> {
   const ref = parseTemplateRef(refText);
   if (!ref) throw badRequest(`template: "${refText}" is not of the form id, id:tag or id:tag@YYYY-MM-DD-HH:MM:SS`);
   if (!(await templates.get(ref.id))) throw badRequest(`template: template "${ref.id}" does not exist; see GET /v3/pods/templates`);
   const tag = await templates.resolve(ref);
-  if (!tag) throw badRequest(`template: template "${ref.id}" has no tag "${ref.tag}${ref.timestamp ? `@${ref.timestamp}` : ''}"`);
+  if (!tag) {
+    const names = [...new Set((await templates.tags(ref.id)).map((t) => t.tag))];
+    throw badRequest(`template: template "${ref.id}" has no tag "${ref.tag}${ref.timestamp ? `@${ref.timestamp}` : ''}"; its tags: ${names.join(', ') || 'none'}`);
+  }
   const own = tag.pod_definition;
   const version = `${ref.id}:${tag.tag_timestamp}`;
   if (!own.template) return { definition: own, version };
@@ -69,6 +72,6 @@ export function derive(def: PodDefinition | null, user: UserFields): Omit<PodSpe
     ...(def?.user ? { user: def.user } : {}),
     ...(def?.init ? { init: def.init } : {}),
     ...(def?.readiness ? { readiness: def.readiness } : {}),
-    ...(def?.data_dir ? { data_dir: def.data_dir } : {}),
+    ...(merged.data_dir ? { data_dir: merged.data_dir } : {}),
   };
 }

@@ -7,6 +7,8 @@ import { EdgeRouter } from './edge.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from './builtin-templates.js';
+import { SnapshotScheduler } from './snapshot-schedule.js';
+import { StorageClient } from './storage.js';
 import { openStores } from './stores.js';
 import { connectRedis } from './store/redis.js';
 
@@ -21,11 +23,13 @@ async function main(): Promise<void> {
   }
   const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
   const stores = await openStores(redis, config);
-  await installBuiltinTemplates(process.env.PODS_TEMPLATES_DIR ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }));
+  await installBuiltinTemplates(config.templatesDir ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }), config.templatesLocalDir);
   const { pods, nodes } = stores;
 
-  // The hub and the reconciler need each other; late binding through closures.
+  // The hub, the reconciler and storage need each other; late binding through closures.
   let reconciler: Reconciler;
+  let storage: StorageClient;
+  let snapshotScheduler: SnapshotScheduler;
   const hub = new AgentHub({
     config,
     log: log.child({ component: 'hub' }),
@@ -33,19 +37,30 @@ async function main(): Promise<void> {
     nodes,
     assignmentsFor: (nodeId) => reconciler.assignmentsFor(nodeId),
     onPodChange: (tenant, podId) => reconciler.kick(tenant, podId),
-    onNodeUp: () => reconciler.onNodeUp(),
+    onNodeUp: (nodeId) => {
+      reconciler.onNodeUp();
+      void storage.collectGarbage(nodeId);
+      snapshotScheduler.retrySoon();
+    },
   });
+  storage = new StorageClient({ hub, nodes, log: log.child({ component: 'storage' }), sharedStorage: config.sharedStorage });
   const scheduler = new Scheduler(pods, () => hub.connected(), async () => {
     const closed = new Set<string>();
     for (const [id, a] of await nodes.admins()) if (a.cordoned || a.draining) closed.add(id);
     return closed;
   });
-  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler });
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler, storage, volumes: stores.volumes, snapshots: stores.snapshots });
+  snapshotScheduler = new SnapshotScheduler({
+    config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,
+    intervalMs: Math.min(1000, config.reconcileIntervalMs),
+  });
 
   const app = createApp({
     ...stores,
     config,
     log: log.child({ component: 'api' }),
+    storage,
+    scheduler,
     kick: (tenant, podId) => reconciler.kick(tenant, podId),
     nodeConnected: (nodeId) => hub.isConnected(nodeId),
     nodesApi: {
@@ -63,12 +78,14 @@ async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
   log.info({ url: `http://${config.listenHost}:${port}` }, 'coordinator listening');
   reconciler.start();
+  snapshotScheduler.start();
   const edge = config.edgeAdminUrl ? new EdgeRouter({ config, log: log.child({ component: 'edge' }), pods, nodes }) : null;
   edge?.start(Math.max(500, config.reconcileIntervalMs));
 
   const shutdown = () => {
     log.info('shutting down');
     reconciler.stop();
+    snapshotScheduler.stop();
     edge?.stop();
     hub.close();
     server.close();

@@ -7,6 +7,10 @@ import type { AgentHub } from './agents/hub.js';
 import type { Scheduler } from './scheduler.js';
 import type { NodeStore } from './store/nodes.js';
 import type { PodRecord, PodStore } from './store/pods.js';
+import { podMounts } from '../shared/mounts.js';
+import { podDataArea, type Mount } from '../shared/storage.js';
+import type { ShareStore } from './store/shares.js';
+import type { StorageClient } from './storage.js';
 import { containerSpec } from './view.js';
 
 interface Sent {
@@ -50,7 +54,17 @@ export class Reconciler {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly deps: { config: CoordinatorConfig; log: Logger; pods: PodStore; nodes: NodeStore; hub: AgentHub; scheduler: Scheduler },
+    private readonly deps: {
+      config: CoordinatorConfig;
+      log: Logger;
+      pods: PodStore;
+      nodes: NodeStore;
+      hub: AgentHub;
+      scheduler: Scheduler;
+      storage: StorageClient;
+      volumes: ShareStore<'volume'>;
+      snapshots: ShareStore<'snapshot'>;
+    },
   ) {}
 
   start(): void {
@@ -177,6 +191,9 @@ export class Reconciler {
         }
       }
       if (desired.deleting) {
+        // Its data directory goes with it (now, or when its host is back).
+        const home = rec.home ?? placement?.nodeId ?? observed?.nodeId;
+        if (rec.spec.data_dir && home) await this.deps.storage.deleteArea(home, podDataArea(tenant, podId, desired.uid));
         await pods.delete(tenant, podId, placement);
         this.sent.delete(key);
         this.deletingSince.delete(key);
@@ -199,7 +216,18 @@ export class Reconciler {
       );
     }
 
-    if (placement && (await this.shouldMove(placement.nodeId))) {
+    const pin = await this.pinOf(rec);
+    if ('reason' in pin) {
+      if (rec.note !== pin.reason) await pods.setNote(tenant, podId, pin.reason);
+      return;
+    }
+    if (placement && pin.node === placement.nodeId && !hub.isConnected(placement.nodeId)) {
+      // Its data is on that host: it waits there, and is never started elsewhere on empty data.
+      const why = `host ${placement.nodeId}, which holds this pod's data, is unreachable; the pod waits for it`;
+      if (rec.note !== why) await pods.setNote(tenant, podId, why);
+      return;
+    }
+    if (placement && pin.node !== placement.nodeId && (await this.shouldMove(placement.nodeId))) {
       const why = hub.isConnected(placement.nodeId) ? `node ${placement.nodeId} is draining` : `node ${placement.nodeId} has been unreachable for over ${config.lostAfterS} s`;
       const moved = await pods.update(tenant, podId, (cur) =>
         cur.raw.placement === rec.raw.placement && cur.desired.generation === desired.generation
@@ -218,7 +246,7 @@ export class Reconciler {
 
     let nodeId = placement?.nodeId;
     if (!nodeId) {
-      const chosen = await scheduler.pick(rec.spec.resources, key);
+      const chosen = await scheduler.pick(rec.spec.resources, key, pin.node ?? undefined);
       if ('reason' in chosen) {
         // Stays REQUESTED, saying why; placed when a node with room connects.
         if (rec.note !== chosen.reason) await pods.setNote(tenant, podId, chosen.reason);
@@ -227,8 +255,11 @@ export class Reconciler {
       const moved = await pods.movePlacement(tenant, podId, null, '', { nodeId: chosen.nodeId, at: new Date().toISOString() });
       if (moved !== 'set') return this.kick(tenant, podId);
       if (rec.note) await pods.setNote(tenant, podId, null);
+      if (rec.spec.data_dir && !rec.home && !config.sharedStorage) await pods.setHome(tenant, podId, chosen.nodeId);
       await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`);
       nodeId = chosen.nodeId;
+    } else if (rec.note && hub.isConnected(nodeId)) {
+      await pods.setNote(tenant, podId, null);
     }
     if (!hub.isConnected(nodeId)) return;
 
@@ -255,8 +286,39 @@ export class Reconciler {
       podId,
       uid: rec.desired.uid,
       generation: rec.desired.generation,
-      spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId), ports),
+      spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId), ports, this.mountsOf(rec)),
     };
+  }
+
+  /** The pod's storage: its own data directory, then its volumes and snapshots. */
+  private mountsOf(rec: PodRecord): Mount[] {
+    const { tenant, pod_id: podId } = rec.spec;
+    const out: Mount[] = [];
+    if (rec.spec.data_dir) out.push({ area: podDataArea(tenant, podId, rec.desired.uid), subPath: '', target: rec.spec.data_dir, readOnly: false, ownedByPod: true });
+    for (const m of podMounts(rec.spec.volume_mounts)) {
+      out.push({ area: { kind: m.kind, tenant, id: m.sourceId }, subPath: m.subPath, target: m.mountPath, readOnly: m.readOnly, ownedByPod: false });
+    }
+    return out;
+  }
+
+  /**
+   * The host a pod must run on because its data is there (null: any host), or why it cannot
+   * run anywhere now. With shared storage every host sees the same data, so nothing is pinned.
+   */
+  private async pinOf(rec: PodRecord): Promise<{ node: string | null } | { reason: string }> {
+    if (this.deps.config.sharedStorage) return { node: null };
+    let node: string | null = rec.spec.data_dir ? rec.home : null;
+    let holder = node ? "the pod's data directory" : '';
+    for (const m of podMounts(rec.spec.volume_mounts)) {
+      const store = m.kind === 'volume' ? this.deps.volumes : this.deps.snapshots;
+      const share = await store.get(rec.spec.tenant, m.sourceId);
+      if (!share) return { reason: `${m.kind} ${m.sourceId}, which it mounts, does not exist` };
+      if (share.status !== 'AVAILABLE' || !share.node) return { reason: `${m.kind} ${m.sourceId}, which it mounts, is not available yet` };
+      if (node && share.node !== node) return { reason: `its storage is on different hosts (${holder} on ${node}, ${m.kind} ${m.sourceId} on ${share.node})` };
+      node = share.node;
+      holder = `${m.kind} ${m.sourceId}`;
+    }
+    return { node };
   }
 
   /**

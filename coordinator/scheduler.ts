@@ -142,9 +142,14 @@ export class Scheduler {
    * A node for these requests, or why there is none (said in the pod's status while it waits).
    * `pod` ("tenant/podId") lets the reservation be matched to its placement exactly.
    */
-  async pick(req: Requests, pod?: string): Promise<{ nodeId: string } | { reason: string }> {
+  async pick(req: Requests, pod?: string, only?: string): Promise<{ nodeId: string } | { reason: string }> {
     const gate = await this.gate();
     let open = gate.open;
+    if (only !== undefined) {
+      // The pod's data lives on one host: that host or none.
+      open = open.filter((n) => n.nodeId === only);
+      if (!open.length) return { reason: `host ${only}, which holds this pod's data, is not connected or not taking pods` };
+    }
     if (!open.length) return { reason: gate.anyClosed ? 'no host is taking pods: every connected host is cordoned or draining' : 'no host is connected' };
 
     // A node this scheduler has not read yet (just connected) is read before it is used.

@@ -4,6 +4,7 @@ import { ImageStore } from './store/images.js';
 import { Keys } from './store/keys.js';
 import { NodeStore } from './store/nodes.js';
 import { PodStore } from './store/pods.js';
+import { ShareStore } from './store/shares.js';
 import type { Redis } from './store/redis.js';
 import { TemplateStore } from './store/templates.js';
 import { TenantStore } from './store/tenants.js';
@@ -16,6 +17,8 @@ export interface Stores {
   tenants: TenantStore;
   users: UserStore;
   templates: TemplateStore;
+  volumes: ShareStore<'volume'>;
+  snapshots: ShareStore<'snapshot'>;
   keys: SigningKeys;
 }
 
@@ -34,6 +37,8 @@ export async function openStores(redis: Redis, config: CoordinatorConfig): Promi
     tenants: new TenantStore(redis, prefix, { tenant_id: config.tenant, base_url: primaryBaseUrl(config), description: 'primary tenant', created_by: config.adminUser }),
     users: new UserStore(redis, prefix),
     templates: new TemplateStore(redis, prefix),
+    volumes: new ShareStore(redis, prefix, 'volume'),
+    snapshots: new ShareStore(redis, prefix, 'snapshot'),
     keys: await loadSigningKeys(redis, new Keys(prefix).signingKey()),
   };
 }

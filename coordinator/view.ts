@@ -3,6 +3,7 @@ import { podHost, type PodSpec } from '../shared/pod.js';
 import { render, type Placeholder } from '../shared/template.js';
 import { deriveStatus, isCurrent } from '../shared/status.js';
 import type { ContainerSpec } from '../shared/protocol.js';
+import type { Mount } from '../shared/storage.js';
 import type { PodRecord } from './store/pods.js';
 
 /**
@@ -35,6 +36,8 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
     environment_variables: spec.environment_variables,
     status_requested: desired.status_requested,
     volume_mounts: spec.volume_mounts,
+    ...(spec.data_dir ? { data_dir: spec.data_dir } : {}),
+    ...(spec.keep_data ? { keep_data: true } : {}),
     time_to_stop_default: spec.time_to_stop_default,
     time_to_stop_instance: spec.time_to_stop_instance ?? null,
     networking,
@@ -44,7 +47,12 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
     time_to_stop_ts: desired.time_to_stop_ts,
     status: derived.status,
     status_container: {
-      message: derived.status === 'REQUESTED' && rec.note ? `Pod is waiting for a host: ${rec.note}.` : derived.message,
+      message:
+        derived.status === 'REQUESTED' && rec.note
+          ? `Pod is waiting for a host: ${rec.note}.`
+          : rec.note && placement && !nodeConnected(placement.nodeId)
+            ? `${derived.message} ${rec.note}.`
+            : derived.message,
       ...(current
         ? {
             phase: current.phase,
@@ -65,7 +73,7 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
 }
 
 /** What an agent needs to run the pod's current instance, with the template placeholders filled in. */
-export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record<Placeholder, string>, tcpPorts: Record<string, number> = {}): ContainerSpec {
+export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record<Placeholder, string>, tcpPorts: Record<string, number> = {}, mounts: Mount[] = []): ContainerSpec {
   const fill = (xs: string[]) => xs.map((x) => render(x, secrets));
   return {
     image: spec.image,
@@ -82,6 +90,7 @@ export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record
     ...(spec.user ? { user: spec.user } : {}),
     ...(spec.init ? { init: spec.init.map(fill) } : {}),
     ...(spec.readiness ? { readiness: { exec: fill(spec.readiness.exec) } } : {}),
+    mounts,
     cpuLimitMilli: spec.resources.cpu_limit,
     memLimitMb: spec.resources.mem_limit,
     cpuRequestMilli: spec.resources.cpu_request,

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for ops/up.sh, ops/test.sh, ops/build-caddy.sh and .ci/run.
+# Shared helpers for the ops/ scripts (up, test, bench, build, build-caddy, install-*) and .ci/run.
 # Source it; it defines functions and PODS_ROOT (the repository root) and runs nothing.
 
 PODS_ROOT=${PODS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -229,6 +229,35 @@ ensure_python_deps() {
     touch "$dir/.pods-installed"
   fi
   export PODS_VENV=$dir PODS_PYTHON=$dir/bin/python
+}
+
+# ensure_test_host: what `npm test` and `npm run bench` run against: the Debian packages, the node
+# modules, the layer4 Caddy at $PODS_CADDY_BIN (exported; var/bin/caddy unless set), a running
+# Docker engine and the images pods-test/httpd, pods-test/redis:bookworm, pods-test/postgres:bookworm.
+# As root, whatever is missing is installed, built or started. Otherwise each missing piece is
+# named with what provides it, and the caller goes on (what needs it skips or fails).
+ensure_test_host() {
+  export PODS_CADDY_BIN=${PODS_CADDY_BIN:-$PODS_ROOT/var/bin/caddy}
+  if is_root; then
+    ensure_packages
+    ensure_node_deps
+    [ -x "$PODS_CADDY_BIN" ] || "$PODS_ROOT/ops/build-caddy.sh" --out "$PODS_CADDY_BIN"
+    ensure_dockerd
+    "$PODS_ROOT/ops/images/build-test-image.sh"
+    "$PODS_ROOT/ops/images/build-db-images.sh"
+    return 0
+  fi
+  ensure_node_deps
+  [ -x "$PODS_CADDY_BIN" ] || pods_log "warning: no Caddy at $PODS_CADDY_BIN (ops/build-caddy.sh builds it)"
+  command -v redis-server >/dev/null || pods_log "warning: redis-server is not on PATH (apt-get install redis-server)"
+  if ! docker info >/dev/null 2>&1; then
+    pods_log "warning: Docker is not reachable; what needs it will skip or fail"
+  elif ! docker image inspect pods-test/httpd:latest >/dev/null 2>&1; then
+    "$PODS_ROOT/ops/images/build-test-image.sh"
+  fi
+  if ! docker image inspect pods-test/redis:bookworm pods-test/postgres:bookworm >/dev/null 2>&1; then
+    pods_log "warning: no database images (as root: ops/images/build-db-images.sh); the TCP tests and the redis benchmark will fail"
+  fi
 }
 
 # random_token [BYTES]: BYTES (default 32) random bytes from /dev/urandom, as hex.

@@ -5,37 +5,20 @@
 # The tests need a running Docker engine, the layer4 Caddy at var/bin/caddy (exported as
 # PODS_CADDY_BIN), the image pods-test/httpd and the database images pods-test/redis:bookworm
 # and pods-test/postgres:bookworm; redis-server, redis-cli and psql must be on PATH (tests
-# start their own servers). As root, whatever is missing is installed, built or started first, so
-# `npm test` works on a fresh clone; otherwise it says what is missing and the tests that
-# need it skip or fail. Extra arguments go to `node --test` (e.g. --test-name-pattern=...).
+# start their own servers). As root, whatever is missing is installed, built or started first
+# (ensure_test_host in ops/lib.sh), so `npm test` works on a fresh clone; otherwise it says what
+# is missing and the tests that need it skip or fail. Extra arguments go to `node --test`
+# (e.g. --test-name-pattern=...).
 set -euo pipefail
 # shellcheck source=ops/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PODS_ROOT"
 
-export PODS_CADDY_BIN=${PODS_CADDY_BIN:-$PODS_ROOT/var/bin/caddy}
-
+ensure_test_host
 if is_root; then
-  ensure_packages
-  ensure_node_deps
   ensure_python_deps
-  [ -x "$PODS_CADDY_BIN" ] || ops/build-caddy.sh --out "$PODS_CADDY_BIN"
-  ensure_dockerd
-  ops/images/build-test-image.sh
-  ops/images/build-db-images.sh
 else
-  [ -d node_modules ] || pods_die "no node_modules: run npm ci (or npm run up) first"
   ensure_python_deps || pods_log "warning: no Python test dependencies; the tapipy tests will fail"
-  [ -x "$PODS_CADDY_BIN" ] || pods_log "warning: no Caddy at $PODS_CADDY_BIN (ops/build-caddy.sh builds it)"
-  command -v redis-server >/dev/null || pods_log "warning: redis-server is not on PATH (apt-get install redis-server)"
-  if ! docker info >/dev/null 2>&1; then
-    pods_log "warning: Docker is not reachable; tests that need it will skip or fail"
-  elif ! docker image inspect pods-test/httpd:latest >/dev/null 2>&1; then
-    ops/images/build-test-image.sh
-  fi
-  if ! docker image inspect pods-test/redis:bookworm pods-test/postgres:bookworm >/dev/null 2>&1; then
-    pods_log "warning: no database images (as root: ops/images/build-db-images.sh); the TCP tests will fail"
-  fi
 fi
 
 npm run --silent build

@@ -7,6 +7,14 @@
 # dockerd if Docker is not running (it keeps running afterwards, like a system service).
 # Then runs, each logging to var/log/<name>.log: redis-server, caddy, coordinator, agent.
 #
+# Template images: where no image registry answers, the redis and postgres templates' public
+# images cannot be pulled. Then this builds pods-test/redis:bookworm and pods-test/postgres:bookworm
+# from Debian's packages (ops/images/build-db-images.sh, root) and starts the coordinator with
+# PODS_TEMPLATES_LOCAL_DIR=templates/local, whose files add them as the templates' `local` tag,
+# which becomes `latest`: `"template": "redis"` then runs the local image. It prints what it
+# uses. PODS_LOCAL_IMAGES: auto (default: local when https://registry-1.docker.io/v2/ does not
+# answer within 5 s), 1 (always), 0 (never).
+#
 # Ports (all on 127.0.0.1), overridable:
 #   PODS_API_PORT (8000)  PODS_HTTP_PORT (8080)  PODS_REDIS_PORT (6390)  PODS_CADDY_ADMIN_PORT (2019)
 # PODS_NODE_ID (local) names the agent. Its containers are labelled with it on the shared
@@ -49,6 +57,25 @@ step "Docker"
 ensure_dockerd
 step "test image"
 ops/images/build-test-image.sh
+
+# Sets local_templates to templates/local when the templates get local images, and why in local_reason.
+local_templates="" local_reason=""
+case ${PODS_LOCAL_IMAGES:-auto} in
+  1) local_reason="PODS_LOCAL_IMAGES=1" ;;
+  0) ;;
+  auto) curl -s -o /dev/null --max-time 5 https://registry-1.docker.io/v2/ || local_reason="registry-1.docker.io does not answer" ;;
+  *) pods_die "PODS_LOCAL_IMAGES must be auto, 1 or 0 (it is '$PODS_LOCAL_IMAGES')" ;;
+esac
+if [ -n "$local_reason" ]; then
+  step "local images for the redis and postgres templates ($local_reason)"
+  if ops/images/build-db-images.sh; then
+    local_templates=$PODS_ROOT/templates/local
+  else
+    pods_log "warning: the local images could not be built; the redis and postgres templates need their public images"
+  fi
+else
+  step "templates use their public images (PODS_LOCAL_IMAGES=${PODS_LOCAL_IMAGES:-auto})"
+fi
 
 mkdir -p var/redis var/log var/caddy
 for p in "$api_port" "$http_port" "$redis_port" "$caddy_admin_port" "$tls_port"; do
@@ -168,8 +195,35 @@ start coordinator env \
   PODS_PUBLIC_TLS_PORT="$tls_port" \
   PODS_ADMIN_TOKEN="$admin_token" \
   PODS_NODE_TOKENS="$node_token" \
+  PODS_TEMPLATES_LOCAL_DIR="$local_templates" \
   node dist/coordinator/main.js
 wait_http "$api_url/v3/pods/healthcheck" 30 "${pids[-1]}" || { last_words coordinator; pods_die "the coordinator did not start"; }
+
+# show_local_tags: a line per tag in templates/local/ (its image and the tag it serves), and
+# whether the template's `latest`, which "template": "<id>" runs, serves it, as the coordinator answers.
+show_local_tags() {
+  local f answer
+  for f in "$local_templates"/*.json; do
+    answer=$(curl -sS -H "X-Tapis-Token: $admin_token" "$api_url/v3/pods/templates/$(basename "$f" .json)/tags/latest" || true)
+    node -e '
+      const [file, answer] = process.argv.slice(1);
+      const { template_id: id, tags } = JSON.parse(require("node:fs").readFileSync(file, "utf8"));
+      let served = "nothing";
+      try { served = JSON.parse(answer).result.at(-1).pod_definition.image; } catch {}
+      for (const t of tags) console.log(`  ${t.pod_definition.image} serves ${id}:${t.tag}`);
+      const newest = tags.at(-1);
+      console.log(served === newest.pod_definition.image
+        ? `  ${id}:latest is ${id}:${newest.tag}: "template": "${id}" runs ${served}`
+        : `  warning: ${id}:latest serves ${served}, not ${newest.pod_definition.image}`);
+    ' "$f" "$answer"
+  done
+}
+local_tags=""
+if [ -n "$local_templates" ]; then
+  step "templates served by local images (built from Debian packages by ops/images/build-db-images.sh; $local_reason)"
+  local_tags=$(show_local_tags)
+  printf '%s\n' "$local_tags"
+fi
 
 step "starting agent (node $node_id)"
 start agent env \
@@ -218,6 +272,12 @@ PODS_PASSWORD=$demo_password
 EOF
 )
 
+templates="every template from its public image (PODS_LOCAL_IMAGES=${PODS_LOCAL_IMAGES:-auto})" redis_note=""
+if [ -n "$local_templates" ]; then
+  templates="local images, built here ($local_reason), for:
+$local_tags"
+  redis_note=", here the local image pods-test/redis:bookworm"
+fi
 cat <<EOF
 
 Pods is up.
@@ -226,6 +286,7 @@ Pods is up.
   HTTP (Caddy): $http_url
   logs:         var/log/{redis,caddy,coordinator,agent}.log
   client env:   var/up.env
+  templates:    $templates
 
 Try it (in another terminal, from $PODS_ROOT):
   set -a; . var/up.env; set +a
@@ -234,6 +295,11 @@ Try it (in another terminal, from $PODS_ROOT):
     \$PODS_API_URL/v3/pods
   curl -s -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" \$PODS_API_URL/v3/pods/hello    # until "status": "RUNNING"
   curl -H 'Host: hello.pods.$tenant.$base_domain' \$PODS_HTTP_URL/
+
+A Redis from its template, with no tag (redis:latest$redis_note):
+  curl -s -X POST -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" -H 'Content-Type: application/json' \\
+    -d '{"pod_id":"cache","template":"redis"}' \$PODS_API_URL/v3/pods
+  curl -s -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" \$PODS_API_URL/v3/pods/cache/credentials
 
 Or with the Tapis SDK (pip install tapipy), as user \$PODS_USERNAME:
   python3 -c 'import os; from tapipy.tapis import Tapis; t = Tapis(base_url=os.environ["PODS_BASE_URL"], username=os.environ["PODS_USERNAME"], password=os.environ["PODS_PASSWORD"]); t.get_tokens(); print(t.pods.list_pods())'

@@ -51,11 +51,19 @@ export const CoordinatorConfig = z
     logMaxBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
     version: z.string().default('1.0.0'),
     /** The edge Caddy's admin API; unset: no edge (each host's Caddy is reached directly). */
+    /** Every host mounts the same filesystem at its PODS_DATA_ROOT (e.g. NFS): data is not tied to one host. */
+    sharedStorage: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+    /** The largest file one upload may carry. */
+    maxUploadBytes: z.coerce.number().int().min(1024).default(512 * 1024 * 1024),
     edgeAdminUrl: z.string().url().optional(),
     edgeHttpListen: z.string().default('127.0.0.1:80'),
     edgeTlsListen: z.string().default('127.0.0.1:443'),
     /** The address the edge serves dedicated TCP ports on (not one a host's Caddy uses). */
     edgeTcpHost: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/).default('127.0.0.1'),
+    /** The built-in templates' directory; unset: templates/ of the installed project. */
+    templatesDir: z.string().min(1).optional(),
+    /** A site's own tags for built-in templates (e.g. templates/local/ on a site without registry access); they become `latest`. */
+    templatesLocalDir: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.extraTokens.some((t) => t.token === c.adminToken)) {
@@ -88,6 +96,10 @@ export const AgentConfig = z.object({
   probeIntervalMs: z.coerce.number().int().min(50).default(2_000),
   caddyCheckMs: z.coerce.number().int().min(100).default(2_000),
   pidsLimit: z.coerce.number().int().min(16).default(512),
+  /** Where pods' data directories, volumes and snapshots live on this host (or on a shared filesystem mounted here). */
+  dataRoot: z.string().startsWith('/', 'PODS_DATA_ROOT must be an absolute path').default('/var/lib/pods/data'),
+  /** The largest file one upload may stage on this host. */
+  maxUploadBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -133,10 +145,14 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     agentPingMs: env.PODS_AGENT_PING_MS,
     maxBodyBytes: env.PODS_MAX_BODY_BYTES,
     logMaxBytes: env.PODS_LOG_MAX_BYTES,
+    sharedStorage: env.PODS_SHARED_STORAGE,
+    maxUploadBytes: env.PODS_MAX_UPLOAD_BYTES,
     edgeAdminUrl: env.PODS_EDGE_ADMIN_URL,
     edgeHttpListen: env.PODS_EDGE_HTTP_LISTEN,
     edgeTlsListen: env.PODS_EDGE_TLS_LISTEN,
     edgeTcpHost: env.PODS_EDGE_TCP_HOST,
+    templatesDir: env.PODS_TEMPLATES_DIR,
+    templatesLocalDir: env.PODS_TEMPLATES_LOCAL_DIR,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);
@@ -161,6 +177,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
     probeIntervalMs: env.PODS_PROBE_INTERVAL_MS,
     caddyCheckMs: env.PODS_CADDY_CHECK_MS,
     pidsLimit: env.PODS_PIDS_LIMIT,
+    dataRoot: env.PODS_DATA_ROOT,
+    maxUploadBytes: env.PODS_MAX_UPLOAD_BYTES,
   });
   const parsed = AgentConfig.safeParse(raw);
   if (!parsed.success) throw explain('agent', parsed.error);

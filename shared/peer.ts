@@ -87,7 +87,7 @@ export class Peer {
       this.settle(frame.re, frame);
       return;
     }
-    if (frame.type === 'ack' || frame.type === 'error' || frame.type === 'sync' && frame.re) return; // late reply
+    if (frame.re) return; // a late reply: its request has timed out
     const handler = this.handlers.get(frame.type);
     if (!handler) {
       this.send('error', { code: 'PROTO_UNKNOWN_TYPE', message: `this side does not handle "${frame.type}"` }, frame.id);

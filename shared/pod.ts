@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { VolumeMounts } from './mounts.js';
 
 // The pod model: what users send (NewPod, UpdatePod), what the coordinator
 // stores (PodSpec, Desired, Placement) and what agents report (Observed).
@@ -64,6 +65,12 @@ const imageRef = z
   .regex(/^$|^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/, 'image must be a Docker image reference such as name:tag');
 
 const strings = z.array(z.string().max(4096)).max(64);
+const dataDir = z
+  .string()
+  .max(1024)
+  .regex(/^\/[^\0]*$/, 'data_dir must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'data_dir must not contain ".."')
+  .refine((p) => p.replace(/\/+$/, '') !== '', 'data_dir cannot be /');
 const timeToStop = z.number().int();
 
 /** Fields a user may set on create (tapipy sends only these). */
@@ -77,7 +84,11 @@ export const NewPod = z.strictObject({
   arguments: strings.optional(),
   environment_variables: environment.default({}),
   status_requested: z.enum(['ON', 'OFF']).default('ON'),
-  volume_mounts: z.record(z.string(), z.unknown()).refine((v) => Object.keys(v).length === 0, 'volume_mounts are not supported on this site yet').default({}),
+  volume_mounts: VolumeMounts.default({}),
+  /** Our extension: a directory kept across restarts (a template's data_dir, for a pod of your own image). */
+  data_dir: dataDir.optional(),
+  /** Our extension: when the pod is deleted, keep its data directory as a volume named like the pod. */
+  keep_data: z.boolean().optional(),
   time_to_stop_default: timeToStop.default(43200),
   time_to_stop_instance: timeToStop.nullable().optional(),
   networking: networkingMap.default({ default: { protocol: 'http', port: 5000 } }),
@@ -93,7 +104,8 @@ export const UpdatePod = z.strictObject({
   arguments: strings.optional(),
   environment_variables: environment.optional(),
   status_requested: z.enum(['ON', 'OFF', 'RESTART']).optional(),
-  volume_mounts: NewPod.shape.volume_mounts.optional(),
+  volume_mounts: VolumeMounts.optional(),
+  keep_data: z.boolean().optional(),
   time_to_stop_default: timeToStop.optional(),
   time_to_stop_instance: timeToStop.nullable().optional(),
   networking: networkingMap.optional(),
@@ -137,6 +149,7 @@ export const PodSpec = z.object({
   init: z.array(z.array(z.string())).optional(),
   readiness: z.object({ exec: z.array(z.string()) }).optional(),
   data_dir: z.string().optional(),
+  keep_data: z.boolean().optional(),
   /** The tag version the pod was derived from ("id:tag@timestamp"), and the fields the user set. */
   template_version: z.string().optional(),
   user_fields: z.record(z.string(), z.unknown()).optional(),

@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { Health, Observed, Phase, Protocol } from './pod.js';
+import {
+  AreaCopy, AreaCreate, AreaDelete, AreaList, AreaMove, AreaRead, AreaUsage, FileChunk, FileList, Mount, UploadAbort, UploadChunk,
+  UploadToArea, UsageReply, WirePath, Written,
+} from './storage.js';
 
 // The wire protocol between coordinator and agents. Every frame is an envelope
 // {v, type, id, payload}; a reply carries the id of the frame it answers in `re`.
@@ -40,6 +44,8 @@ export const ContainerSpec = z.object({
   init: z.array(z.array(z.string())).optional(),
   /** A command that exits 0 once the service is ready; default is a TCP connect to the first port. */
   readiness: z.object({ exec: z.array(z.string()) }).optional(),
+  /** Storage that outlives the container: the pod's data directory, volumes, snapshots. */
+  mounts: z.array(Mount).default([]),
   cpuLimitMilli: z.number().int().min(1),
   memLimitMb: z.number().int().min(1),
   cpuRequestMilli: z.number().int().min(1),
@@ -102,6 +108,36 @@ export type Apply = z.infer<typeof Apply>;
 export const Remove = PodRef;
 export type Remove = z.infer<typeof Remove>;
 
+/** Run commands one after another in the pod's running container (never through a shell unless the argv says so). */
+export const PodExec = PodRef.extend({
+  commands: z.array(z.array(z.string().max(65_536)).min(1).max(1024)).min(1).max(64),
+  commandTimeoutS: z.number().int().min(1).max(3600),
+  totalTimeoutS: z.number().int().min(1).max(3600),
+  failOnNonSuccess: z.boolean(),
+});
+export type PodExec = z.infer<typeof PodExec>;
+
+export const ExecResult = z.object({
+  results: z.array(
+    z.object({
+      exitCode: z.number().int(),
+      stdout: z.string(),
+      stderr: z.string(),
+      timedOut: z.boolean(),
+      durationMs: z.number().int().min(0),
+      startedAt: z.string(),
+    }),
+  ),
+});
+export type ExecResult = z.infer<typeof ExecResult>;
+
+/** Files inside a running pod (Docker's archive API on the agent). */
+export const PodUpload = PodRef.extend({ transferId: UploadChunk.shape.transferId, path: WirePath });
+export const PodList = PodRef.extend({ path: WirePath });
+export const PodFetch = PodRef.extend({ path: WirePath });
+export const Staged = z.object({ transferId: UploadChunk.shape.transferId, size: z.number().int().min(0) });
+export const TransferRead = z.object({ transferId: UploadChunk.shape.transferId, offset: z.number().int().min(0), length: AreaRead.shape.length });
+
 // ---- replies
 export const Ack = z.object({});
 export type Ack = z.infer<typeof Ack>;
@@ -117,6 +153,27 @@ export const CATALOG = {
   apply: { payload: Apply, reply: 'ack' },
   remove: { payload: Remove, reply: 'ack' },
   sync: { payload: Sync, reply: null },
+  area_create: { payload: AreaCreate, reply: 'ack' },
+  area_delete: { payload: AreaDelete, reply: 'ack' },
+  area_usage: { payload: AreaUsage, reply: 'usage' },
+  area_list: { payload: AreaList, reply: 'file_list' },
+  area_read: { payload: AreaRead, reply: 'file_chunk' },
+  area_copy: { payload: AreaCopy, reply: 'ack' },
+  area_move: { payload: AreaMove, reply: 'ack' },
+  upload_chunk: { payload: UploadChunk, reply: 'ack' },
+  upload_to_area: { payload: UploadToArea, reply: 'written' },
+  upload_to_pod: { payload: PodUpload, reply: 'written' },
+  upload_abort: { payload: UploadAbort, reply: 'ack' },
+  pod_exec: { payload: PodExec, reply: 'exec_result' },
+  pod_list: { payload: PodList, reply: 'file_list' },
+  pod_fetch: { payload: PodFetch, reply: 'staged' },
+  transfer_read: { payload: TransferRead, reply: 'file_chunk' },
+  usage: { payload: UsageReply, reply: null },
+  file_list: { payload: FileList, reply: null },
+  file_chunk: { payload: FileChunk, reply: null },
+  written: { payload: Written, reply: null },
+  exec_result: { payload: ExecResult, reply: null },
+  staged: { payload: Staged, reply: null },
   ack: { payload: Ack, reply: null },
   error: { payload: ErrorReply, reply: null },
 } as const;

@@ -1,9 +1,11 @@
 import { z } from 'zod';
+import { VolumeMounts } from './mounts.js';
 import { NewPod, Networking, Resources } from './pod.js';
 
 // Templates: declarative pod definitions, one file per template in templates/, each with
 // tags (an image per tag and whatever else differs). Tag versions are kept: "id:tag" is the
-// newest version of the tag, "id:tag@YYYY-MM-DD-HH:MM:SS" one exact version.
+// newest version of the tag, "id:tag@YYYY-MM-DD-HH:MM:SS" one exact version, and "id" is
+// "id:latest", which the coordinator keeps equal to the newest tag of each built-in template.
 
 /** Placeholders a template's environment, command or init may use; filled in per pod. */
 export const PLACEHOLDERS = ['pod_id', 'user_username', 'user_password', 'service_password'] as const;
@@ -22,7 +24,7 @@ export const PodDefinition = z.strictObject({
   command: NewPod.shape.command,
   arguments: NewPod.shape.arguments,
   environment_variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32_768)).optional(),
-  volume_mounts: z.record(z.string(), z.unknown()).optional(),
+  volume_mounts: VolumeMounts.optional(),
   time_to_stop_default: z.number().int().optional(),
   time_to_stop_instance: z.number().int().nullable().optional(),
   networking: z.record(z.string().regex(/^[a-z][a-z0-9]{0,15}$/), Networking).optional(),
@@ -34,13 +36,16 @@ export const PodDefinition = z.strictObject({
   init: z.array(z.array(z.string()).min(1)).max(8).optional(),
   // Template-only: a command that exits 0 once the service is ready; default is a TCP connect.
   readiness: z.strictObject({ exec: z.array(z.string()).min(1) }).optional(),
-  // Template-only: where the service keeps its data (documented for volumes; not mounted yet).
-  data_dir: z.string().startsWith('/').optional(),
+  // Where the service keeps its data: a directory that belongs to the pod and outlives its containers.
+  data_dir: NewPod.shape.data_dir,
 });
 export type PodDefinition = z.infer<typeof PodDefinition>;
 
 export const TemplateId = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'template ids are lowercase letters, digits, - and _, starting with a letter');
 export const TagName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'tags are letters, digits, . _ -');
+
+/** The tag a reference without one means ("redis" is "redis:latest"), as in Tapis. */
+export const LATEST = 'latest';
 
 export const NewTemplate = z.strictObject({
   template_id: TemplateId,
@@ -55,13 +60,31 @@ export const UpdateTemplate = NewTemplate.omit({ template_id: true }).partial();
 export const NewTemplateTag = z.strictObject({
   pod_definition: PodDefinition,
   commit_message: z.string().max(1024).default(''),
-  tag: TagName.default('latest'),
+  tag: TagName.default(LATEST),
 });
 export type NewTemplateTag = z.infer<typeof NewTemplateTag>;
 
+// A file's tags are listed oldest first; the coordinator installs `latest` as a copy of the last.
+const FileTags = z
+  .array(NewTemplateTag)
+  .min(1)
+  .superRefine((tags, ctx) => {
+    for (const [i, t] of tags.entries()) {
+      if (t.tag === LATEST) ctx.addIssue({ code: 'custom', path: [i, 'tag'], message: `"${LATEST}" is made from the newest (last) tag; give this tag a name of its own` });
+      if (tags.findIndex((o) => o.tag === t.tag) !== i) ctx.addIssue({ code: 'custom', path: [i, 'tag'], message: `"${t.tag}" is listed twice` });
+    }
+  });
+
 /** One file in templates/. */
-export const TemplateFile = NewTemplate.extend({ tags: z.array(NewTemplateTag).min(1) });
+export const TemplateFile = NewTemplate.extend({ tags: FileTags });
 export type TemplateFile = z.infer<typeof TemplateFile>;
+
+/**
+ * One file in a site's local templates directory (PODS_TEMPLATES_LOCAL_DIR): more tags for a
+ * built-in template, newer than its own, so `latest` becomes the last of them.
+ */
+export const LocalTagsFile = z.strictObject({ template_id: TemplateId, tags: FileTags });
+export type LocalTagsFile = z.infer<typeof LocalTagsFile>;
 
 export interface TemplateRef {
   id: string;
@@ -75,7 +98,7 @@ const REF = /^([a-z][a-z0-9_-]{0,63})(?::([A-Za-z0-9][A-Za-z0-9._-]{0,63}))?(?:@
 export function parseTemplateRef(ref: string): TemplateRef | null {
   const m = REF.exec(ref);
   if (!m) return null;
-  return { id: m[1]!, tag: m[2] ?? 'latest', timestamp: m[3] ?? null };
+  return { id: m[1]!, tag: m[2] ?? LATEST, timestamp: m[3] ?? null };
 }
 
 /** The timestamp format of tag versions: YYYY-MM-DD-HH:MM:SS (UTC). */

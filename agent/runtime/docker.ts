@@ -30,17 +30,37 @@ export interface Runtime {
   /** One container, or null when it is gone or not this node's. */
   inspect(id: string): Promise<PodContainer | null>;
   /** Create and start the container of one pod instance (adopting it if it exists already). */
-  createAndStart(a: Assignment): Promise<PodContainer>;
+  createAndStart(a: Assignment, binds?: Bind[]): Promise<PodContainer>;
   /** Start a created container. */
   start(id: string): Promise<PodContainer>;
   /** Stop (grace period) and remove; a container that is already gone is fine. */
   remove(id: string, graceS?: number): Promise<void>;
   /** Run a command in a running container; its exit code and the tail of its output. */
   exec(id: string, cmd: string[], timeoutMs?: number): Promise<{ exitCode: number; output: string }>;
+  /** Run a command with stdout and stderr apart (each cut at maxBytes); killed when the timeout passes. */
+  run(id: string, cmd: string[], opts: { timeoutMs: number; maxBytes: number }): Promise<CommandOutput>;
+  /** Extract a tar stream into a directory of the container (Docker's archive API). */
+  putArchive(id: string, dir: string, tar: Readable): Promise<void>;
+  /** A tar stream of a path in the container. */
+  getArchive(id: string, path: string): Promise<Readable>;
   /** Follow a container's output (stdout and stderr merged) from its start. */
   follow(id: string): Promise<Readable>;
   /** Events (newline-delimited JSON with Action and id) for this node's containers; ends when the engine goes away. */
   events(): Promise<Readable>;
+}
+
+/** Host paths bound into a container: storage that outlives it. */
+export interface Bind {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface CommandOutput {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
 }
 
 export interface RuntimeOptions {
@@ -170,7 +190,7 @@ export class DockerRuntime implements Runtime {
   }
 
   /** Create and start the container of one pod instance; cleans up after a failed start. */
-  async createAndStart(a: Assignment): Promise<PodContainer> {
+  async createAndStart(a: Assignment, binds: Bind[] = []): Promise<PodContainer> {
     const { spec } = a;
     await this.ensureImage(spec.image);
     const exposed: Record<string, object> = {};
@@ -204,6 +224,7 @@ export class DockerRuntime implements Runtime {
         },
         HostConfig: {
           PortBindings: bindings,
+          Mounts: binds.map((b) => ({ Type: 'bind' as const, Source: b.source, Target: b.target, ReadOnly: b.readOnly, BindOptions: { Propagation: 'rprivate' as const } })),
           NetworkMode: this.opts.network,
           Memory: spec.memLimitMb * 1024 * 1024,
           MemoryReservation: spec.memRequestMb * 1024 * 1024,
@@ -263,25 +284,69 @@ export class DockerRuntime implements Runtime {
 
   /** Run a command in a running container; its exit code and the tail of its output. */
   async exec(id: string, cmd: string[], timeoutMs = 30_000): Promise<{ exitCode: number; output: string }> {
-    const exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const r = await this.run(id, cmd, { timeoutMs, maxBytes: 2000 });
+    return { exitCode: r.exitCode, output: (r.stdout + r.stderr).slice(-2000) };
+  }
+
+  /**
+   * Run a command with its output kept apart; past the timeout its process is killed (the
+   * exec's pid is a host pid, as the agent runs in the host's pid namespace).
+   */
+  async run(id: string, cmd: string[], opts: { timeoutMs: number; maxBytes: number }): Promise<CommandOutput> {
+    let exec: Docker.Exec;
+    try {
+      exec = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 409 || code === 404) return { exitCode: -1, stdout: '', stderr: 'the container is not running', timedOut: false };
+      throw err;
+    }
     const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Readable;
-    const sink = new PassThrough();
-    let output = '';
-    sink.on('data', (d: Buffer) => {
-      output = (output + d.toString()).slice(-2000);
-    });
-    this.docker.modem.demuxStream(stream, sink, sink);
+    const keep = (max: number) => {
+      const sink = new PassThrough();
+      const out = { text: '', bytes: 0 };
+      sink.on('data', (d: Buffer) => {
+        if (out.bytes < max) out.text += d.subarray(0, max - out.bytes).toString();
+        out.bytes += d.length;
+      });
+      return { sink, out };
+    };
+    const o = keep(opts.maxBytes);
+    const e = keep(opts.maxBytes);
+    this.docker.modem.demuxStream(stream, o.sink, e.sink);
+    let timedOut = false;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        stream.destroy();
-        resolve();
-      }, timeoutMs);
-      stream.on('end', () => { clearTimeout(timer); resolve(); });
-      stream.on('close', () => { clearTimeout(timer); resolve(); });
-      stream.on('error', () => { clearTimeout(timer); resolve(); });
+        timedOut = true;
+        void exec.inspect().then((i) => {
+          if (i.Running && i.Pid) {
+            try {
+              process.kill(i.Pid, 'SIGKILL');
+            } catch {
+              /* gone already, or not ours to kill */
+            }
+          }
+        }).catch(() => undefined).finally(() => {
+          stream.destroy();
+          resolve();
+        });
+      }, opts.timeoutMs);
+      const done = () => { clearTimeout(timer); resolve(); };
+      stream.on('end', done);
+      stream.on('close', done);
+      stream.on('error', done);
     });
     const info = await exec.inspect();
-    return { exitCode: info.ExitCode ?? -1, output };
+    const cut = (x: { text: string; bytes: number }) => (x.bytes > opts.maxBytes ? `${x.text}\n[output cut at ${opts.maxBytes} of ${x.bytes} bytes]` : x.text);
+    return { exitCode: timedOut ? -1 : (info.ExitCode ?? -1), stdout: cut(o.out), stderr: cut(e.out), timedOut };
+  }
+
+  async putArchive(id: string, dir: string, tar: Readable): Promise<void> {
+    await this.docker.getContainer(id).putArchive(tar, { path: dir, noOverwriteDirNonDir: true });
+  }
+
+  async getArchive(id: string, path: string): Promise<Readable> {
+    return (await this.docker.getContainer(id).getArchive({ path })) as unknown as Readable;
   }
 
   /** Follow a container's output (stdout and stderr merged) from its start. */

@@ -6,7 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import type { Assignment } from '../../shared/protocol.js';
 import { CaddyClient, type PodRoute, type ResyncResult, type TcpRoute } from '../caddy.js';
-import type { PodContainer, Runtime } from './docker.js';
+import type { CommandOutput, PodContainer, Runtime } from './docker.js';
 
 /**
  * Containers kept in memory: "created and started" at once, always running, serving no
@@ -64,6 +64,18 @@ export class NullRuntime implements Runtime {
 
   async exec(): Promise<{ exitCode: number; output: string }> {
     return { exitCode: 0, output: '' };
+  }
+
+  async run(): Promise<CommandOutput> {
+    return { exitCode: 0, stdout: '', stderr: '', timedOut: false };
+  }
+
+  async putArchive(): Promise<void> {
+    throw new Error('the null runtime holds no files');
+  }
+
+  async getArchive(): Promise<Readable> {
+    throw new Error('the null runtime holds no files');
   }
 
   /** No output, ever; ends when the follower destroys it. */

@@ -4,9 +4,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
-import { Peer, reply } from '../../shared/peer.js';
+import { Peer, PeerError, reply } from '../../shared/peer.js';
 import type { Observed } from '../../shared/pod.js';
-import { AGENT_WS_PATH, MAX_FRAME_BYTES, type Assignment, type Capacity, type Hello, type PodRef } from '../../shared/protocol.js';
+import { AGENT_WS_PATH, MAX_FRAME_BYTES, type Assignment, type Capacity, type Frame, type Hello, type MessageType, type PayloadOf, type PodRef } from '../../shared/protocol.js';
 import type { NodeStore } from '../store/nodes.js';
 import type { PodStore } from '../store/pods.js';
 
@@ -81,6 +81,13 @@ export class AgentHub {
 
   async remove(nodeId: string, ref: PodRef): Promise<void> {
     await this.linkOf(nodeId).peer.request('remove', ref);
+  }
+
+  /** A request to a connected node's agent (storage, exec); rejects with PeerError. */
+  request<T extends MessageType>(nodeId: string, type: T, payload: PayloadOf<T>, timeoutMs?: number): Promise<Frame> {
+    const link = this.links.get(nodeId);
+    if (!link || !link.peer.open) return Promise.reject(new PeerError('PEER_CLOSED', `node ${nodeId} is not connected`));
+    return link.peer.request(type, payload, timeoutMs);
   }
 
   close(): void {

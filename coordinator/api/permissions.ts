@@ -13,6 +13,13 @@ export function hasLevel(have: PermLevel | null, need: PermLevel): boolean {
   return have !== null && RANK[have] >= RANK[need];
 }
 
+/** The caller's level on an object, or a 403 naming what was needed. */
+export function requireLevel(identity: Identity, perms: Record<string, PermLevel>, need: PermLevel, what: string): PermLevel {
+  const level = levelOf(identity, perms);
+  if (!hasLevel(level, need)) throw forbidden(`you need ${need} permission on ${what} for this; you have ${level ?? 'none'}`);
+  return level!;
+}
+
 /**
  * Load a pod of the caller's tenant and check the caller's level on it. Pods of other
  * tenants are invisible (404); a pod the caller has too little access to is a 403.
@@ -20,7 +27,6 @@ export function hasLevel(have: PermLevel | null, need: PermLevel): boolean {
 export async function loadPodFor(store: PodStore, identity: Identity, podId: string, need: PermLevel): Promise<PodRecord> {
   const rec = await store.get(identity.tenant, podId);
   if (!rec) throw notFound(`pod "${podId}" was not found`);
-  const level = levelOf(identity, await store.perms(identity.tenant, podId));
-  if (!hasLevel(level, need)) throw forbidden(`you need ${need} permission on pod "${podId}" for this; you have ${level ?? 'none'}`);
+  requireLevel(identity, await store.perms(identity.tenant, podId), need, `pod "${podId}"`);
   return rec;
 }

@@ -17,17 +17,24 @@ import type { ImageStore } from '../store/images.js';
 import type { TemplateStore } from '../store/templates.js';
 import { newUid, PermLevel, type PodRecord, type PodStore } from '../store/pods.js';
 import { Username } from '../store/users.js';
+import { checkMountPaths, podMounts } from '../../shared/mounts.js';
+import { podDataArea } from '../../shared/storage.js';
+import type { ShareStore, VolumeRecord } from '../store/shares.js';
+import type { StorageClient } from '../storage.js';
 import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
-import { hasLevel, levelOf, loadPodFor } from './permissions.js';
+import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
 
 export interface PodsDeps {
   config: CoordinatorConfig;
   pods: PodStore;
   images: ImageStore;
   templates: TemplateStore;
+  volumes: ShareStore<'volume'>;
+  snapshots: ShareStore<'snapshot'>;
+  storage: StorageClient;
   /** Ask the reconciler to look at a pod now. */
   kick: (tenant: string, podId: string) => void;
   nodeConnected: (nodeId: string) => boolean;
@@ -73,6 +80,28 @@ export function podsRouter(deps: PodsDeps): Router {
     }
   }
 
+  /**
+   * Every volume or snapshot a pod mounts exists, is readable by the caller (others are 404s, as
+   * if absent) and, unless storage is shared, sits on one host with the others.
+   */
+  async function checkMounts(spec: Pick<PodSpec, 'volume_mounts' | 'data_dir'>, id: Identity): Promise<void> {
+    const mounts = podMounts(spec.volume_mounts);
+    const problem = checkMountPaths(mounts, spec.data_dir);
+    if (problem) throw badRequest(problem);
+    const hosts = new Map<string, string>();
+    for (const m of mounts) {
+      const store = m.kind === 'volume' ? deps.volumes : deps.snapshots;
+      const rec = await store.get(id.tenant, m.sourceId);
+      const perms = rec ? await store.perms(id.tenant, m.sourceId) : {};
+      if (!rec || (!id.admin && !perms[id.username])) throw badRequest(`volume_mounts: ${m.kind} "${m.sourceId}" was not found`);
+      requireLevel(id, perms, 'READ', `${m.kind} "${m.sourceId}"`);
+      if (rec.node) hosts.set(rec.node, `${m.kind} ${m.sourceId}`);
+    }
+    if (hosts.size > 1 && !config.sharedStorage) {
+      throw badRequest(`volume_mounts: ${[...hosts].map(([n, what]) => `${what} is on host ${n}`).join(', ')}; a pod can only mount storage of one host`);
+    }
+  }
+
   router.get('/v3/pods', async (ctx) => {
     const id = who(ctx);
     const result = [];
@@ -102,7 +131,9 @@ export function podsRouter(deps: PodsDeps): Router {
       creation_ts: now.toISOString(),
       update_ts: now.toISOString(),
       ...(resolved ? { template_version: resolved.version, user_fields: mine } : {}),
+      ...(body.keep_data ? { keep_data: true } : {}),
     };
+    await checkMounts(spec, id);
     // A template's image was allowed by the site admin who added it; the user's own image is checked.
     await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined });
     const on = body.status_requested === 'ON';
@@ -138,6 +169,10 @@ export function podsRouter(deps: PodsDeps): Router {
     if (body.image !== undefined && !(await images.allows(body.image, id.tenant))) {
       throw badRequest(`image: "${body.image}" is not on the image allow-list; see GET /v3/pods/images`);
     }
+    if (body.volume_mounts !== undefined) {
+      const cur = await pods.get(id.tenant, ctx.params.pod_id!);
+      await checkMounts({ volume_mounts: body.volume_mounts, data_dir: cur?.spec.data_dir }, id);
+    }
     const rec = await pods.update(id.tenant, ctx.params.pod_id!, (cur) => {
       const { status_requested: _ignored, resources, networking, ...rest } = body;
       const spec: PodSpec = {
@@ -159,12 +194,39 @@ export function podsRouter(deps: PodsDeps): Router {
   router.delete('/v3/pods/:pod_id', async (ctx) => {
     const id = who(ctx);
     const podId = ctx.params.pod_id!;
-    await loadPodFor(pods, id, podId, 'ADMIN');
+    const rec = await loadPodFor(pods, id, podId, 'ADMIN');
+    const keep = ctx.query.keep_data === 'true' || (ctx.query.keep_data !== 'false' && rec.spec.keep_data === true);
+    let kept = '';
+    if (keep && rec.spec.data_dir && !rec.desired.deleting) kept = await keepDataAsVolume(rec, id);
     await pods.update(id.tenant, podId, (cur) => (cur.desired.deleting ? null : { desired: { ...cur.desired, deleting: true } }));
     await pods.action(id.tenant, podId, `delete requested by ${id.username}`);
     kick(id.tenant, podId);
-    ok(ctx, `Pod ${podId} is being deleted.`, 'Pod deleted successfully.');
+    ok(ctx, kept ? `Pod ${podId} is being deleted; its data is kept as volume ${kept}.` : `Pod ${podId} is being deleted.`, 'Pod deleted successfully.');
   });
+
+  /** A deleted pod's data directory becomes a volume named like the pod, owned by the caller. */
+  async function keepDataAsVolume(rec: PodRecord, id: Identity): Promise<string> {
+    const podId = rec.spec.pod_id;
+    const home = rec.home ?? rec.placement?.nodeId ?? rec.observed?.nodeId ?? null;
+    if (!home) return ''; // it never ran: there is no data to keep
+    const node = deps.storage.reach(home);
+    const now = new Date().toISOString();
+    const vol: VolumeRecord = {
+      volume_id: podId, tenant: id.tenant, owner: id.username, description: `data of deleted pod ${podId}`, size_limit: 1024 * 1024,
+      size_bytes: 0, status: 'REQUESTED', message: '', node: home, creation_ts: now, update_ts: now,
+    };
+    if (!(await deps.volumes.create(id.tenant, podId, vol))) throw new PodsError('CONFLICT', `keep_data: a volume named "${podId}" exists already; delete it or delete the pod with keep_data=false`);
+    try {
+      await deps.storage.move(node, podDataArea(id.tenant, podId, rec.desired.uid), { kind: 'volume', tenant: id.tenant, id: podId });
+    } catch (err) {
+      await deps.volumes.delete(id.tenant, podId);
+      throw err;
+    }
+    const used = await deps.storage.usage(node, { kind: 'volume', tenant: id.tenant, id: podId }).catch(() => ({ bytes: 0 }));
+    await deps.volumes.update(id.tenant, podId, (cur) => ({ ...cur, status: 'AVAILABLE', size_bytes: used.bytes }));
+    await pods.action(id.tenant, podId, `its data directory is kept as volume ${podId}`);
+    return podId;
+  }
 
   router.get('/v3/pods/:pod_id/logs', async (ctx) => {
     const id = who(ctx);

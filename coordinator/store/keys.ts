@@ -39,4 +39,14 @@ export class Keys {
   nodeTokens() { return `${this.prefix}node-tokens`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
+  /** String: JSON record of one volume or snapshot. */
+  share(kind: 'volume' | 'snapshot', tenant: string, id: string) { return `${this.prefix}${kind}:${tenant}:${id}`; }
+  /** Set of the volume (or snapshot) ids of a tenant. */
+  tenantShares(kind: 'volume' | 'snapshot', tenant: string) { return `${this.prefix}${kind}s:${tenant}`; }
+  /** Set of "tenant/id" of every snapshot with a schedule (cron): what the snapshot scheduler walks. */
+  scheduledSnapshots() { return `${this.prefix}snapshots:scheduled`; }
+  /** Hash user -> READ | USER | ADMIN on a volume or snapshot. */
+  sharePerms(kind: 'volume' | 'snapshot', tenant: string, id: string) { return `${this.prefix}${kind}-perms:${tenant}:${id}`; }
+  /** Set of JSON areas (storage directories) a node is to delete when it can: data of deleted pods, volumes, snapshots. */
+  nodeGarbage(nodeId: string) { return `${this.prefix}node:${nodeId}:garbage`; }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { Area } from '../../shared/storage.js';
 import { Capacity } from '../../shared/protocol.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
@@ -95,5 +96,24 @@ export class NodeStore {
       const parsed = NodeRecord.safeParse(JSON.parse(raw));
       return parsed.success ? [parsed.data] : [];
     });
+  }
+
+  /** Storage a node is to delete when it can (kept until it has). */
+  async addGarbage(nodeId: string, area: Area): Promise<void> {
+    await this.redis.sAdd(this.keys.nodeGarbage(nodeId), JSON.stringify({ kind: area.kind, tenant: area.tenant, id: area.id }));
+  }
+
+  async garbage(nodeId: string): Promise<Area[]> {
+    const out: Area[] = [];
+    for (const raw of await this.redis.sMembers(this.keys.nodeGarbage(nodeId))) {
+      const parsed = Area.safeParse(JSON.parse(raw));
+      if (parsed.success) out.push(parsed.data);
+      else await this.redis.sRem(this.keys.nodeGarbage(nodeId), raw);
+    }
+    return out;
+  }
+
+  async clearGarbage(nodeId: string, area: Area): Promise<void> {
+    await this.redis.sRem(this.keys.nodeGarbage(nodeId), JSON.stringify({ kind: area.kind, tenant: area.tenant, id: area.id }));
   }
 }

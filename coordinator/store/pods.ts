@@ -4,7 +4,7 @@ import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
-import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, RELEASE_PORTS, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
+import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -18,6 +18,8 @@ export interface PodRecord {
   ports: Record<string, number>;
   /** Why the pod waits (e.g. no host has room), written by the scheduler. */
   note: string | null;
+  /** The host that holds the pod's data directory, once it has run (it is started only there). */
+  home: string | null;
   /** Raw field values, for compare-and-set. */
   raw: { spec: string; desired: string; placement: string; observed: string };
 }
@@ -98,7 +100,12 @@ export class PodStore {
   async setNote(tenant: string, podId: string, note: string | null): Promise<void> {
     const key = this.keys.pod(tenant, podId);
     if (note === null) await this.redis.hDel(key, 'note');
-    else await this.eval(`if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'note', ARGV[1]) end return 1`, [key], [note]);
+    else await this.eval(SET_NOTE, [key], [note]);
+  }
+
+  /** Record where the pod's data directory lives, once (the first host it runs on keeps it). */
+  async setHome(tenant: string, podId: string, nodeId: string): Promise<void> {
+    await this.eval(SET_HOME, [this.keys.pod(tenant, podId)], [nodeId]);
   }
 
   async releasePorts(tenant: string, podId: string): Promise<void> {
@@ -122,6 +129,7 @@ export class PodStore {
       observed: parseField(Observed, h.observed, key, 'observed'),
       ports: parseField(Ports, h.ports, key, 'ports') ?? {},
       note: h.note ?? null,
+      home: h.home ?? null,
       raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
     };
   }

@@ -4,7 +4,7 @@
  * Create a pod if its id is free.
  * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash, KEYS[5] credentials hash
  * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] "tenant/podId", ARGV[5] owner,
- * ARGV[6] user_username, ARGV[7] user_password
+ * ARGV[6] user_username, ARGV[7] user_password, ARGV[8] service_password
  * Returns 1 when created, 0 when the id is taken.
  */
 export const CREATE_POD = `
@@ -56,10 +56,10 @@ redis.call('HDEL', KEYS[1], 'ports')
 return 1`;
 
 /**
- * Set or remove one user's permission on a pod, keeping at least one ADMIN.
- * KEYS[1] pod hash, KEYS[2] perms hash
+ * Set or remove one user's permission on a pod, volume or snapshot, keeping at least one ADMIN.
+ * KEYS[1] the object's record (pod hash, volume or snapshot string), KEYS[2] perms hash
  * ARGV[1] user, ARGV[2] level ("" = remove)
- * Returns 1 when done, 0 when it would leave the pod without an ADMIN, -1 when the pod is gone.
+ * Returns 1 when done, 0 when it would leave the object without an ADMIN, -1 when it is gone.
  */
 export const SET_PERMISSION = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -177,4 +177,60 @@ redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end
+return 1`;
+
+/**
+ * Create a volume or snapshot if its id is free, its creator as ADMIN.
+ * KEYS[1] record string, KEYS[2] tenant id set, KEYS[3] perms hash
+ * ARGV[1] record JSON, ARGV[2] id, ARGV[3] owner
+ * Returns 1 when created, 0 when the id is taken.
+ */
+export const CREATE_SHARE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], ARGV[3], 'ADMIN')
+return 1`;
+
+/**
+ * Replace a volume or snapshot record if it is unchanged since it was read.
+ * KEYS[1] record string
+ * ARGV[1] expected JSON, ARGV[2] new JSON
+ * Returns 1 when set, 0 when it changed meanwhile, -1 when it is gone.
+ */
+export const CAS_SHARE = `
+local cur = redis.call('GET', KEYS[1])
+if cur == false then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1`;
+
+/**
+ * Delete a volume or snapshot record and its permissions.
+ * KEYS[1] record string, KEYS[2] tenant id set, KEYS[3] perms hash, KEYS[4] scheduled-snapshots set
+ * ARGV[1] id, ARGV[2] "tenant/id"
+ */
+export const DELETE_SHARE = `
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[2])
+return 1`;
+
+/**
+ * Say why a pod waits, on a pod that still exists.
+ * KEYS[1] pod hash
+ * ARGV[1] the note
+ */
+export const SET_NOTE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'note', ARGV[1]) end
+return 1`;
+
+/**
+ * Record the host that holds a pod's data directory; the first one written stays.
+ * KEYS[1] pod hash
+ * ARGV[1] node id
+ */
+export const SET_HOME = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSETNX', KEYS[1], 'home', ARGV[1]) end
 return 1`;

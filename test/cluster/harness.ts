@@ -301,6 +301,8 @@ export class ClusterHost {
       PODS_PROBE_INTERVAL_MS: '500',
       PODS_CADDY_CHECK_MS: '500',
       PODS_LOG_LEVEL: 'info',
+      // Each host keeps its pods' data, volumes and snapshots apart, as separate machines would.
+      PODS_DATA_ROOT: `${LOG_DIR}/data/h${this.k}`,
     };
   }
 

@@ -1,12 +1,14 @@
 // Database pods from templates, reached with their usual clients through Caddy's layer4 app:
-// real dockerd, Redis, Caddy, coordinator, agent, redis-cli and psql.
+// real dockerd, Redis, Caddy, coordinator, agent, redis-cli and psql. The coordinator serves the
+// templates as `npm run up` does where no image registry answers: with templates/local/, whose
+// images are built from Debian's packages, as the templates' latest, so no tag is needed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { LOCAL_TEMPLATES_DIR } from '../../coordinator/builtin-templates.js';
 import { skipWithoutCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/procs.js';
 import { run } from '../helpers/run.js';
-import { LOCAL_TAGS } from '../helpers/local-templates.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
@@ -31,12 +33,9 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
         PODS_EDGE_HTTP_LISTEN: edge.httpListen,
         PODS_EDGE_TLS_LISTEN: `127.0.0.1:${edgeTlsPort}`,
         PODS_EDGE_TCP_HOST: '127.0.0.2',
+        PODS_TEMPLATES_LOCAL_DIR: LOCAL_TEMPLATES_DIR,
       },
     });
-    for (const [id, tag] of Object.entries(LOCAL_TAGS)) {
-      const r = await s.api('POST', `/v3/pods/templates/${id}/tags`, { body: tag });
-      assert.equal(r.status, 200, r.body.message);
-    }
   });
   after(async () => {
     await s?.stop();
@@ -47,7 +46,7 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
     run('redis-cli', ['--no-auth-warning', '-h', '127.0.0.1', ...target, '-a', password, ...cmd]);
 
   test('a redis pod: AUTH, PING, SET, GET through TLS by host name and through its dedicated port', async () => {
-    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'cache', template: 'redis:bookworm' } });
+    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'cache', template: 'redis' } });
     assert.equal(created.status, 200, created.body.message);
     const pod = await s.waitStatus('cache', 'RUNNING', 60_000);
     const host = `cache.pods.${s.tenant}.${s.baseDomain}`;
@@ -87,7 +86,7 @@ describe('database pods over TCP', { skip: skipWithoutCaddy() }, () => {
   });
 
   test('a postgres pod: psql with sslmode=require by the pod host name, generated credentials, SELECT 1', async () => {
-    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'pgdb', template: 'postgres:bookworm' } });
+    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'pgdb', template: 'postgres' } });
     assert.equal(created.status, 200, created.body.message);
     const pod = await s.waitStatus('pgdb', 'RUNNING', 90_000);
     const [host, port] = (pod.networking.default.url as string).split(':');

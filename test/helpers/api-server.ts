@@ -2,7 +2,9 @@
 // of what the API itself answers.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AgentHub } from '../../coordinator/agents/hub.js';
 import { createApp } from '../../coordinator/app.js';
+import { StorageClient } from '../../coordinator/storage.js';
 import { connectRedis, type Redis } from '../../coordinator/store/redis.js';
 import { openStores, type Stores } from '../../coordinator/stores.js';
 import { loadCoordinatorConfig, type CoordinatorConfig } from '../../shared/config.js';
@@ -28,7 +30,11 @@ export async function startApiServer(
   const client = await connectRedis(redis.url, log);
   const stores = await openStores(client, config);
   await opts.prepare?.(stores, log);
-  const app = createApp({ ...stores, config, log, kick: opts.kick ?? (() => undefined), nodeConnected: () => false });
+  // No agent ever connects: storage calls answer 503, and new volumes wait for a host.
+  const hub = new AgentHub({ config, log, pods: stores.pods, nodes: stores.nodes, assignmentsFor: async () => [], onPodChange: () => undefined, onNodeUp: () => undefined });
+  const storage = new StorageClient({ hub, nodes: stores.nodes, log, sharedStorage: false });
+  const scheduler = { pick: async () => ({ reason: 'no host is connected' }) };
+  const app = createApp({ ...stores, config, log, storage, scheduler, kick: opts.kick ?? (() => undefined), nodeConnected: () => false });
   const server = createServer(app.callback());
   await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   return {

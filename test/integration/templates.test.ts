@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startApiServer, type ApiServer } from '../helpers/api-server.js';
-import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from '../../coordinator/builtin-templates.js';
+import { DEFAULT_TEMPLATES_DIR, LOCAL_TEMPLATES_DIR, installBuiltinTemplates } from '../../coordinator/builtin-templates.js';
+import { createLogger } from '../../shared/log.js';
 import type { Stores } from '../../coordinator/stores.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -45,10 +46,58 @@ describe('templates', () => {
     const ids = list.body.result.map((t: { template_id: string }) => t.template_id);
     for (const id of ['jupyter', 'mariadb', 'mongodb', 'neo4j', 'postgres', 'redis']) assert.ok(ids.includes(id));
     const tags = await call(ALICE, 'GET', '/v3/pods/templates/redis/tags');
-    assert.equal(tags.body.result.length, 1, 'a second start added no version');
+    assert.deepEqual(tags.body.result.map((t: { tag: string }) => t.tag), ['7', 'latest'], 'a second start added no version');
     assert.match(tags.body.result[0].tag_timestamp, /^7@\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d$/);
     const all = await call(ALICE, 'GET', '/v3/pods/templates/tags');
     assert.ok(Array.isArray(all.body.result.neo4j));
+  });
+
+  test('every built-in template has a latest tag, the newest tag\'s definition', async () => {
+    const all = await call(ALICE, 'GET', '/v3/pods/templates/tags?full=true');
+    for (const [id, versions] of Object.entries(all.body.result as Record<string, Array<{ tag: string; pod_definition: unknown; commit_message: string }>>)) {
+      const latest = versions.filter((t) => t.tag === 'latest');
+      assert.equal(latest.length, 1, `${id} has one latest version`);
+      const newest = versions.filter((t) => t.tag !== 'latest').at(-1)!;
+      assert.deepEqual(latest[0]!.pod_definition, newest.pod_definition, `${id}:latest is ${id}:${newest.tag}`);
+      assert.match(latest[0]!.commit_message, new RegExp(`^latest is tag ${newest.tag}: `));
+    }
+    const one = await call(ALICE, 'GET', '/v3/pods/templates/redis/tags/latest');
+    assert.equal(one.status, 200);
+    assert.equal(one.body.result[0].pod_definition.image, 'redis:7');
+  });
+
+  test('a pod from a template with no tag is made from its latest tag, as in Tapis', async () => {
+    const r = await call(ALICE, 'POST', '/v3/pods', { pod_id: 'notag', template: 'redis' });
+    assert.equal(r.status, 200, r.body.message);
+    assert.equal(r.body.result.image, 'redis:7');
+    assert.equal(r.body.result.template, 'redis');
+    assert.equal(r.body.result.networking.default.protocol, 'tcp');
+    const actions = (await call(ALICE, 'GET', '/v3/pods/notag/logs')).body.result.action_logs as string[];
+    assert.ok(actions.some((a) => /from template redis:latest@\d{4}-/.test(a)), actions.join('\n'));
+    const older = await call(ALICE, 'POST', '/v3/pods', { pod_id: 'oldertag', pod_template: 'postgres' });
+    assert.equal(older.status, 200, older.body.message);
+    assert.equal(older.body.result.image, 'postgres:16');
+  });
+
+  test("a site's local tags (templates/local/) become latest; without them latest is the public tag again", async () => {
+    const log = createLogger('test', 'silent');
+    await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, stores.templates, log, LOCAL_TEMPLATES_DIR);
+    await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, stores.templates, log, LOCAL_TEMPLATES_DIR);
+    const tags = await call(ALICE, 'GET', '/v3/pods/templates/redis/tags');
+    assert.deepEqual(tags.body.result.map((t: { tag: string }) => t.tag), ['7', 'latest', 'local', 'latest'], 'one new latest version, once');
+    const latest = (await call(ALICE, 'GET', '/v3/pods/templates/postgres/tags/latest')).body.result.at(-1);
+    assert.equal(latest.pod_definition.image, 'pods-test/postgres:bookworm');
+    assert.match(latest.commit_message, /^latest is tag local: /);
+
+    const local = await call(ALICE, 'POST', '/v3/pods', { pod_id: 'localcache', template: 'redis' });
+    assert.equal(local.status, 200, local.body.message);
+    assert.equal(local.body.result.image, 'pods-test/redis:bookworm');
+    assert.equal((await call(ALICE, 'POST', '/v3/pods', { pod_id: 'publiccache', template: 'redis:7' })).body.result.image, 'redis:7', 'the public tag stays');
+
+    await installBuiltinTemplates(DEFAULT_TEMPLATES_DIR, stores.templates, log);
+    const back = await call(ALICE, 'POST', '/v3/pods', { pod_id: 'backcache', template: 'redis' });
+    assert.equal(back.body.result.image, 'redis:7');
+    assert.equal((await call(ALICE, 'GET', '/v3/pods/localcache')).body.result.image, 'pods-test/redis:bookworm', 'a pod keeps what it was made from');
   });
 
   test('only site admins add and change templates and tags', async () => {
@@ -91,7 +140,8 @@ describe('templates', () => {
   test('template errors are 400s naming the template field', async () => {
     for (const [template, pattern] of [
       ['nosuch', /^template: template "nosuch" does not exist/],
-      ['web:v9', /^template: template "web" has no tag "v9"/],
+      ['web:v9', /^template: template "web" has no tag "v9"; its tags: v1$/],
+      ['web', /^template: template "web" has no tag "latest"; its tags: v1$/],
       ['web:v1@2020-01-01-00:00:00', /^template: template "web" has no tag "v1@2020-01-01-00:00:00"/],
       ['Web!', /^template: "Web!" is not of the form/],
     ] as const) {

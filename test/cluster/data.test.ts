@@ -1,6 +1,7 @@
 // Data on one host of the cluster: a volume lives on the host it was made on, a pod that mounts
 // it runs there, and when that host is cut off past lost_after the pod waits, saying why, rather
-// than start elsewhere on empty data. When the host is back, the pod serves the same files.
+// than start elsewhere on empty data. When the host is back, the pod serves the same files. A
+// pod's own data directory survives dockerd being killed on its host.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FormData, request } from 'undici';
@@ -54,6 +55,38 @@ describe('cluster data', { skip: skipWithoutCluster() }, () => {
       }, 30_000, 200);
       assert.equal((await home.viaCaddy(c.podHost('reader'))).body, 'kept on its host\n');
       assert.equal((await c.containersOf('reader')).length, 1);
+    } catch (err) {
+      if (err instanceof Error) err.message += `\n${c.diagnostics()}`;
+      throw err;
+    }
+  });
+
+  test('a pod\'s data directory survives a dockerd kill -9 and a restart of the pod after it', async () => {
+    try {
+      const created = await c.api('POST', '/v3/pods', { body: { pod_id: 'diary', image: TEST_IMAGE, data_dir: '/data' } });
+      assert.equal(created.status, 200, created.body.message);
+      const pod = await c.waitStatus('diary', 'RUNNING', 30_000);
+      const h = c.host(pod.status_container.node);
+      const exec = (cmd: string[]) => c.api('POST', '/v3/pods/diary/exec', { body: { commands: [cmd] } });
+      const wrote = await exec(['sh', '-c', 'echo day one >> /data/diary.txt']);
+      assert.equal(wrote.body.result?.successful_commands, 1, JSON.stringify(wrote.body));
+
+      await h.killDockerd('SIGKILL');
+      await h.startDockerd();
+      await waitFor(`the agent on ${h.nodeId} to re-check its pods`, async () => (h.agent?.count('docker is back; checking every pod') ?? 0) > 0, 30_000);
+      await c.waitStatus('diary', 'RUNNING', 30_000);
+      const first = (await h.containers({ 'pods.pod_id': 'diary' }))[0]!.Id;
+      assert.equal((await c.api('GET', '/v3/pods/diary/restart')).status, 200);
+      await waitFor('a new container', async () => {
+        const now = await h.containers({ 'pods.pod_id': 'diary' });
+        return now.length === 1 && now[0]!.Id !== first && now[0]!.State === 'running';
+      }, 30_000, 200);
+      await c.waitStatus('diary', 'RUNNING', 30_000);
+      const read = await waitFor('the diary to be read back', async () => {
+        const r = await exec(['cat', '/data/diary.txt']);
+        return r.body.result?.successful_commands === 1 ? r : null;
+      }, 20_000, 250);
+      assert.equal(read.body.result.execution_results[0].stdout, 'day one\n');
     } catch (err) {
       if (err instanceof Error) err.message += `\n${c.diagnostics()}`;
       throw err;

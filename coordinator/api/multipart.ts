@@ -19,7 +19,7 @@ export async function receiveFile(ctx: Context, opts: { maxBytes: number; onChun
   if (!/^multipart\/form-data\b/i.test(type)) throw new PodsError('UNSUPPORTED_MEDIA_TYPE', 'the upload must be multipart/form-data with a "file" part');
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: ctx.req.headers, limits: { fileSize: opts.maxBytes, files: 1, fields: 16, fieldSize: 64 * 1024 } });
+    parser = busboy({ headers: ctx.req.headers, limits: { fileSize: opts.maxBytes, files: 8, fields: 16, fieldSize: 64 * 1024 } });
   } catch (err) {
     throw badRequest(`bad multipart body: ${(err as Error).message}`);
   }
@@ -30,7 +30,16 @@ export async function receiveFile(ctx: Context, opts: { maxBytes: number; onChun
   });
   parser.on('file', (name, stream, info) => {
     if (name !== 'file' || file) {
-      stream.resume();
+      // Python's requests sends every part of `files=` as a file, `dest_path` too: read it as a field.
+      const parts: Buffer[] = [];
+      let size = 0;
+      stream.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size <= 64 * 1024) parts.push(d);
+      });
+      stream.on('end', () => {
+        if (name !== 'file' && size <= 64 * 1024) fields[name] = Buffer.concat(parts).toString('utf8');
+      });
       return;
     }
     file = (async () => {

@@ -1,6 +1,7 @@
 // The whole service on this machine for end-to-end tests: a real Redis, a real Caddy,
 // the real coordinator and agent processes (compiled), and the host's real dockerd.
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startCaddy, type RunningCaddy } from './caddy.js';
@@ -109,6 +110,8 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       PODS_PROBE_INTERVAL_MS: '500',
       PODS_CADDY_CHECK_MS: '500',
       PODS_LOG_LEVEL: 'info',
+      // Pods' data, volumes and snapshots of this stack's hosts, apart from any other stack's.
+      PODS_DATA_ROOT: path.join(tmpdir(), `pods-test-data-${nodeId}`, id),
       ...opts.agentEnv,
       ...env,
     }).start();

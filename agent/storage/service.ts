@@ -1,6 +1,6 @@
 import type { Logger } from '../../shared/log.js';
 import { reply, type Peer } from '../../shared/peer.js';
-import type { ExecResult, PodExec, PodRef } from '../../shared/protocol.js';
+import { MAX_FRAME_BYTES, type ExecResult, type PodExec, type PodRef } from '../../shared/protocol.js';
 import { StorageError } from '../../shared/storage.js';
 import type { Runtime } from '../runtime/docker.js';
 import { numericOwner, type AreaStore } from './areas.js';
@@ -97,6 +97,23 @@ export class StorageService {
       results.push({ ...r, durationMs: Date.now() - startedAt.getTime(), startedAt: startedAt.toISOString() });
       if (p.failOnNonSuccess && r.exitCode !== 0) break;
     }
-    return { results };
+    return { results: fitFrame(results) };
   }
+}
+
+/**
+ * The reply must fit one frame: output full of bytes that JSON escapes (\u0000) can grow six
+ * times. Cut the longest outputs in half until it fits, saying so in each.
+ */
+function fitFrame(results: ExecResult['results']): ExecResult['results'] {
+  const limit = Math.floor(MAX_FRAME_BYTES * 0.9);
+  const size = () => Buffer.byteLength(JSON.stringify(results));
+  for (let i = 0; i < 64 && size() > limit; i++) {
+    let longest: { r: ExecResult['results'][number]; key: 'stdout' | 'stderr' } | null = null;
+    for (const r of results) for (const key of ['stdout', 'stderr'] as const) if (!longest || r[key].length > longest.r[longest.key].length) longest = { r, key };
+    if (!longest) break;
+    const text = longest.r[longest.key];
+    longest.r[longest.key] = `${text.slice(0, Math.floor(text.length / 2))}\n[output cut to fit the reply]`;
+  }
+  return results;
 }

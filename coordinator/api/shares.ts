@@ -99,7 +99,8 @@ export async function takeSnapshot(deps: Pick<SharesDeps, 'snapshots' | 'storage
     const waiting = e.code === 'UNAVAILABLE';
     deps.log.warn({ snapshot: snap.snapshot_id, err: e.message }, 'snapshot copy not made');
     await snapshots.update(snap.tenant, snap.snapshot_id, (cur) => ({ ...cur, status: waiting ? 'REQUESTED' : 'ERROR', message: e.message, update_ts: new Date().toISOString() }));
-    if (!waiting) await storage.deleteArea(snap.node ?? storage.reach(null), areaOf('snapshot', snap.tenant, snap.snapshot_id)).catch(() => undefined);
+    // A half-made copy is removed (now, or when its host is back).
+    if (!waiting && snap.node) await storage.deleteArea(snap.node, areaOf('snapshot', snap.tenant, snap.snapshot_id)).catch(() => undefined);
     throw err;
   }
 }

@@ -22,8 +22,11 @@ case ${1:-} in
   *) echo "usage: $0 [--force]" >&2; exit 2 ;;
 esac
 
+# The image says what it holds; an image of an older version of this script is built again.
+version=$(printf '%s ' "${applets[@]}" | sha256sum | cut -c1-12)
 old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-[ -n "$old" ] && [ -z "$force" ] && exit 0
+have=$(docker image inspect --format '{{index .Config.Labels "pods.test-image"}}' "$image" 2>/dev/null || true)
+[ -n "$old" ] && [ -z "$force" ] && [ "$have" = "$version" ] && exit 0
 
 # busybox (dynamic) and busybox-static conflict; only the static one works in an empty rootfs.
 if [ ! -x "$busybox" ] || ldd "$busybox" >/dev/null 2>&1; then
@@ -47,6 +50,7 @@ tar -C "$rootfs" --numeric-owner --owner=0 --group=0 -cf - . |
   docker import \
     --change 'EXPOSE 5000' \
     --change 'USER 1000:1000' \
+    --change "LABEL pods.test-image=$version" \
     --change "CMD $cmd_json" \
     --message 'pods test image: busybox httpd on :5000' \
     - "$image" >/dev/null

@@ -100,6 +100,19 @@ describe('data that outlives its container', { skip: skipWithoutCaddy() }, () =>
     await waitFor('its data to be removed', async () => (await readdir(tenantDir)).length === 0, 20_000);
   });
 
+  test('a redis pod from its template keeps its keys across a restart (in its data_dir)', async () => {
+    const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'rkeep', template: 'redis' } });
+    assert.equal(created.status, 200, created.body.message);
+    await s.waitStatus('rkeep', 'RUNNING', 60_000);
+    const { user_password: password } = (await s.api('GET', '/v3/pods/rkeep/credentials', { token: s.userToken })).body.result;
+    const host = `rkeep.pods.${s.tenant}.${s.baseDomain}`;
+    const cli = (...cmd: string[]) => run('redis-cli', ['--no-auth-warning', '--tls', '--sni', host, '--insecure', '-h', '127.0.0.1', '-p', String(tlsPort), '-a', password, ...cmd]);
+    await waitFor('redis to answer', async () => ((await cli('PING')).out.trim() === 'PONG' ? true : null), 30_000, 250);
+    assert.equal((await cli('SET', 'kept', 'across restarts')).out.trim(), 'OK');
+    await s.api('GET', '/v3/pods/rkeep/restart', { token: s.userToken });
+    await waitFor('the key after the restart', async () => ((await cli('GET', 'kept')).out.trim() === 'across restarts' ? true : null), 60_000, 250);
+  });
+
   test('keep_data: a deleted pod\'s data becomes a volume named like the pod', async () => {
     const created = await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'keeper', image: TEST_IMAGE, data_dir: '/data' } });
     assert.equal(created.status, 200, created.body.message);

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { CredentialsView, envelopeOf, ErrorEnvelope, ImageView, LogsView, PermissionsView, PodView } from '../../shared/api.js';
 import { NewPod, UpdatePod } from '../../shared/pod.js';
 import { NewImage } from './images.js';
+import { ExecRequest } from './pod-files.js';
 import { SetPermission } from './pods.js';
+import { NewSnapshot, NewVolume, snapshotView, UpdateSnapshot, UpdateVolume, volumeView } from './shares.js';
 
 // The OpenAPI 3 document the service serves, generated from the zod schemas it validates
 // requests with and types its answers by. Paths and operationIds are the Tapis reference's
@@ -98,6 +100,9 @@ export function openApiDocument(version: string): Json {
         ['post', { operationId: 'set_pod_permission', summary: 'set_pod_permission', tag: 'Permissions', result: PermissionsView, params: ['pod_id'], body: SetPermission, errors: withBody }],
       ),
       '/pods/{pod_id}/permissions/{user}': p(['delete', { operationId: 'delete_pod_permission', summary: 'delete_pod_permission', tag: 'Permissions', result: PermissionsView, params: ['pod_id', 'user'] }]),
+      '/pods/{pod_id}/exec': p(['post', { operationId: 'exec_pod_commands', summary: 'exec_pod_commands', tag: 'Pods', result: ExecResultView, params: ['pod_id'], body: ExecRequest, errors: [...withBody, 409, 503] }]),
+      ...shareOps('volume', VolumeView, NewVolume, UpdateVolume),
+      ...shareOps('snapshot', SnapshotView, NewSnapshot, UpdateSnapshot),
       '/pods/{pod_id}/stop': p(['get', { operationId: 'stop_pod', summary: 'stop_pod', tag: 'Pods', result: PodView, params: ['pod_id'], errors: [401, 403, 404, 409] }]),
       '/pods/{pod_id}/start': p(['get', { operationId: 'start_pod', summary: 'start_pod', tag: 'Pods', result: PodView, params: ['pod_id'], errors: [401, 403, 404, 409] }]),
       '/pods/{pod_id}/restart': p(['get', {
@@ -105,6 +110,39 @@ export function openApiDocument(version: string): Json {
         query: [{ name: 'grab_latest_template_tag', in: 'query', required: false, schema: { type: 'boolean', default: false } }],
       }]),
     },
+  };
+}
+
+const VolumeView = z.strictObject(Object.fromEntries(Object.keys(volumeView({} as never)).map((k) => [k, k === 'size' || k === 'size_limit' ? z.number().int() : z.string()])));
+const SnapshotView = z.strictObject(Object.fromEntries(Object.keys(snapshotView({} as never)).map((k) => [k, k === 'size' || k === 'size_limit' ? z.number().int() : z.string()])));
+const ExecResultView = z.object({
+  execution_results: z.array(z.object({ command: z.unknown(), stdout: z.string(), stderr: z.string(), success: z.boolean(), exit_code: z.number().int(), duration_sec: z.number(), timestamp: z.string() })),
+  total_commands: z.number().int(),
+  successful_commands: z.number().int(),
+});
+
+/** The JSON operations of volumes or snapshots (their files and uploads are binary and left out). */
+function shareOps(kind: 'volume' | 'snapshot', view: z.ZodType, create: z.ZodType, update: z.ZodType): Json {
+  const id = `${kind}_id`;
+  const tag = kind === 'volume' ? 'Volumes' : 'Snapshots';
+  const op = (name: string, o: Omit<Op, 'operationId' | 'summary' | 'tag'>) => operation({ operationId: name, summary: name, tag, ...o });
+  const errs = [401, 403, 404, 503];
+  return {
+    [`/pods/${kind}s`]: {
+      get: op(`list_${kind}s`, { result: z.array(view), errors: [401] }),
+      post: op(`create_${kind}`, { result: view, body: create, errors: [...withBody, 409, 503] }),
+    },
+    [`/pods/${kind}s/{${id}}`]: {
+      get: op(`get_${kind}`, { result: view, params: [id], errors: errs }),
+      put: op(`update_${kind}`, { result: view, params: [id], body: update, errors: [...withBody, 503] }),
+      delete: op(`delete_${kind}`, { result: z.string(), params: [id], errors: [401, 403, 404, 409] }),
+    },
+    [`/pods/${kind}s/{${id}}/list`]: { get: op(`list_${kind}_files`, { result: z.array(z.record(z.string(), z.unknown())), params: [id], errors: [400, ...errs, 409] }) },
+    [`/pods/${kind}s/{${id}}/permissions`]: {
+      get: op(`get_${kind}_permissions`, { result: PermissionsView, params: [id] }),
+      post: op(`set_${kind}_permission`, { result: PermissionsView, params: [id], body: SetPermission, errors: withBody }),
+    },
+    [`/pods/${kind}s/{${id}}/permissions/{user}`]: { delete: op(`delete_${kind}_permission`, { result: PermissionsView, params: [id, 'user'] }) },
   };
 }
 

@@ -18,7 +18,7 @@ import { loadPodFor } from './permissions.js';
 
 const Command = z.union([z.string().min(1).max(65_536), z.array(z.string().max(65_536)).min(1).max(1024)]);
 
-const ExecRequest = z.strictObject({
+export const ExecRequest = z.strictObject({
   commands: z.array(Command).min(1, 'commands: give at least one command').max(64, 'commands: at most 64 commands'),
   command_timeout: z.number().int().min(1).max(3600).default(60),
   total_timeout: z.number().int().min(1).max(3600).default(300),

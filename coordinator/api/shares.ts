@@ -26,9 +26,9 @@ const MB = 1024 * 1024;
 const sizeLimit = z.number().int().min(1, 'size_limit: must be at least 1 (MB)').max(1024 * 1024, 'size_limit: must be at most 1048576 (MB)');
 const description = z.string().max(255, 'description must be at most 255 characters');
 
-const NewVolume = z.strictObject({ volume_id: ShareId, description: description.default(''), size_limit: sizeLimit.default(1024) });
-const UpdateVolume = z.strictObject({ description: description.optional(), size_limit: sizeLimit.optional() });
-const NewSnapshot = z.strictObject({
+export const NewVolume = z.strictObject({ volume_id: ShareId, description: description.default(''), size_limit: sizeLimit.default(1024) });
+export const UpdateVolume = z.strictObject({ description: description.optional(), size_limit: sizeLimit.optional() });
+export const NewSnapshot = z.strictObject({
   snapshot_id: ShareId,
   source_volume_id: ShareId,
   source_volume_path: z.string().max(1024).default(''),
@@ -38,7 +38,7 @@ const NewSnapshot = z.strictObject({
   cron: z.string().max(128).default(''),
   retention_policy: z.string().max(64).default(''),
 });
-const UpdateSnapshot = z.strictObject({ description: description.optional(), size_limit: sizeLimit.optional(), cron: z.string().max(128).optional(), retention_policy: z.string().max(64).optional() });
+export const UpdateSnapshot = z.strictObject({ description: description.optional(), size_limit: sizeLimit.optional(), cron: z.string().max(128).optional(), retention_policy: z.string().max(64).optional() });
 
 export interface SharesDeps {
   config: CoordinatorConfig;

@@ -19,12 +19,17 @@ const MountType = z.enum(['tapisvolume', 'tapissnapshot'], 'type must be "tapisv
 
 const subPath = z.string().max(1024).default('');
 
-const mountPath = z
-  .string()
-  .max(1024)
-  .regex(/^\/[^\0]*$/, 'mount paths must be absolute')
-  .refine((p) => !p.split('/').includes('..'), 'mount paths must not contain ".."')
-  .refine((p) => p.replace(/\/+$/, '') !== '', 'a volume cannot be mounted at /');
+/** An absolute path inside a container, other than / and without "..": mount paths, data_dir. */
+export function containerDir(what: string) {
+  return z
+    .string()
+    .max(1024)
+    .regex(/^\/[^\0]*$/, `${what} must be an absolute path`)
+    .refine((p) => !p.split('/').includes('..'), `${what} must not contain ".."`)
+    .refine((p) => p.replace(/\/+$/, '') !== '', `${what} cannot be /`);
+}
+
+const mountPath = containerDir('a mount path');
 
 const ByName = z.strictObject({
   type: MountType.default('tapisvolume'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { VolumeMounts } from './mounts.js';
+import { containerDir, VolumeMounts } from './mounts.js';
 
 // The pod model: what users send (NewPod, UpdatePod), what the coordinator
 // stores (PodSpec, Desired, Placement) and what agents report (Observed).
@@ -65,12 +65,7 @@ const imageRef = z
   .regex(/^$|^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/, 'image must be a Docker image reference such as name:tag');
 
 const strings = z.array(z.string().max(4096)).max(64);
-const dataDir = z
-  .string()
-  .max(1024)
-  .regex(/^\/[^\0]*$/, 'data_dir must be an absolute path')
-  .refine((p) => !p.split('/').includes('..'), 'data_dir must not contain ".."')
-  .refine((p) => p.replace(/\/+$/, '') !== '', 'data_dir cannot be /');
+const dataDir = containerDir('data_dir');
 const timeToStop = z.number().int();
 
 /** Fields a user may set on create (tapipy sends only these). */

@@ -30,7 +30,7 @@ const ACTION_LOG_MAX = 500;
 const Ports = z.record(z.string(), z.number().int());
 
 /** Parse a stored field; a corrupt value is an error that names the key, never a crash elsewhere. */
-function parseField<T>(schema: z.ZodType<T>, raw: string | undefined, key: string, field: string): T | null {
+export function parseField<T>(schema: z.ZodType<T>, raw: string | undefined, key: string, field: string): T | null {
   if (raw === undefined || raw === '') return null;
   let json: unknown;
   try {

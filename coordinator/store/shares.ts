@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Keys } from './keys.js';
-import { PermLevel } from './pods.js';
+import { parseField, PermLevel } from './pods.js';
 import type { Redis } from './redis.js';
 import { CAS_SHARE, CREATE_SHARE, DELETE_SHARE, SET_PERMISSION } from './scripts.js';
 
@@ -58,16 +58,7 @@ export class ShareStore<K extends ShareKind> {
   }
 
   private parse(raw: string | null, key: string): RecordOf<K> | null {
-    if (raw === null) return null;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      throw new Error(`corrupt ${this.kind} record in ${key}: not JSON`);
-    }
-    const parsed = SCHEMAS[this.kind].safeParse(json);
-    if (!parsed.success) throw new Error(`corrupt ${this.kind} record in ${key}: ${parsed.error.issues[0]?.message}`);
-    return parsed.data as RecordOf<K>;
+    return parseField(SCHEMAS[this.kind] as unknown as z.ZodType<RecordOf<K>>, raw ?? undefined, key, `${this.kind} record`);
   }
 
   async get(tenant: string, id: string): Promise<RecordOf<K> | null> {

@@ -1,7 +1,9 @@
 // `npm run pods -- <command>`: site administration on the coordinator's host, straight
 // against Redis with the coordinator's own configuration (PODS_* environment variables).
 //
-//   user add <username> [--tenant T] [--admin]   password from PODS_NEW_PASSWORD or stdin
+//   user add <username> [--tenant T] [--admin] [--site-admin]   password from PODS_NEW_PASSWORD or stdin
+//   user passwd <username> [--tenant T]                         the same; ends the user's tokens
+//   user disable|enable|delete <username> [--tenant T]
 //   user list [--tenant T]
 //   tenant add <tenant_id> <base_url>
 //   tenant list
@@ -26,7 +28,8 @@ function flag(args: string[], name: string): string | undefined {
 
 function usage(): never {
   console.error(
-    'usage: pods user add <username> [--tenant T] [--admin] | user list [--tenant T] | tenant add <id> <base_url> | tenant list\n' +
+    'usage: pods user add <username> [--tenant T] [--admin] [--site-admin] | user passwd|disable|enable|delete <username> [--tenant T]\n' +
+      '       pods user list [--tenant T] | tenant add <id> <base_url> | tenant list\n' +
       '       pods node list | node cordon|uncordon|drain <node_id> | node token add [--node ID] | node token list | node token revoke <token_id>',
   );
   process.exit(2);
@@ -41,16 +44,30 @@ async function main(): Promise<void> {
   try {
     const s = await openStores(redis, config);
     const tenant = flag(rest, '--tenant') ?? config.tenant;
+    const newPassword = async () => {
+      const password = process.env.PODS_NEW_PASSWORD ?? (await readStdin());
+      if (password.length < 8) throw new Error('password: must be at least 8 characters');
+      return password;
+    };
     if (what === 'user' && verb === 'add') {
       const username = Username.safeParse(rest[0]);
       if (!username.success) throw new Error(`username: ${username.error.issues[0]?.message}`);
       if (!(await s.tenants.get(tenant))) throw new Error(`tenant "${tenant}" does not exist`);
-      const password = process.env.PODS_NEW_PASSWORD ?? (await readStdin());
-      if (password.length < 8) throw new Error('password: must be at least 8 characters');
-      await s.users.put(tenant, username.data, password, rest.includes('--admin'));
-      console.log(`user ${username.data} saved in tenant ${tenant}`);
+      const site = rest.includes('--site-admin');
+      const rec = await s.users.create(tenant, username.data, await newPassword(), { admin: site || rest.includes('--admin'), site_admin: site });
+      if (!rec) throw new Error(`user ${username.data} already exists in tenant ${tenant}; use \`user passwd\` to change its password`);
+      console.log(`user ${username.data} added to tenant ${tenant}`);
+    } else if (what === 'user' && ['passwd', 'disable', 'enable', 'delete'].includes(verb)) {
+      const username = rest[0];
+      if (!username) usage();
+      const done =
+        verb === 'delete'
+          ? await s.users.remove(tenant, username)
+          : await s.users.update(tenant, username, verb === 'passwd' ? { password: await newPassword() } : { disabled: verb === 'disable' });
+      if (!done) throw new Error(`user ${username} was not found in tenant ${tenant}`);
+      console.log(`user ${username} of tenant ${tenant}: ${verb} done`);
     } else if (what === 'user' && verb === 'list') {
-      for (const u of await s.users.list(tenant)) console.log(u);
+      for (const u of await s.users.list(tenant)) console.log([u.username, u.site_admin ? 'site admin' : u.admin ? 'admin' : '', u.disabled ? 'disabled' : ''].filter(Boolean).join('\t'));
     } else if (what === 'tenant' && verb === 'add') {
       const [id, baseUrl] = rest;
       if (!id || !baseUrl) usage();

@@ -1,4 +1,5 @@
 import type { CoordinatorConfig } from '../shared/config.js';
+import { LoginLimits } from './api/login-limits.js';
 import { loadSigningKeys, type SigningKeys } from './identity/keys.js';
 import { ImageStore } from './store/images.js';
 import { Keys } from './store/keys.js';
@@ -20,6 +21,8 @@ export interface Stores {
   volumes: ShareStore<'volume'>;
   snapshots: ShareStore<'snapshot'>;
   keys: SigningKeys;
+  /** Password-login limits, counted in Redis across coordinators. */
+  logins: LoginLimits;
 }
 
 /** The primary tenant's base URL: PODS_PUBLIC_URL, else where the API listens. */
@@ -40,5 +43,13 @@ export async function openStores(redis: Redis, config: CoordinatorConfig): Promi
     volumes: new ShareStore(redis, prefix, 'volume'),
     snapshots: new ShareStore(redis, prefix, 'snapshot'),
     keys: await loadSigningKeys(redis, new Keys(prefix).signingKey()),
+    logins: new LoginLimits(redis, prefix, {
+      maxFailuresPerUserAddress: config.loginMaxFailuresPerUserAddress,
+      maxFailuresPerUser: config.loginMaxFailuresPerUser,
+      maxAttemptsPerAddress: config.loginMaxAttemptsPerAddress,
+      windowS: config.loginWindowS,
+      concurrentHashes: config.loginConcurrentHashes,
+      queuedHashes: 64,
+    }),
   };
 }

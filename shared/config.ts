@@ -13,7 +13,10 @@ export const StaticToken = z.object({
   token: z.string().min(16),
   tenant: z.string().regex(/^[a-z][a-z0-9-]*$/),
   username: z.string().min(1),
+  /** Tenant admin of `tenant`. */
   admin: z.boolean().default(false),
+  /** Site admin (implies tenant admin of `tenant`). */
+  site_admin: z.boolean().default(false),
 });
 export type StaticToken = z.infer<typeof StaticToken>;
 
@@ -64,6 +67,13 @@ export const CoordinatorConfig = z
     templatesDir: z.string().min(1).optional(),
     /** A site's own tags for built-in templates (e.g. templates/local/ on a site without registry access); they become `latest`. */
     templatesLocalDir: z.string().min(1).optional(),
+    /** Password logins: failures of one user from one address, of one user from anywhere, attempts from one address, per window. */
+    loginMaxFailuresPerUserAddress: z.coerce.number().int().min(1).default(10),
+    loginMaxFailuresPerUser: z.coerce.number().int().min(1).default(100),
+    loginMaxAttemptsPerAddress: z.coerce.number().int().min(1).default(60),
+    loginWindowS: z.coerce.number().int().min(1).default(900),
+    /** Password hashes at once per coordinator (each takes 128 MiB and a core for a fraction of a second). */
+    loginConcurrentHashes: z.coerce.number().int().min(1).default(2),
   })
   .superRefine((c, ctx) => {
     if (c.extraTokens.some((t) => t.token === c.adminToken)) {
@@ -153,6 +163,11 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     edgeTcpHost: env.PODS_EDGE_TCP_HOST,
     templatesDir: env.PODS_TEMPLATES_DIR,
     templatesLocalDir: env.PODS_TEMPLATES_LOCAL_DIR,
+    loginMaxFailuresPerUserAddress: env.PODS_LOGIN_MAX_FAILURES_PER_USER_ADDRESS,
+    loginMaxFailuresPerUser: env.PODS_LOGIN_MAX_FAILURES_PER_USER,
+    loginMaxAttemptsPerAddress: env.PODS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
+    loginWindowS: env.PODS_LOGIN_WINDOW_S,
+    loginConcurrentHashes: env.PODS_LOGIN_CONCURRENT_HASHES,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   CONFLICT: { status: 409, expose: true },
   PAYLOAD_TOO_LARGE: { status: 413, expose: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, expose: true },
+  TOO_MANY_REQUESTS: { status: 429, expose: true },
   NOT_IMPLEMENTED: { status: 501, expose: true },
   UNAVAILABLE: { status: 503, expose: true },
   INTERNAL: { status: 500, expose: false },
@@ -24,10 +25,13 @@ export type ErrorCode = keyof typeof ErrorCodes;
 
 export class PodsError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** Seconds the caller should wait before trying again (sent as Retry-After). */
+  readonly retryAfterS?: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterS?: number }) {
     super(message, options);
     this.name = 'PodsError';
     this.code = code;
+    if (options?.retryAfterS !== undefined) this.retryAfterS = options.retryAfterS;
   }
   get status(): number {
     return ErrorCodes[this.code].status;

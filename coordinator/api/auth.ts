@@ -10,8 +10,10 @@ import type { UserStore } from '../store/users.js';
 export interface Identity {
   tenant: string;
   username: string;
-  /** Site admin: manages the image allow-list and has ADMIN on every pod of its tenant. */
+  /** Tenant admin: ADMIN on every pod, volume and snapshot of its own tenant; manages that tenant's users and images. */
   admin: boolean;
+  /** Site admin (the service's operators): tenants, nodes, node tokens, the site's templates and images, every tenant's users. */
+  site: boolean;
 }
 
 function same(a: string, b: string): boolean {
@@ -51,7 +53,7 @@ export function authenticate(deps: AuthDeps): Middleware {
     if (!presented) throw new PodsError('UNAUTHORIZED', 'no X-Tapis-Token header; a token is required');
     let identity: Identity | null = null;
     if (same(config.adminToken, presented)) {
-      identity = { tenant, username: config.adminUser, admin: true };
+      identity = { tenant, username: config.adminUser, admin: true, site: true };
     } else if (presented.split('.').length === 3) {
       const v = verifyToken(keys.publicKey, presented);
       if (!v.ok) {
@@ -61,11 +63,13 @@ export function authenticate(deps: AuthDeps): Middleware {
       if (tokenTenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${tokenTenant}", not "${tenant}"`);
       const user = await users.get(tenant, v.claims['tapis/username']);
       if (!user) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token names a user that no longer exists');
-      identity = { tenant, username: user.username, admin: user.admin };
+      if (user.disabled) throw new PodsError('UNAUTHORIZED', `user "${user.username}" is disabled`);
+      if (v.claims['pods/epoch'] !== user.epoch) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token was revoked (password or rights changed since it was issued); get a new one');
+      identity = { tenant, username: user.username, admin: user.admin || user.site_admin, site: user.site_admin };
     } else {
       const match = statics.find((t) => same(t.token, presented));
       if (match && match.tenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${match.tenant}", not "${tenant}"`);
-      if (match) identity = { tenant, username: match.username, admin: match.admin };
+      if (match) identity = { tenant, username: match.username, admin: match.admin || match.site_admin, site: match.site_admin };
     }
     if (!identity) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token is not valid');
     ctx.state.identity = identity;
@@ -75,6 +79,13 @@ export function authenticate(deps: AuthDeps): Middleware {
 
 export function requireSiteAdmin(ctx: Context, what: string): Identity {
   const id = ctx.state.identity as Identity;
-  if (!id.admin) throw new PodsError('FORBIDDEN', `only site admins may ${what}`);
+  if (!id.site) throw new PodsError('FORBIDDEN', `only site admins may ${what}`);
   return id;
+}
+
+/** A tenant admin of `tenant` (the caller's own tenant) or a site admin. */
+export function requireTenantAdmin(ctx: Context, tenant: string, what: string): Identity {
+  const id = ctx.state.identity as Identity;
+  if (id.site || (id.admin && id.tenant === tenant)) return id;
+  throw new PodsError('FORBIDDEN', id.admin ? `tenant admins may ${what} only in their own tenant ("${id.tenant}")` : `only admins of tenant "${tenant}" may ${what}`);
 }

@@ -35,6 +35,7 @@ export function errorEnvelope(log: Logger, version: string): Middleware {
       const e = isPodsError(err) ? err : new PodsError('INTERNAL', 'internal error', { cause: err });
       if (e.code === 'INTERNAL') log.error({ err, path: ctx.path, method: ctx.method }, 'request failed');
       const status = e.code === 'BAD_REQUEST' && ctx.status === 405 ? 405 : e.status;
+      if (e.retryAfterS !== undefined) ctx.set('Retry-After', String(e.retryAfterS));
       send(ctx, status, {
         status: 'error',
         message: e.expose ? e.message : 'Internal server error; the failure has been logged.',

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type Koa from 'koa';
 import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, PodsError } from '../../shared/errors.js';
@@ -6,8 +7,9 @@ import { issueToken } from '../identity/jwt.js';
 import type { SigningKeys } from '../identity/keys.js';
 import type { NodeStore } from '../store/nodes.js';
 import { TenantRecord, type TenantStore } from '../store/tenants.js';
-import { Username, type UserStore } from '../store/users.js';
-import { authenticate, requestTenant, requireSiteAdmin, type AuthDeps } from './auth.js';
+import type { LoginLimits } from './login-limits.js';
+import { Username, type UserRecord, type UserStore } from '../store/users.js';
+import { authenticate, requestTenant, requireSiteAdmin, requireTenantAdmin, type AuthDeps, type Identity } from './auth.js';
 import { readJson, readJsonOrForm, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -17,11 +19,31 @@ const TokenRequest = z.object({
   grant_type: z.string(),
 });
 
+const Password = z.string().min(8, 'must be at least 8 characters').max(1024);
+
 const NewUser = z.strictObject({
   tenant_id: z.string().optional(),
   username: Username,
-  password: z.string().min(8, 'must be at least 8 characters').max(1024),
+  password: Password,
   admin: z.boolean().default(false),
+  site_admin: z.boolean().default(false),
+});
+
+const UserUpdate = z.strictObject({
+  password: Password.optional(),
+  admin: z.boolean().optional(),
+  site_admin: z.boolean().optional(),
+  disabled: z.boolean().optional(),
+});
+
+const userView = (tenant: string, u: UserRecord) => ({
+  tenant_id: tenant,
+  username: u.username,
+  admin: u.admin,
+  site_admin: u.site_admin,
+  disabled: u.disabled,
+  created: u.created,
+  updated: u.updated ?? u.created,
 });
 
 const NewTenant = z.strictObject({
@@ -36,11 +58,12 @@ export interface IdentityDeps extends AuthDeps {
   users: UserStore;
   nodes: NodeStore;
   keys: SigningKeys;
+  logins: LoginLimits;
 }
 
 /** Sites, tenants and tokens as tapipy expects them before its first pods call; user and tenant admin. */
 export function identityRouter(deps: IdentityDeps): Router {
-  const { config, tenants, users, keys } = deps;
+  const { config, tenants, users, keys, logins } = deps;
   const router = new Router();
 
   const tenantView = (t: TenantRecord) => ({
@@ -84,12 +107,13 @@ export function identityRouter(deps: IdentityDeps): Router {
     const body = validate(TokenRequest, await readJsonOrForm(ctx, config.maxBodyBytes));
     if (body.grant_type !== 'password') throw badRequest(`grant_type: "${body.grant_type}" is not supported; use "password"`);
     const tenant = requestTenant(ctx);
-    const user = await users.authenticate(tenant.tenant_id, body.username, body.password);
+    const user = await logins.attempt(tenant.tenant_id, body.username, ctx.ip, () => users.authenticate(tenant.tenant_id, body.username, body.password));
     if (!user) throw new PodsError('UNAUTHORIZED', 'invalid username or password');
     const { token, claims } = issueToken(keys.privateKey, {
       issuer: `${tenant.base_url}/v3/tokens`,
       tenant: tenant.tenant_id,
       username: user.username,
+      epoch: user.epoch,
       ttlS: config.tokenTtlS,
     });
     ok(ctx, {
@@ -114,18 +138,54 @@ export function identityRouter(deps: IdentityDeps): Router {
     if (r === 'url-taken') throw badRequest(`base_url: another tenant already uses ${body.base_url}`);
     ok(ctx, tenantView(rec), 'Tenant added successfully.');
   });
-  admin.post('/v3/admin/users', async (ctx) => {
-    requireSiteAdmin(ctx, 'manage users');
-    const body = validate(NewUser, await readJson(ctx, config.maxBodyBytes));
-    const tenant = body.tenant_id ?? requestTenant(ctx).tenant_id;
+  // Users: a tenant admin manages its own tenant's users; a site admin any tenant's, and
+  // only a site admin makes, changes or removes another site admin.
+  const tenantOf = async (ctx: Koa.Context, given: unknown) => {
+    const tenant = typeof given === 'string' ? given : requestTenant(ctx).tenant_id;
+    requireTenantAdmin(ctx, tenant, 'manage users');
     if (!(await tenants.get(tenant))) throw badRequest(`tenant_id: tenant "${tenant}" does not exist`);
-    const rec = await users.put(tenant, body.username, body.password, body.admin);
-    ok(ctx, { tenant_id: tenant, username: rec.username, admin: rec.admin, created: rec.created }, 'User saved successfully.');
+    return tenant;
+  };
+  const guardSiteAdmins = (id: Identity, target: { site_admin?: boolean } | null, what: string) => {
+    if (target?.site_admin && !id.site) throw new PodsError('FORBIDDEN', `only site admins may ${what} a site admin`);
+  };
+  const existing = async (tenant: string, username: string) => {
+    const rec = await users.get(tenant, username);
+    if (!rec) throw new PodsError('NOT_FOUND', `user "${username}" was not found in tenant "${tenant}"`);
+    return rec;
+  };
+
+  admin.post('/v3/admin/users', async (ctx) => {
+    const body = validate(NewUser, await readJson(ctx, config.maxBodyBytes));
+    const tenant = await tenantOf(ctx, body.tenant_id);
+    guardSiteAdmins(ctx.state.identity as Identity, body, 'make');
+    const rec = await users.create(tenant, body.username, body.password, { admin: body.admin || body.site_admin, site_admin: body.site_admin });
+    if (!rec) throw new PodsError('CONFLICT', `user "${body.username}" already exists in tenant "${tenant}"; change it with PUT /v3/admin/users/${body.username}`);
+    ok(ctx, userView(tenant, rec), 'User created successfully.');
   });
   admin.get('/v3/admin/users', async (ctx) => {
-    requireSiteAdmin(ctx, 'list users');
-    const tenant = typeof ctx.query.tenant_id === 'string' ? ctx.query.tenant_id : requestTenant(ctx).tenant_id;
-    ok(ctx, await users.list(tenant), 'Users retrieved successfully.');
+    const tenant = await tenantOf(ctx, ctx.query.tenant_id);
+    ok(ctx, (await users.list(tenant)).map((u) => userView(tenant, u)), 'Users retrieved successfully.');
+  });
+  admin.get('/v3/admin/users/:username', async (ctx) => {
+    const tenant = await tenantOf(ctx, ctx.query.tenant_id);
+    ok(ctx, userView(tenant, await existing(tenant, ctx.params.username!)), 'User retrieved successfully.');
+  });
+  admin.put('/v3/admin/users/:username', async (ctx) => {
+    const tenant = await tenantOf(ctx, ctx.query.tenant_id);
+    const body = validate(UserUpdate, await readJson(ctx, config.maxBodyBytes));
+    const id = ctx.state.identity as Identity;
+    guardSiteAdmins(id, await existing(tenant, ctx.params.username!), 'change');
+    guardSiteAdmins(id, body, 'make');
+    const rec = await users.update(tenant, ctx.params.username!, body);
+    if (!rec) throw new PodsError('NOT_FOUND', `user "${ctx.params.username}" was not found in tenant "${tenant}"`);
+    ok(ctx, userView(tenant, rec), 'User updated successfully.');
+  });
+  admin.delete('/v3/admin/users/:username', async (ctx) => {
+    const tenant = await tenantOf(ctx, ctx.query.tenant_id);
+    guardSiteAdmins(ctx.state.identity as Identity, await existing(tenant, ctx.params.username!), 'delete');
+    if (!(await users.remove(tenant, ctx.params.username!))) throw new PodsError('NOT_FOUND', `user "${ctx.params.username}" was not found in tenant "${tenant}"`);
+    ok(ctx, `User ${ctx.params.username} deleted.`, 'User deleted successfully.');
   });
   router.use(admin.routes());
   return router;

@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, notFound } from '../../shared/errors.js';
 import { imageName, type ImageStore } from '../store/images.js';
-import { requireSiteAdmin, type Identity } from './auth.js';
+import { requireTenantAdmin, type Identity } from './auth.js';
+import type { Context } from 'koa';
+import { PodsError } from '../../shared/errors.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -13,7 +15,18 @@ export const NewImage = z.strictObject({
   description: z.string().max(255).default(''),
 });
 
-/** The image allow-list. Anyone may read it; only site admins may change it. */
+/**
+ * The image allow-list. Anyone may read what their tenant may run; site admins change any
+ * entry, a tenant admin only entries for its own tenant alone.
+ */
+/** A tenant admin (not a site admin) may only touch entries for its own tenant alone. */
+function ownOnly(ctx: Context, tenants: string[]): void {
+  const id = ctx.state.identity as Identity;
+  if (!id.site && !(tenants.length === 1 && tenants[0] === id.tenant)) {
+    throw new PodsError('FORBIDDEN', `tenant admins may change only images for their own tenant ("${id.tenant}") alone; this one is for ${tenants.join(', ')}`);
+  }
+}
+
 export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Router {
   const router = new Router();
 
@@ -21,16 +34,18 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   router.get('/v3/pods/images', async (ctx) => {
     const id = ctx.state.identity as Identity;
     const all = await images.list();
-    const mine = id.admin ? all : all.filter((i) => i.tenants.length === 0 || i.tenants.includes('*') || i.tenants.includes(id.tenant));
+    const mine = id.site ? all : all.filter((i) => i.tenants.length === 0 || i.tenants.includes('*') || i.tenants.includes(id.tenant));
     ok(ctx, mine, 'Images retrieved successfully.');
   });
 
   router.post('/v3/pods/images', async (ctx) => {
-    const id = requireSiteAdmin(ctx, 'change the image allow-list');
+    const id = requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
     const body = validate(NewImage, await readJson(ctx, config.maxBodyBytes));
+    const tenants = body.tenants.length ? body.tenants : [id.tenant];
+    ownOnly(ctx, tenants);
     const rec = {
       image: imageName(body.image),
-      tenants: body.tenants.length ? body.tenants : [id.tenant],
+      tenants,
       description: body.description,
       creation_ts: new Date().toISOString(),
       added_by: id.username,
@@ -46,8 +61,10 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   });
 
   router.delete('/v3/pods/images/*image_id', async (ctx) => {
-    requireSiteAdmin(ctx, 'change the image allow-list');
+    requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
     const name = ctx.params.image_id!;
+    const rec = await images.get(name);
+    if (rec) ownOnly(ctx, rec.tenants);
     if (!(await images.remove(name))) throw notFound(`image "${name}" is not on the allow-list`);
     ok(ctx, `Image ${imageName(name)} removed.`, 'Image deleted successfully.');
   });

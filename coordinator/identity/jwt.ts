@@ -16,10 +16,12 @@ export const TokenClaims = z.object({
   'tapis/token_type': z.literal('access'),
   'tapis/account_type': z.literal('user'),
   'tapis/delegation': z.boolean(),
+  /** The user's epoch when the token was issued (ours): a password change or disable bumps it. */
+  'pods/epoch': z.number().int().min(0).default(0),
 });
 export type TokenClaims = z.infer<typeof TokenClaims>;
 
-export function issueToken(key: KeyObject, c: { issuer: string; tenant: string; username: string; ttlS: number; now?: number }) {
+export function issueToken(key: KeyObject, c: { issuer: string; tenant: string; username: string; epoch?: number; ttlS: number; now?: number }) {
   const iat = Math.floor((c.now ?? Date.now()) / 1000);
   const claims: TokenClaims = {
     iss: c.issuer,
@@ -32,6 +34,7 @@ export function issueToken(key: KeyObject, c: { issuer: string; tenant: string; 
     'tapis/token_type': 'access',
     'tapis/account_type': 'user',
     'tapis/delegation': false,
+    'pods/epoch': c.epoch ?? 0,
   };
   const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
   const body = b64url(JSON.stringify(claims));

@@ -234,3 +234,16 @@ return 1`;
 export const SET_HOME = `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSETNX', KEYS[1], 'home', ARGV[1]) end
 return 1`;
+
+/**
+ * Replace one field of a hash if it is unchanged since it was read.
+ * KEYS[1] hash
+ * ARGV[1] field, ARGV[2] expected value, ARGV[3] new value
+ * Returns 1 when set, 0 when it changed meanwhile, -1 when it is gone.
+ */
+export const CAS_HASH_FIELD = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == false then return -1 end
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;

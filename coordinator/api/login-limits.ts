@@ -13,7 +13,7 @@ export interface LoginLimitsConfig {
   maxFailuresPerUserAddress: number;
   /** Failed logins of one user from all addresses before it has to wait. */
   maxFailuresPerUser: number;
-  /** Attempts (good or bad) from one address. */
+  /** Attempts (good or bad) from one address per minute (or per window, if shorter). */
   maxAttemptsPerAddress: number;
   /** The window every count covers, seconds. */
   windowS: number;
@@ -56,11 +56,11 @@ export class LoginLimits {
   private readonly gate: Gate;
 
   constructor(redis: Redis, prefix: string, private readonly config: LoginLimitsConfig) {
-    const make = (name: string, points: number) =>
-      new RateLimiterRedis({ storeClient: redis, useRedisPackage: true, keyPrefix: `${prefix}login:${name}`, points, duration: config.windowS });
-    this.userAddress = make('user-address', config.maxFailuresPerUserAddress);
-    this.user = make('user', config.maxFailuresPerUser);
-    this.address = make('address', config.maxAttemptsPerAddress);
+    const make = (name: string, points: number, duration: number) =>
+      new RateLimiterRedis({ storeClient: redis, useRedisPackage: true, keyPrefix: `${prefix}login:${name}`, points, duration });
+    this.userAddress = make('user-address', config.maxFailuresPerUserAddress, config.windowS);
+    this.user = make('user', config.maxFailuresPerUser, config.windowS);
+    this.address = make('address', config.maxAttemptsPerAddress, Math.min(60, config.windowS));
     this.gate = new Gate(config.concurrentHashes, config.queuedHashes);
   }
 

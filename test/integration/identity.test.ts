@@ -107,7 +107,7 @@ describe('identity: tokens, sites, tenants', () => {
       encoding: 'utf8',
     });
     assert.equal(cli.status, 0, cli.stderr);
-    assert.match(cli.stdout, /user frank saved in tenant other/);
+    assert.match(cli.stdout, /user frank added to tenant other/);
     await token(other, 'frank', 'frank-secret-pw');
     const bad = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'Bad Name'], {
       input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url }, encoding: 'utf8',

@@ -4,7 +4,7 @@ import type { Logger } from '../shared/log.js';
 import { podKey, type Health, type Observed, type Phase } from '../shared/pod.js';
 import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
-import { LogRing, splitBytes } from './logring.js';
+import { LogBudget, LogRing, splitBytes } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
 import type { Bind, PodContainer, Runtime } from './runtime/docker.js';
 
@@ -18,6 +18,8 @@ interface Managed {
   a: Assignment;
   container: PodContainer;
   ring: LogRing;
+  /** What the pod may still ship (a flooding pod is cut off here, not in Redis). */
+  budget: LogBudget;
   pending: string;
   needsReset: boolean;
   flushTimer: NodeJS.Timeout | null;
@@ -204,7 +206,7 @@ export class Supervisor {
     const old = this.managed.get(key);
     if (old) this.detach(old);
     const m: Managed = {
-      a, container: c, ring: new LogRing(this.deps.config.logRingBytes), pending: '', needsReset: true,
+      a, container: c, ring: new LogRing(this.deps.config.logRingBytes), budget: this.logBudget(), pending: '', needsReset: true,
       flushTimer: null, follower: null, probeTimer: null, health: 'unknown', removing: false,
     };
     this.managed.set(key, m);
@@ -363,7 +365,9 @@ export class Supervisor {
       if (this.managed.get(keyOf(m.a)) !== m) return void stream.destroy();
       m.follower = stream;
       stream.setEncoding('utf8');
-      stream.on('data', (text: string) => {
+      stream.on('data', (raw: string) => {
+        const text = m.budget.admit(raw);
+        if (!text) return;
         m.ring.push(text);
         m.pending += text;
         if (Buffer.byteLength(m.pending) > LOG_PIECE_BYTES) this.flush(m);
@@ -373,6 +377,12 @@ export class Supervisor {
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'cannot follow logs');
     }
+  }
+
+  private logBudget(): LogBudget {
+    const rate = this.deps.config.logRateBytes;
+    // A container's whole earlier output (up to the ring's size) is read again when following starts.
+    return new LogBudget(rate, rate * 4, this.deps.config.logRingBytes);
   }
 
   private scheduleFlush(m: Managed): void {
@@ -465,6 +475,7 @@ export class Supervisor {
         this.detach(m);
         m.container = info;
         m.ring = new LogRing(this.deps.config.logRingBytes);
+        m.budget = this.logBudget();
         m.pending = '';
         m.needsReset = true;
         void this.followLogs(m);

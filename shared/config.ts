@@ -67,6 +67,8 @@ export const CoordinatorConfig = z
     templatesDir: z.string().min(1).optional(),
     /** A site's own tags for built-in templates (e.g. templates/local/ on a site without registry access); they become `latest`. */
     templatesLocalDir: z.string().min(1).optional(),
+    /** The template (id or id:tag) ensure_jupyter_pod makes users' Jupyter pods from. */
+    jupyterTemplate: z.string().regex(/^[a-z][a-z0-9_-]{0,63}(:[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/, 'PODS_JUPYTER_TEMPLATE must be a template id or id:tag').default('jupyter'),
     /** Password logins: failures of one user from one address, of one user from anywhere, attempts from one address, per window. */
     loginMaxFailuresPerUserAddress: z.coerce.number().int().min(1).default(10),
     loginMaxFailuresPerUser: z.coerce.number().int().min(1).default(100),
@@ -102,6 +104,8 @@ export const AgentConfig = z.object({
   /** "bridge" (Docker's default; isolate pods with dockerd --icc=false) or a network the agent creates without inter-container traffic. */
   dockerNetwork: z.string().default('bridge'),
   logRingBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  /** The average rate at which one pod's output is shipped to the coordinator; more is dropped with a notice. */
+  logRateBytes: z.coerce.number().int().min(1024).default(256 * 1024),
   heartbeatMs: z.coerce.number().int().min(100).default(5_000),
   probeIntervalMs: z.coerce.number().int().min(50).default(2_000),
   caddyCheckMs: z.coerce.number().int().min(100).default(2_000),
@@ -163,6 +167,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     edgeTcpHost: env.PODS_EDGE_TCP_HOST,
     templatesDir: env.PODS_TEMPLATES_DIR,
     templatesLocalDir: env.PODS_TEMPLATES_LOCAL_DIR,
+    jupyterTemplate: env.PODS_JUPYTER_TEMPLATE,
     loginMaxFailuresPerUserAddress: env.PODS_LOGIN_MAX_FAILURES_PER_USER_ADDRESS,
     loginMaxFailuresPerUser: env.PODS_LOGIN_MAX_FAILURES_PER_USER,
     loginMaxAttemptsPerAddress: env.PODS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
@@ -188,6 +193,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     containerUser: env.PODS_CONTAINER_USER,
     dockerNetwork: env.PODS_DOCKER_NETWORK,
     logRingBytes: env.PODS_LOG_RING_BYTES,
+    logRateBytes: env.PODS_LOG_RATE_BYTES,
     heartbeatMs: env.PODS_HEARTBEAT_MS,
     probeIntervalMs: env.PODS_PROBE_INTERVAL_MS,
     caddyCheckMs: env.PODS_CADDY_CHECK_MS,

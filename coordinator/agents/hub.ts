@@ -190,8 +190,8 @@ export class AgentHub {
       await this.record(tenant, podId, observed);
     });
     peer.on('pod_logs', async (l) => {
-      requireHello();
-      await this.deps.pods.appendLogs(l.tenant, l.podId, l.uid, l.generation, l.chunk, l.reset, this.deps.config.logMaxBytes);
+      const id = requireHello();
+      await this.deps.pods.appendLogs(id, l.tenant, l.podId, l.uid, l.generation, l.chunk, l.reset, this.deps.config.logMaxBytes);
     });
     ws.on('close', () => {
       if (nodeId && this.links.get(nodeId)?.ws === ws) {

@@ -11,8 +11,10 @@ export class Keys {
   allPods() { return `${this.prefix}pods:all`; }
   /** Hash user -> READ | USER | ADMIN. */
   perms(tenant: string, podId: string) { return `${this.prefix}perms:${tenant}:${podId}`; }
-  /** String: the container output of the current run, trimmed to the newest N bytes. */
+  /** List of chunks: the container output of the current run, trimmed to the newest N bytes. */
   logs(tenant: string, podId: string) { return `${this.prefix}logs:${tenant}:${podId}`; }
+  /** Hash {bytes, trimmed}: the size of the logs list and whether older output was dropped. */
+  logMeta(tenant: string, podId: string) { return `${this.prefix}log-meta:${tenant}:${podId}`; }
   /** List of timestamped lines of what the service did to the pod. */
   actions(tenant: string, podId: string) { return `${this.prefix}actions:${tenant}:${podId}`; }
   /** Set of "tenant/podId" placed on a node. */
@@ -31,6 +33,8 @@ export class Keys {
   templates() { return `${this.prefix}templates`; }
   /** List of JSON tag versions of one template, oldest first. */
   templateTags(id: string) { return `${this.prefix}template-tags:${id}`; }
+  /** Hash user (of the template's tenant) or TENANT -> READ | USER | ADMIN on one template. */
+  templatePerms(id: string) { return `${this.prefix}template-perms:${id}`; }
   /** Hash port -> "tenant/podId/netName": dedicated TCP ports in use. */
   tcpPorts() { return `${this.prefix}tcp-ports`; }
   /** Hash nodeId -> JSON {cordoned, draining}: what admins want of a node. */

@@ -194,18 +194,31 @@ export class PodStore {
     return r === 1;
   }
 
-  async appendLogs(tenant: string, podId: string, uid: string, generation: number, chunk: string, reset: boolean, maxBytes: number): Promise<boolean> {
+  /** Append output of the pod's current instance reported by `nodeId`; false when it is not that node's to report. */
+  async appendLogs(nodeId: string, tenant: string, podId: string, uid: string, generation: number, chunk: string, reset: boolean, maxBytes: number): Promise<boolean> {
     const k = this.keys;
-    const r = await this.eval(APPEND_LOGS, [k.pod(tenant, podId), k.logs(tenant, podId)], [chunk, reset ? '1' : '0', String(maxBytes), uid, String(generation)]);
+    const r = await this.eval(
+      APPEND_LOGS,
+      [k.pod(tenant, podId), k.logs(tenant, podId), k.logMeta(tenant, podId)],
+      [chunk, reset ? '1' : '0', String(maxBytes), uid, String(generation), nodeId],
+    );
     return r >= 0;
   }
 
   async clearLogs(tenant: string, podId: string): Promise<void> {
-    await this.redis.del(this.keys.logs(tenant, podId));
+    await this.redis.del([this.keys.logs(tenant, podId), this.keys.logMeta(tenant, podId)]);
   }
 
+  /** The stored output, from a line boundary when older output was dropped. */
   async getLogs(tenant: string, podId: string): Promise<string> {
-    return (await this.redis.get(this.keys.logs(tenant, podId))) ?? '';
+    const [chunks, trimmed] = await Promise.all([
+      this.redis.lRange(this.keys.logs(tenant, podId), 0, -1).catch(() => [] as string[]),
+      this.redis.hGet(this.keys.logMeta(tenant, podId), 'trimmed'),
+    ]);
+    const text = chunks.join('');
+    if (trimmed !== '1') return text;
+    const nl = text.indexOf('\n');
+    return nl >= 0 ? text.slice(nl + 1) : text;
   }
 
   async action(tenant: string, podId: string, line: string): Promise<void> {
@@ -226,7 +239,7 @@ export class PodStore {
     const k = this.keys;
     await this.eval(
       DELETE_POD,
-      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts()],
+      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts(), k.logMeta(tenant, podId)],
       [podId, podKey(tenant, podId), placement ? '1' : '0'],
     );
   }

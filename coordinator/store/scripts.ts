@@ -75,6 +75,55 @@ if ARGV[2] == '' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET
 return 1`;
 
 /**
+ * Add a template if its id is free on the site, with its creator (if any) as ADMIN.
+ * KEYS[1] templates hash, KEYS[2] the template's perms hash, KEYS[3] the template's tags list
+ * ARGV[1] template id, ARGV[2] record JSON, ARGV[3] the creator ("" = none: a built-in template)
+ * Returns 1 when added, 0 when the id is taken.
+ */
+export const CREATE_TEMPLATE = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], 'ADMIN') end
+return 1`;
+
+/**
+ * Set or remove one permission on a template, keeping at least one ADMIN where there was one
+ * (built-in templates have none: site admins administer them).
+ * KEYS[1] templates hash, KEYS[2] the template's perms hash
+ * ARGV[1] template id, ARGV[2] user or TENANT, ARGV[3] level ("" = remove)
+ * Returns 1 when done, 0 when it would leave the template without an ADMIN, -1 when it is gone.
+ */
+export const SET_TEMPLATE_PERMISSION = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if cur == 'ADMIN' and ARGV[3] ~= 'ADMIN' then
+  local admins = 0
+  for _, level in ipairs(redis.call('HVALS', KEYS[2])) do
+    if level == 'ADMIN' then admins = admins + 1 end
+  end
+  if admins <= 1 then return 0 end
+end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return 1`;
+
+/**
+ * Add several images to the allow-list at once.
+ * KEYS[1] images hash
+ * ARGV[1] "1" to skip names already listed, "0" to add nothing when any is; ARGV[2..] name, record JSON, pairs
+ * Returns {added names, already listed names}; with ARGV[1] "0" and any already listed, nothing is added.
+ */
+export const ADD_IMAGES = `
+local added, listed = {}, {}
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then table.insert(listed, ARGV[i]) end
+end
+if ARGV[1] == '0' and #listed > 0 then return {added, listed} end
+for i = 2, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then table.insert(added, ARGV[i]) end
+end
+return {added, listed}`;
+
+/**
  * Compare-and-set one field of a pod hash; the pod must exist.
  * KEYS[1] pod hash
  * ARGV[1] field, ARGV[2] expected value ("" = field absent), ARGV[3] new value ("" = delete field)
@@ -107,7 +156,8 @@ return 1`;
 
 /**
  * Record an agent's observation unless it is stale: it must be for the pod's current uid,
- * from the node the pod is placed on (when placed), and not older than what is stored.
+ * from the node the pod is placed on (any other node may only say its container is gone),
+ * and not older than what is stored.
  * KEYS[1] pod hash
  * ARGV[1] observed JSON
  * Returns 1 when stored, 0 when ignored as stale, -1 when the pod is gone.
@@ -119,15 +169,13 @@ local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
 if desired.uid ~= new.uid then return 0 end
 local placement = redis.call('HGET', KEYS[1], 'placement')
 local old = redis.call('HGET', KEYS[1], 'observed')
-if placement then
-  local p = cjson.decode(placement)
-  if p.nodeId ~= new.nodeId then
-    -- A report from a node the pod is not placed on only counts if it says the container is gone.
-    if new.phase ~= 'removed' then return 0 end
-    if old then
-      local o = cjson.decode(old)
-      if o.nodeId ~= new.nodeId then return 0 end
-    end
+local placed = placement and cjson.decode(placement).nodeId or nil
+if placed ~= new.nodeId then
+  -- A report from a node the pod is not placed on only counts if it says that node's container is gone.
+  if new.phase ~= 'removed' then return 0 end
+  if old then
+    local o = cjson.decode(old)
+    if o.nodeId ~= new.nodeId then return 0 end
   end
 end
 if old then
@@ -138,34 +186,42 @@ redis.call('HSET', KEYS[1], 'observed', ARGV[1])
 return 1`;
 
 /**
- * Append container output for the current run, keeping only the newest ARGV[3] bytes.
- * KEYS[1] pod hash, KEYS[2] logs string
- * ARGV[1] chunk, ARGV[2] "1" to replace instead of append, ARGV[3] max bytes, ARGV[4] uid, ARGV[5] generation
- * Returns the stored length, or -1 when the pod is gone or the chunk is from another instance.
+ * Append container output for the current run, from the node the pod is placed on, keeping
+ * only the newest ARGV[3] bytes. The log is a list of chunks with its byte count beside it,
+ * so an append costs the chunk, never the whole log (a 10 MB log rewritten per chunk slowed
+ * every other Redis call of the site).
+ * KEYS[1] pod hash, KEYS[2] logs list, KEYS[3] log meta hash {bytes, trimmed}
+ * ARGV[1] chunk, ARGV[2] "1" to replace instead of append, ARGV[3] max bytes, ARGV[4] uid,
+ * ARGV[5] generation, ARGV[6] the reporting node
+ * Returns the stored length, or -1 when the pod is gone or the chunk is from another instance or node.
  */
 export const APPEND_LOGS = `
 local d = redis.call('HGET', KEYS[1], 'desired')
 if d == false then return -1 end
 local desired = cjson.decode(d)
 if desired.uid ~= ARGV[4] or tostring(desired.generation) ~= ARGV[5] then return -1 end
-local len
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[1]); len = string.len(ARGV[1])
-else len = redis.call('APPEND', KEYS[2], ARGV[1]) end
+local placement = redis.call('HGET', KEYS[1], 'placement')
+if placement == false or cjson.decode(placement).nodeId ~= ARGV[6] then return -1 end
+if ARGV[2] == '1' or redis.call('TYPE', KEYS[2]).ok ~= 'list' then redis.call('DEL', KEYS[2], KEYS[3]) end
 local max = tonumber(ARGV[3])
-if len > max then
-  local tail = redis.call('GETRANGE', KEYS[2], len - max, -1)
-  -- Drop the partial first line so the log starts at a line boundary.
-  local nl = string.find(tail, '\\n', 1, true)
-  if nl then tail = string.sub(tail, nl + 1) end
-  redis.call('SET', KEYS[2], tail)
-  len = string.len(tail)
+local chunk = ARGV[1]
+if string.len(chunk) > max then
+  chunk = string.sub(chunk, string.len(chunk) - max + 1)
+  redis.call('HSET', KEYS[3], 'trimmed', '1')
 end
-return len`;
+if string.len(chunk) > 0 then redis.call('RPUSH', KEYS[2], chunk) end
+local bytes = redis.call('HINCRBY', KEYS[3], 'bytes', string.len(chunk))
+while bytes > max do
+  local first = redis.call('LPOP', KEYS[2])
+  bytes = redis.call('HINCRBY', KEYS[3], 'bytes', -string.len(first))
+  redis.call('HSET', KEYS[3], 'trimmed', '1')
+end
+return bytes`;
 
 /**
  * Delete a pod and everything keyed by it, giving back its dedicated ports.
  * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key),
- * KEYS[8] credentials, KEYS[9] ports-in-use hash
+ * KEYS[8] credentials, KEYS[9] ports-in-use hash, KEYS[10] log meta
  * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] "1" when KEYS[7] is a real node set
  */
 export const DELETE_POD = `
@@ -173,7 +229,7 @@ local have = redis.call('HGET', KEYS[1], 'ports')
 if have then
   for _, port in pairs(cjson.decode(have)) do redis.call('HDEL', KEYS[9], tostring(port)) end
 end
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[10])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 if ARGV[3] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end

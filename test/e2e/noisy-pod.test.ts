@@ -1,0 +1,73 @@
+// One pod printing as fast as it can must not slow anyone else down. Before logs were kept
+// as chunks, each shipped piece past 10 MB rewrote the whole 10 MB value in Redis and
+// `GET /v3/pods` of every user went from milliseconds to seconds.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { skipWithoutCaddy } from '../helpers/caddy.js';
+import { waitFor } from '../helpers/procs.js';
+import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
+
+const LOG_MAX = 10 * 1024 * 1024;
+const LINE = 'flood '.repeat(16);
+const RATE = 64 * 1024;
+
+/** Latencies of `n` calls of the other user's pod list, ms, sorted. */
+async function sample(s: Stack, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await s.api('GET', '/v3/pods', { token: s.userToken });
+    assert.equal(r.status, 200);
+    out.push(performance.now() - t0);
+  }
+  return out.sort((a, b) => a - b);
+}
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+
+describe('a pod that floods its log', { skip: skipWithoutCaddy() }, () => {
+  let s: Stack;
+  before(async () => {
+    s = await startStack({ agentEnv: { PODS_LOG_RATE_BYTES: String(RATE) } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test("leaves other users' API calls fast; its log keeps the newest 10 MB and says what was dropped", async () => {
+    // alice has a pod of her own, so her list is not empty.
+    assert.equal((await s.api('POST', '/v3/pods', { token: s.userToken, body: { pod_id: 'quiet', image: TEST_IMAGE } })).status, 200);
+    await s.waitStatus('quiet', 'RUNNING');
+    const baseline = await sample(s, 60);
+
+    const flood = await s.api('POST', '/v3/pods', {
+      body: { pod_id: 'flood', image: TEST_IMAGE, command: ['sh', '-c', `n=0; while :; do n=$((n+1)); echo "$n ${LINE}"; done`] },
+    });
+    assert.equal(flood.status, 200, flood.body.message);
+    await s.waitStatus('flood', 'RUNNING');
+    // Past the first 10 MB, where each chunk used to rewrite the whole log.
+    await waitFor('the flood to fill its log', async () => {
+      const r = await s.api('GET', '/v3/pods/flood/logs');
+      return (r.body.result.logs as string).length > LOG_MAX * 0.9;
+    }, 60_000, 500);
+    await sleep(1000);
+    const during = await sample(s, 60);
+    console.log(`GET /v3/pods of another user: p50 ${pct(baseline, 50).toFixed(1)} ms, p95 ${pct(baseline, 95).toFixed(1)} ms alone; ` +
+      `p50 ${pct(during, 50).toFixed(1)} ms, p95 ${pct(during, 95).toFixed(1)} ms, max ${during.at(-1)!.toFixed(1)} ms beside the flood`);
+    // Bounded, not timed: before the fix these were 1.2-2.5 s each.
+    assert.ok(pct(during, 50) < pct(baseline, 50) + 25, `p50 ${pct(during, 50)} ms beside the flood vs ${pct(baseline, 50)} ms alone`);
+    assert.ok(pct(during, 95) < pct(baseline, 95) + 100, `p95 ${pct(during, 95)} ms beside the flood vs ${pct(baseline, 95)} ms alone`);
+
+    // Past the rate, output is dropped on the agent and the log says so.
+    const logs = await waitFor('a drop notice in the log', async () => {
+      const text = (await s.api('GET', '/v3/pods/flood/logs')).body.result.logs as string;
+      return text.includes('bytes of output dropped') ? text : null;
+    }, 30_000, 500);
+    assert.ok(Buffer.byteLength(logs) <= LOG_MAX, `${Buffer.byteLength(logs)} bytes kept`);
+    assert.match(logs.split('\n')[0]!, /^\d+ flood /, 'the kept log starts at a whole line');
+    assert.match(logs, new RegExp(`\\[pods: \\d+ bytes of output dropped: the pod printed faster than ${RATE} bytes/s\\]`));
+    // The newest output is there: line numbers still grow at the end.
+    const numbers = logs.trimEnd().split('\n').filter((l) => /^\d+ flood/.test(l)).map((l) => Number(l.split(' ')[0]));
+    assert.ok(numbers.at(-1)! > numbers[0]!, 'the log ends with newer lines than it starts with');
+  });
+});

@@ -13,6 +13,8 @@ PODS_APT_PACKAGES=(
   redis-server:redis-server
   redis-tools:redis-cli
   postgresql-client:psql
+  mariadb-client:mariadb
+  maven:mvn
   debootstrap:debootstrap
   busybox-static:-
   iproute2:ip
@@ -231,9 +233,12 @@ ensure_python_deps() {
   export PODS_VENV=$dir PODS_PYTHON=$dir/bin/python
 }
 
+# The images ops/images/build-template-images.sh builds, which templates/local/ serves.
+PODS_TEMPLATE_IMAGES=(pods-test/redis:bookworm pods-test/postgres:bookworm pods-test/mariadb:bookworm pods-test/neo4j:5 pods-test/jupyter:bookworm)
+
 # ensure_test_host: what `npm test` and `npm run bench` run against: the Debian packages, the node
 # modules, the layer4 Caddy at $PODS_CADDY_BIN (exported; var/bin/caddy unless set), a running
-# Docker engine and the images pods-test/httpd, pods-test/redis:bookworm, pods-test/postgres:bookworm.
+# Docker engine and the images pods-test/httpd and PODS_TEMPLATE_IMAGES.
 # As root, whatever is missing is installed, built or started. Otherwise each missing piece is
 # named with what provides it, and the caller goes on (what needs it skips or fails).
 ensure_test_host() {
@@ -244,7 +249,7 @@ ensure_test_host() {
     [ -x "$PODS_CADDY_BIN" ] || "$PODS_ROOT/ops/build-caddy.sh" --out "$PODS_CADDY_BIN"
     ensure_dockerd
     "$PODS_ROOT/ops/images/build-test-image.sh"
-    "$PODS_ROOT/ops/images/build-db-images.sh"
+    "$PODS_ROOT/ops/images/build-template-images.sh"
     return 0
   fi
   ensure_node_deps
@@ -255,8 +260,8 @@ ensure_test_host() {
   elif ! docker image inspect pods-test/httpd:latest >/dev/null 2>&1; then
     "$PODS_ROOT/ops/images/build-test-image.sh"
   fi
-  if ! docker image inspect pods-test/redis:bookworm pods-test/postgres:bookworm >/dev/null 2>&1; then
-    pods_log "warning: no database images (as root: ops/images/build-db-images.sh); the TCP tests and the redis benchmark will fail"
+  if ! docker image inspect "${PODS_TEMPLATE_IMAGES[@]}" >/dev/null 2>&1; then
+    pods_log "warning: not every template image is built (as root: ops/images/build-template-images.sh); the template tests and benchmarks will fail"
   fi
 }
 

@@ -7,13 +7,14 @@
 # dockerd if Docker is not running (it keeps running afterwards, like a system service).
 # Then runs, each logging to var/log/<name>.log: redis-server, caddy, coordinator, agent.
 #
-# Template images: where no image registry answers, the redis and postgres templates' public
-# images cannot be pulled. Then this builds pods-test/redis:bookworm and pods-test/postgres:bookworm
-# from Debian's packages (ops/images/build-db-images.sh, root) and starts the coordinator with
-# PODS_TEMPLATES_LOCAL_DIR=templates/local, whose files add them as the templates' `local` tag,
-# which becomes `latest`: `"template": "redis"` then runs the local image. It prints what it
-# uses. PODS_LOCAL_IMAGES: auto (default: local when https://registry-1.docker.io/v2/ does not
-# answer within 5 s), 1 (always), 0 (never).
+# Template images: where no image registry answers, the templates' public images cannot be
+# pulled. Then this builds their local images from Debian's packages, Maven Central and PyPI
+# (ops/images/build-template-images.sh, root, cached: pods-test/redis, postgres, mariadb, neo4j,
+# jupyter) and starts the coordinator with PODS_TEMPLATES_LOCAL_DIR=templates/local, whose files
+# add them as the templates' `local` tag, which becomes `latest`: `"template": "neo4j"` then runs
+# the local image. It prints which images it built and which tag each serves.
+# PODS_LOCAL_IMAGES: auto (default: local when https://registry-1.docker.io/v2/ does not answer
+# within 5 s), 1 (always), 0 (never).
 #
 # Ports (all on 127.0.0.1), overridable:
 #   PODS_API_PORT (8000)  PODS_HTTP_PORT (8080)  PODS_REDIS_PORT (6390)  PODS_CADDY_ADMIN_PORT (2019)
@@ -67,11 +68,11 @@ case ${PODS_LOCAL_IMAGES:-auto} in
   *) pods_die "PODS_LOCAL_IMAGES must be auto, 1 or 0 (it is '$PODS_LOCAL_IMAGES')" ;;
 esac
 if [ -n "$local_reason" ]; then
-  step "local images for the redis and postgres templates ($local_reason)"
-  if ops/images/build-db-images.sh; then
+  step "local images for the templates ($local_reason)"
+  if ops/images/build-template-images.sh; then
     local_templates=$PODS_ROOT/templates/local
   else
-    pods_log "warning: the local images could not be built; the redis and postgres templates need their public images"
+    pods_log "warning: the local images could not be built; the templates need their public images"
   fi
 else
   step "templates use their public images (PODS_LOCAL_IMAGES=${PODS_LOCAL_IMAGES:-auto})"
@@ -220,7 +221,7 @@ show_local_tags() {
 }
 local_tags=""
 if [ -n "$local_templates" ]; then
-  step "templates served by local images (built from Debian packages by ops/images/build-db-images.sh; $local_reason)"
+  step "templates served by local images (built from Debian packages, Maven Central and PyPI by ops/images/build-template-images.sh; $local_reason)"
   local_tags=$(show_local_tags)
   printf '%s\n' "$local_tags"
 fi

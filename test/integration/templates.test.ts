@@ -44,7 +44,7 @@ describe('templates', () => {
     const list = await call(ALICE, 'GET', '/v3/pods/templates');
     assert.equal(list.status, 200);
     const ids = list.body.result.map((t: { template_id: string }) => t.template_id);
-    for (const id of ['jupyter', 'mariadb', 'mongodb', 'neo4j', 'postgres', 'redis']) assert.ok(ids.includes(id));
+    for (const id of ['jupyter', 'mariadb', 'neo4j', 'postgres', 'redis']) assert.ok(ids.includes(id));
     const tags = await call(ALICE, 'GET', '/v3/pods/templates/redis/tags');
     assert.deepEqual(tags.body.result.map((t: { tag: string }) => t.tag), ['7', 'latest'], 'a second start added no version');
     assert.match(tags.body.result[0].tag_timestamp, /^7@\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d$/);

@@ -77,7 +77,11 @@ export class CoordinatorLink {
     this.handlers.serve?.(peer);
     ws.on('open', () => void this.onOpen(peer, ws));
     ws.on('unexpected-response', (_req, res) => {
-      this.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'coordinator refused the node token' : 'coordinator refused the link');
+      const why: Record<number, string> = {
+        401: 'coordinator refused the node token',
+        409: 'coordinator says this node is already connected (another agent with this node id, or a link not yet timed out)',
+      };
+      this.log.error({ status: res.statusCode }, why[res.statusCode ?? 0] ?? 'coordinator refused the link');
       ws.terminate();
     });
     ws.on('error', (err) => this.log.warn({ err: err.message }, 'coordinator link error'));

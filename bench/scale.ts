@@ -59,7 +59,8 @@ async function runAgents(): Promise<void> {
   const startAgent = (nodeId: string) => {
     const config = loadAgentConfig({
       PODS_COORDINATOR_URL: env.SCALE_COORDINATOR_URL,
-      PODS_NODE_TOKEN: env.SCALE_NODE_TOKEN,
+      // Each node has a token of its own, bound to its id.
+      PODS_NODE_TOKEN: `${env.SCALE_NODE_TOKEN}-${nodeId}`,
       PODS_NODE_ID: nodeId,
       PODS_LOG_RING_BYTES: '1024',
     });
@@ -213,7 +214,7 @@ async function bench(): Promise<void> {
       PODS_REDIS_PREFIX: redisPrefix,
       PODS_TENANT: tenant,
       PODS_ADMIN_TOKEN: adminToken,
-      PODS_NODE_TOKENS: nodeToken,
+      PODS_NODE_TOKENS: nodeIds.map((n) => `${n}=${nodeToken}-${n}`).join(','),
       PODS_LOG_LEVEL: process.env.PODS_LOG_LEVEL ?? 'info',
       // The production default (1 s) unless BENCH_RECONCILE_INTERVAL_MS says otherwise (to see what the sweep costs).
       ...(process.env.BENCH_RECONCILE_INTERVAL_MS ? { PODS_RECONCILE_INTERVAL_MS: process.env.BENCH_RECONCILE_INTERVAL_MS } : {}),

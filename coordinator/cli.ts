@@ -8,10 +8,11 @@
 //   tenant add <tenant_id> <base_url>
 //   tenant list
 //   node list | node cordon|uncordon|drain <node_id>
-//   node token add [--node NODE_ID] | node token list | node token revoke <token_id>
+//   node token add --node NODE_ID | node token list | node token revoke <token_id>
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { connectRedis } from './store/redis.js';
+import { NodeId } from '../shared/protocol.js';
 import { Username } from './store/users.js';
 import { openStores } from './stores.js';
 
@@ -30,7 +31,7 @@ function usage(): never {
   console.error(
     'usage: pods user add <username> [--tenant T] [--admin] [--site-admin] | user passwd|disable|enable|delete <username> [--tenant T]\n' +
       '       pods user list [--tenant T] | tenant add <id> <base_url> | tenant list\n' +
-      '       pods node list | node cordon|uncordon|drain <node_id> | node token add [--node ID] | node token list | node token revoke <token_id>',
+      '       pods node list | node cordon|uncordon|drain <node_id> | node token add --node ID | node token list | node token revoke <token_id>',
   );
   process.exit(2);
 }
@@ -87,18 +88,20 @@ async function main(): Promise<void> {
       const nodeId = rest[0];
       if (!nodeId || !(await s.nodes.get(nodeId))) throw new Error(`node "${nodeId ?? ''}" was not found`);
       const cur = await s.nodes.admin(nodeId);
-      await s.nodes.setAdmin(nodeId, verb === 'cordon' ? { ...cur, cordoned: true } : verb === 'drain' ? { cordoned: true, draining: true } : { cordoned: false, draining: false });
+      await s.nodes.setAdmin(nodeId, verb === 'cordon' ? { ...cur, cordoned: true } : verb === 'drain' ? { ...cur, cordoned: true, draining: true } : { ...cur, cordoned: false, draining: false });
       console.log(`node ${nodeId}: ${verb} done (the coordinator acts on it within a second)`);
     } else if (what === 'node' && verb === 'token') {
       const [action, arg] = rest;
       if (action === 'add') {
-        const { record, token } = await s.nodes.issueToken(flag(rest, '--node') ?? null, 'cli');
-        console.log(`token ${record.token_id}${record.node_id ? ` for node ${record.node_id}` : ''} (shown only now):\n${token}`);
+        const nodeId = NodeId.safeParse(flag(rest, '--node'));
+        if (!nodeId.success) throw new Error(`--node: a node token is bound to one node id; ${nodeId.error.issues[0]?.message}`);
+        const { record, token } = await s.nodes.issueToken(nodeId.data, 'cli');
+        console.log(`token ${record.token_id} for node ${record.node_id} (shown only now):\n${token}`);
       } else if (action === 'list') {
         for (const t of await s.nodes.tokens()) console.log(`${t.token_id}\t${t.node_id ?? '(any node)'}\t${t.created}\t${t.created_by}`);
       } else if (action === 'revoke' && arg) {
         if (!(await s.nodes.revokeToken(arg))) throw new Error(`node token "${arg}" was not found`);
-        console.log(`token ${arg} revoked; its agents are cut off at their next heartbeat`);
+        console.log(`token ${arg} revoked; its agent is cut off now`);
       } else usage();
     } else usage();
   } finally {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { NodeId } from './protocol.js';
 
 // One schema per process, parsed explicitly by loadXConfig(env) and passed down.
 // Nothing here reads process.env at import time.
@@ -35,7 +36,19 @@ export const CoordinatorConfig = z
     adminUser: z.string().min(1).default('admin'),
     adminToken: z.string().min(16, 'PODS_ADMIN_TOKEN must be at least 16 characters'),
     extraTokens: z.array(StaticToken).default([]),
-    nodeTokens: csv.pipe(z.array(z.string().min(16, 'each PODS_NODE_TOKENS entry must be at least 16 characters')).min(1, 'PODS_NODE_TOKENS must name at least one node token')),
+    /** NODE_ID=TOKEN entries: each token admits one node, under that id only (tokens issued through the API are bound the same way). */
+    nodeTokens: csv
+      .pipe(z.array(z.string().regex(/^[^=]+=.+$/, 'PODS_NODE_TOKENS entries are NODE_ID=TOKEN: each node token is bound to one node id')))
+      .transform((xs) => xs.map((x) => ({ nodeId: x.slice(0, x.indexOf('=')), token: x.slice(x.indexOf('=') + 1) })))
+      .pipe(z.array(z.object({ nodeId: NodeId, token: z.string().min(16, 'each PODS_NODE_TOKENS token must be at least 16 characters') })))
+      .default([]),
+    /** The most capacity a node may claim, unless a site admin sets its own limits for it. */
+    nodeMaxCpuMilli: z.coerce.number().int().min(1).default(256_000),
+    nodeMaxMemoryMb: z.coerce.number().int().min(1).default(1_048_576),
+    /** Where hosts' Caddy endpoints may be (CIDRs): an agent announcing another address is refused. */
+    nodeNetworks: csv
+      .pipe(z.array(z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, 'PODS_NODE_NETWORKS entries are CIDRs such as 10.0.0.0/8')))
+      .default(['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '::1/128', 'fc00::/7']),
     minTimeToStopS: z.coerce.number().int().min(1).default(300),
     /** The port users reach the shared TLS listener on (443 behind an edge; shown in TCP URLs when not 443). */
     publicTlsPort: z.coerce.number().int().min(1).max(65535).default(443),
@@ -78,6 +91,10 @@ export const CoordinatorConfig = z
     loginConcurrentHashes: z.coerce.number().int().min(1).default(2),
   })
   .superRefine((c, ctx) => {
+    const nodeTokens = c.nodeTokens.map((t) => t.token);
+    if (new Set(nodeTokens).size !== nodeTokens.length) ctx.addIssue({ code: 'custom', path: ['nodeTokens'], message: 'PODS_NODE_TOKENS must give each node its own token' });
+    const nodeIds = c.nodeTokens.map((t) => t.nodeId);
+    if (new Set(nodeIds).size !== nodeIds.length) ctx.addIssue({ code: 'custom', path: ['nodeTokens'], message: 'PODS_NODE_TOKENS names a node id twice' });
     if (c.extraTokens.some((t) => t.token === c.adminToken)) {
       ctx.addIssue({ code: 'custom', path: ['extraTokens'], message: 'PODS_EXTRA_TOKENS must not reuse PODS_ADMIN_TOKEN' });
     }
@@ -87,7 +104,7 @@ export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
 export const AgentConfig = z.object({
   coordinatorUrl: z.string().regex(/^wss?:\/\//, 'PODS_COORDINATOR_URL must start with ws:// or wss://'),
   nodeToken: z.string().min(16, 'PODS_NODE_TOKEN must be at least 16 characters'),
-  nodeId: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'PODS_NODE_ID must be lowercase letters, digits, dots and dashes'),
+  nodeId: NodeId,
   dockerSocket: z.string().default('/var/run/docker.sock'),
   caddyAdminUrl: z.string().url().default('http://127.0.0.1:2019'),
   caddyHttpListen: z.string().default('127.0.0.1:8080'),
@@ -151,6 +168,9 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     adminToken: env.PODS_ADMIN_TOKEN,
     extraTokens: parseJson('PODS_EXTRA_TOKENS', env.PODS_EXTRA_TOKENS),
     nodeTokens: env.PODS_NODE_TOKENS,
+    nodeMaxCpuMilli: env.PODS_NODE_MAX_CPU_MILLI,
+    nodeMaxMemoryMb: env.PODS_NODE_MAX_MEMORY_MB,
+    nodeNetworks: env.PODS_NODE_NETWORKS,
     minTimeToStopS: env.PODS_MIN_TIME_TO_STOP_S,
     tcpPortRange: env.PODS_TCP_PORT_RANGE,
     publicTlsPort: env.PODS_PUBLIC_TLS_PORT,

@@ -69,8 +69,11 @@ export const Capacity = z.object({ cpuMilli: z.number().int().min(0), memoryMb: 
 export type Capacity = z.infer<typeof Capacity>;
 
 // ---- agent -> coordinator
+/** A node id: a host name's shape, so it can appear in labels, keys and paths as it is. */
+export const NodeId = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'node ids are 1-63 lowercase letters, digits, dots and dashes, starting with a letter or digit');
+
 export const Hello = z.object({
-  nodeId: z.string().min(1).max(128),
+  nodeId: NodeId,
   agentVersion: z.string(),
   dockerVersion: z.string(),
   capacity: Capacity,

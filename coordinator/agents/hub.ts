@@ -1,6 +1,8 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { BlockList, isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
@@ -30,13 +32,30 @@ interface Link {
   alive: boolean;
   /** The issued node token this link authenticated with (null: a token from config). */
   tokenId: string | null;
+  /** This link's name on the node's lease in Redis ("coordinator/link"). */
+  holder: string;
 }
 
-/** Who a node token says the agent is, once checked. */
+/** Who a node token says the agent is, once checked: every token is bound to one node id. */
 interface Admission {
   tokenId: string | null;
-  /** An issued token may be bound to one node id. */
-  nodeId: string | null;
+  nodeId: string;
+  holder: string;
+}
+
+/** Why an agent was turned away at the door, as an HTTP status line and a log line. */
+class Refusal extends Error {
+  constructor(readonly status: string, message: string) {
+    super(message);
+  }
+}
+
+/** The parts of IP:PORT (or [IPv6]:PORT), or null. */
+function hostPort(s: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-f:]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/i.exec(s);
+  if (!m) return null;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 ? { host: (m[1] ?? m[2])!, port } : null;
 }
 
 const PHASE_LINES: Record<string, string> = {
@@ -58,13 +77,34 @@ export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_FRAME_BYTES });
   private readonly links = new Map<string, Link>();
   private pingTimer: NodeJS.Timeout | null = null;
+  private stopWatching: (() => Promise<void>) | null = null;
+  /** This coordinator's name on node link leases: the same across its restarts, apart from any other coordinator's. */
+  private readonly instance: string;
+  private serial = 0;
+  private readonly networks = new BlockList();
 
-  constructor(private readonly deps: HubDeps) {}
+  constructor(private readonly deps: HubDeps) {
+    this.instance = `${hostname()}:${deps.config.listenHost}:${deps.config.listenPort}/${randomBytes(4).toString('hex')}`;
+    for (const cidr of deps.config.nodeNetworks) {
+      const [net, bits] = cidr.split('/') as [string, string];
+      this.networks.addSubnet(net, Number(bits), isIP(net) === 6 ? 'ipv6' : 'ipv4');
+    }
+  }
+
+  /** A link's lease lapses when its coordinator has not renewed it for three pings. */
+  private get leaseMs(): number {
+    return 3 * this.deps.config.agentPingMs;
+  }
 
   attach(server: Server): void {
     server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.pingTimer = setInterval(() => this.pingAll(), this.deps.config.agentPingMs);
     this.pingTimer.unref();
+    // A token revoked through any coordinator (or the CLI) cuts its links here at once.
+    this.deps.nodes.watchRevocations((tokenId) => this.revokeLinks(tokenId)).then(
+      (stop) => (this.stopWatching = stop),
+      (err) => this.deps.log.error({ err: (err as Error).message }, 'cannot watch node token revocations'),
+    );
   }
 
   isConnected(nodeId: string): boolean {
@@ -92,6 +132,7 @@ export class AgentHub {
 
   close(): void {
     if (this.pingTimer) clearInterval(this.pingTimer);
+    void this.stopWatching?.();
     for (const l of this.links.values()) l.ws.terminate();
     this.wss.close();
   }
@@ -102,18 +143,50 @@ export class AgentHub {
     return link;
   }
 
-  /** A token from config, or one issued by an admin and not revoked; null when neither. */
-  private async admit(req: IncomingMessage): Promise<Admission | null> {
+  /**
+   * Let an agent in: a token from config or one issued by an admin and not revoked, each
+   * bound to one node id, and no live link for that node here or on another coordinator.
+   */
+  private async admit(req: IncomingMessage): Promise<Admission> {
     const presented = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
-    if (!presented) return null;
+    if (!presented) throw new Refusal('401 Unauthorized', 'no node token');
     const p = Buffer.from(presented);
-    const fromConfig = this.deps.config.nodeTokens.some((t) => {
-      const b = Buffer.from(t);
+    const fromConfig = this.deps.config.nodeTokens.find((t) => {
+      const b = Buffer.from(t.token);
       return b.length === p.length && timingSafeEqual(b, p);
     });
-    if (fromConfig) return { tokenId: null, nodeId: null };
-    const issued = await this.deps.nodes.findToken(presented);
-    return issued ? { tokenId: issued.token_id, nodeId: issued.node_id } : null;
+    let tokenId: string | null = null;
+    let nodeId: string;
+    if (fromConfig) {
+      nodeId = fromConfig.nodeId;
+    } else {
+      const issued = await this.deps.nodes.findToken(presented);
+      if (!issued) throw new Refusal('401 Unauthorized', 'bad node token');
+      if (!issued.node_id) throw new Refusal('401 Unauthorized', `node token ${issued.token_id} is bound to no node; issue one for the node`);
+      tokenId = issued.token_id;
+      nodeId = issued.node_id;
+    }
+    const local = this.links.get(nodeId);
+    if (local?.peer.open) {
+      this.checkAlive(nodeId, local);
+      throw new Refusal('409 Conflict', `node ${nodeId} is already connected here`);
+    }
+    const holder = `${this.instance}/${++this.serial}`;
+    const other = await this.deps.nodes.leaseLink(nodeId, holder, this.leaseMs, true);
+    if (other) throw new Refusal('409 Conflict', `node ${nodeId} is already connected (${other})`);
+    return { tokenId, nodeId, holder };
+  }
+
+  /** A second agent says it is a node that has a link: make sure the first one still answers. */
+  private checkAlive(nodeId: string, link: Link): void {
+    link.alive = false;
+    link.ws.ping();
+    setTimeout(() => {
+      if (!link.alive && this.links.get(nodeId) === link) {
+        this.deps.log.warn({ nodeId }, 'agent did not answer a ping; closing its link');
+        link.ws.terminate();
+      }
+    }, Math.min(2000, this.deps.config.agentPingMs)).unref();
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -123,17 +196,11 @@ export class AgentHub {
       return;
     }
     this.admit(req).then(
-      (admission) => {
-        if (!admission) {
-          this.deps.log.warn({ remote: req.socket.remoteAddress }, 'agent refused: bad node token');
-          socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-          return;
-        }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, admission));
-      },
+      (admission) => this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, admission)),
       (err) => {
-        this.deps.log.error({ err: (err as Error).message }, 'cannot check a node token');
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        const status = err instanceof Refusal ? err.status : '503 Service Unavailable';
+        this.deps.log.warn({ remote: req.socket.remoteAddress, err: (err as Error).message }, 'agent refused');
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       },
     );
   }
@@ -160,18 +227,25 @@ export class AgentHub {
       if (!nodeId) throw Object.assign(new Error('send hello first'), { code: 'PROTO_NO_HELLO' });
       return nodeId;
     };
+    const refuse = (code: number, message: string) => {
+      log.warn({ nodeId: admission.nodeId, err: message }, 'agent hello refused');
+      setImmediate(() => ws.close(code, message.slice(0, 120)));
+      return Object.assign(new Error(message), { code: 'PROTO_BAD_PAYLOAD' });
+    };
     peer.on('hello', async (hello) => {
-      if (admission.nodeId && admission.nodeId !== hello.nodeId) {
-        setImmediate(() => ws.close(4003, 'node token is for another node'));
-        throw Object.assign(new Error(`this node token is for node ${admission.nodeId}, not ${hello.nodeId}`), { code: 'NODE_TOKEN_MISMATCH' });
-      }
+      if (nodeId) throw refuse(4002, 'hello was already said on this link');
+      if (admission.nodeId !== hello.nodeId) throw refuse(4003, `this node token is for node ${admission.nodeId}, not ${hello.nodeId}`);
+      const bad = hello.endpoints && this.badEndpoints(hello.endpoints);
+      if (bad) throw refuse(4004, bad);
+      if (this.links.get(hello.nodeId)?.peer.open) throw refuse(4009, `node ${hello.nodeId} is already connected here`);
       nodeId = hello.nodeId;
-      const old = this.links.get(nodeId);
-      if (old && old.ws !== ws) old.ws.terminate();
-      const link: Link = { peer, ws, capacity: hello.capacity, alive: true, tokenId: admission.tokenId };
+      const link: Link = { peer, ws, capacity: await this.capped(nodeId, hello.capacity), alive: true, tokenId: admission.tokenId, holder: admission.holder };
       this.links.set(nodeId, link);
-      ws.on('pong', () => (link.alive = true));
-      return reply('sync', { assignments: await this.onHello(hello) });
+      ws.on('pong', () => {
+        link.alive = true;
+        void this.renew(nodeId!, link);
+      });
+      return reply('sync', { assignments: await this.onHello(hello, link.capacity) });
     });
     peer.on('heartbeat', async (hb) => {
       const id = requireHello();
@@ -181,8 +255,11 @@ export class AgentHub {
         this.revokeLinks(link.tokenId);
         return;
       }
+      if (!link || !(await this.renew(id, link))) return;
+      // Limits a site admin changed take effect by the next heartbeat.
       const rec = await this.deps.nodes.get(id);
-      if (rec) await this.deps.nodes.put({ ...rec, lastHeartbeat: new Date().toISOString(), running: hb.running, disconnectedAt: null });
+      if (rec) link.capacity = await this.capped(id, rec.reported ?? rec.capacity);
+      if (rec) await this.deps.nodes.put({ ...rec, capacity: link.capacity, lastHeartbeat: new Date().toISOString(), running: hb.running, disconnectedAt: null });
     });
     peer.on('pod_status', async ({ tenant, podId, observed }) => {
       const id = requireHello();
@@ -194,6 +271,7 @@ export class AgentHub {
       await this.deps.pods.appendLogs(id, l.tenant, l.podId, l.uid, l.generation, l.chunk, l.reset, this.deps.config.logMaxBytes);
     });
     ws.on('close', () => {
+      void this.deps.nodes.releaseLink(admission.nodeId, admission.holder).catch(() => undefined);
       if (nodeId && this.links.get(nodeId)?.ws === ws) {
         this.links.delete(nodeId);
         log.warn({ nodeId }, 'agent disconnected');
@@ -207,12 +285,46 @@ export class AgentHub {
     ws.on('error', (err) => log.warn({ err: err.message, nodeId }, 'agent link error'));
   }
 
-  private async onHello(hello: Hello): Promise<Assignment[]> {
+  /** What a node may be given: what it reports, within its own limits or the site's ceiling. */
+  private async capped(nodeId: string, reported: Capacity): Promise<Capacity> {
+    const { config, nodes } = this.deps;
+    const admin = await nodes.admin(nodeId);
+    return {
+      cpuMilli: Math.min(reported.cpuMilli, admin.max_cpu_milli ?? config.nodeMaxCpuMilli),
+      memoryMb: Math.min(reported.memoryMb, admin.max_memory_mb ?? config.nodeMaxMemoryMb),
+    };
+  }
+
+  /** Why the edge may not route to these endpoints (not IP:PORT in the site's networks), or null. */
+  private badEndpoints(ep: { http: string; tls: string; tcpHost: string }): string | null {
+    for (const [name, value] of [['http', ep.http], ['tls', ep.tls], ['tcpHost', `${ep.tcpHost}:1`]] as const) {
+      const hp = hostPort(value);
+      if (!hp) return `endpoint ${name} "${value.slice(0, 64)}" is not an IP address and port`;
+      if (!this.networks.check(hp.host, isIP(hp.host) === 6 ? 'ipv6' : 'ipv4')) return `endpoint ${name} ${hp.host} is outside PODS_NODE_NETWORKS`;
+    }
+    return null;
+  }
+
+  /** Keep holding the node's lease; a link that lost it (another coordinator has the node) is closed. */
+  private async renew(nodeId: string, link: Link): Promise<boolean> {
+    try {
+      const other = await this.deps.nodes.leaseLink(nodeId, link.holder, this.leaseMs, false);
+      if (!other) return true;
+      this.deps.log.warn({ nodeId, other }, 'lost the lease on this node link; closing it');
+      link.ws.close(4009, 'another link speaks for this node');
+      return false;
+    } catch {
+      return true; // Redis away: keep the link; the lease is checked again at the next ping.
+    }
+  }
+
+  private async onHello(hello: Hello, capacity: Capacity): Promise<Assignment[]> {
     const { nodes, log } = this.deps;
     const now = new Date().toISOString();
     await nodes.put({
       nodeId: hello.nodeId,
-      capacity: hello.capacity,
+      capacity,
+      reported: hello.capacity,
       dockerVersion: hello.dockerVersion,
       agentVersion: hello.agentVersion,
       connectedAt: now,

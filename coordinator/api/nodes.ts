@@ -1,9 +1,10 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
-import { notFound } from '../../shared/errors.js';
+import { badRequest, notFound } from '../../shared/errors.js';
 import type { Scheduler } from '../scheduler.js';
-import type { NodeStore } from '../store/nodes.js';
+import { NodeId } from '../../shared/protocol.js';
+import type { NodeAdmin, NodeStore } from '../store/nodes.js';
 import { requireSiteAdmin } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
@@ -19,7 +20,12 @@ export interface NodesDeps {
   kickAll: () => void;
 }
 
-const NewNodeToken = z.strictObject({ node_id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).max(128).nullable().default(null) });
+const NewNodeToken = z.strictObject({ node_id: NodeId });
+
+const NodeLimits = z.strictObject({
+  cpu_milli: z.number().int().min(0).nullable().optional(),
+  memory_mb: z.number().int().min(0).nullable().optional(),
+});
 
 /** Site administration of Docker hosts (our extension): nodes, cordon, drain, node tokens. */
 export function nodesRouter(deps: NodesDeps): Router {
@@ -39,6 +45,12 @@ export function nodesRouter(deps: NodesDeps): Router {
       cordoned: admin.cordoned,
       draining: admin.draining,
       capacity: { cpu_milli: rec.capacity.cpuMilli, memory_mb: rec.capacity.memoryMb },
+      reported_capacity: rec.reported ? { cpu_milli: rec.reported.cpuMilli, memory_mb: rec.reported.memoryMb } : null,
+      limits: {
+        cpu_milli: admin.max_cpu_milli ?? config.nodeMaxCpuMilli,
+        memory_mb: admin.max_memory_mb ?? config.nodeMaxMemoryMb,
+        set_for_node: admin.max_cpu_milli !== null || admin.max_memory_mb !== null,
+      },
       usage: { cpu_milli: usage.cpuMilli, memory_mb: usage.memoryMb, pods: usage.pods },
       running_containers: rec.running,
       last_heartbeat: rec.lastHeartbeat,
@@ -62,7 +74,7 @@ export function nodesRouter(deps: NodesDeps): Router {
     ok(ctx, v, 'Node retrieved successfully.');
   });
 
-  const change = (verb: string, next: (cur: { cordoned: boolean; draining: boolean }) => { cordoned: boolean; draining: boolean }) =>
+  const change = (verb: string, next: (cur: NodeAdmin) => NodeAdmin) =>
     router.post(`/v3/admin/nodes/:node_id/${verb}`, async (ctx) => {
       requireSiteAdmin(ctx, `${verb} nodes`);
       const nodeId = ctx.params.node_id!;
@@ -73,8 +85,26 @@ export function nodesRouter(deps: NodesDeps): Router {
     });
   // cordon: no new pods; drain: cordon and move every pod off; uncordon: take pods again.
   change('cordon', (c) => ({ ...c, cordoned: true }));
-  change('drain', () => ({ cordoned: true, draining: true }));
-  change('uncordon', () => ({ cordoned: false, draining: false }));
+  change('drain', (c) => ({ ...c, cordoned: true, draining: true }));
+  change('uncordon', (c) => ({ ...c, cordoned: false, draining: false }));
+
+  // The most a node may claim (null: the site's ceiling); a node may be limited before it first connects.
+  router.put('/v3/admin/nodes/:node_id/limits', async (ctx) => {
+    requireSiteAdmin(ctx, 'limit nodes');
+    const parsed = NodeId.safeParse(ctx.params.node_id);
+    if (!parsed.success) throw badRequest(`node_id: ${parsed.error.issues[0]?.message}`);
+    const nodeId = parsed.data;
+    const body = validate(NodeLimits, await readJson(ctx, config.maxBodyBytes));
+    const cur = await nodes.admin(nodeId);
+    await nodes.setAdmin(nodeId, {
+      ...cur,
+      ...(body.cpu_milli !== undefined ? { max_cpu_milli: body.cpu_milli } : {}),
+      ...(body.memory_mb !== undefined ? { max_memory_mb: body.memory_mb } : {}),
+    });
+    deps.kickAll();
+    const v = await view(nodeId);
+    ok(ctx, v ?? { node_id: nodeId, limits: await nodes.admin(nodeId) }, 'Node limits set; a connected node has them by its next heartbeat.');
+  });
 
   router.get('/v3/admin/node-tokens', async (ctx) => {
     requireSiteAdmin(ctx, 'list node tokens');

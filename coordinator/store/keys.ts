@@ -37,10 +37,14 @@ export class Keys {
   templatePerms(id: string) { return `${this.prefix}template-perms:${id}`; }
   /** Hash port -> "tenant/podId/netName": dedicated TCP ports in use. */
   tcpPorts() { return `${this.prefix}tcp-ports`; }
-  /** Hash nodeId -> JSON {cordoned, draining}: what admins want of a node. */
+  /** Hash nodeId -> JSON {cordoned, draining, max_cpu_milli, max_memory_mb}: what admins want of a node. */
   nodeAdmin() { return `${this.prefix}node-admin`; }
   /** Hash token id -> JSON {sha256 of the token, node id, when, who}: node tokens issued by admins. */
   nodeTokens() { return `${this.prefix}node-tokens`; }
+  /** String with a TTL: which coordinator link speaks for a node now ("coordinator/run/link"). */
+  nodeLink(nodeId: string) { return `${this.prefix}node:${nodeId}:link`; }
+  /** Pub/sub channel: ids of node tokens just revoked, so every coordinator cuts their links at once. */
+  nodeTokenRevoked() { return `${this.prefix}node-token-revoked`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
   /** String: JSON record of one volume or snapshot. */

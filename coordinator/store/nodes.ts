@@ -4,10 +4,14 @@ import { Area } from '../../shared/storage.js';
 import { Capacity } from '../../shared/protocol.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
+import { NODE_LINK_LEASE, NODE_LINK_RELEASE } from './scripts.js';
 
 export const NodeRecord = z.object({
   nodeId: z.string(),
+  /** What the scheduler may use: the capacity the agent reported, capped by the node's limits. */
   capacity: Capacity,
+  /** What the agent said it has. */
+  reported: Capacity.optional(),
   dockerVersion: z.string(),
   agentVersion: z.string(),
   connectedAt: z.string(),
@@ -19,7 +23,13 @@ export const NodeRecord = z.object({
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
-export const NodeAdmin = z.object({ cordoned: z.boolean().default(false), draining: z.boolean().default(false) });
+export const NodeAdmin = z.object({
+  cordoned: z.boolean().default(false),
+  draining: z.boolean().default(false),
+  /** A site admin's limits for this node; null: the site-wide ceiling. */
+  max_cpu_milli: z.number().int().min(0).nullable().default(null),
+  max_memory_mb: z.number().int().min(0).nullable().default(null),
+});
 export type NodeAdmin = z.infer<typeof NodeAdmin>;
 
 export const NodeToken = z.object({ token_id: z.string(), sha256: z.string(), node_id: z.string().nullable(), created: z.string(), created_by: z.string() });
@@ -60,8 +70,38 @@ export class NodeStore {
     await this.redis.hSet(this.keys.nodeAdmin(), nodeId, JSON.stringify(admin));
   }
 
+  /**
+   * Hold (take = true) or keep holding the lease on a node's link ("coordinator/run/link");
+   * "" when the caller holds it now, else who does. A lease not renewed within ttlMs lapses
+   * (its coordinator died); a restarted coordinator takes over its own at once.
+   */
+  async leaseLink(nodeId: string, holder: string, ttlMs: number, take: boolean): Promise<string> {
+    const coordinator = holder.split('/')[0]!;
+    return String(await this.redis.eval(NODE_LINK_LEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder, String(ttlMs), take ? '1' : '0', coordinator] }));
+  }
+
+  async releaseLink(nodeId: string, holder: string): Promise<void> {
+    await this.redis.eval(NODE_LINK_RELEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder] });
+  }
+
+  /** Tell every coordinator a node token was revoked (they cut its links at once). */
+  async announceRevoked(tokenId: string): Promise<void> {
+    await this.redis.publish(this.keys.nodeTokenRevoked(), tokenId);
+  }
+
+  /** Call `onRevoked` with each token id revoked anywhere, until the returned stop is called. */
+  async watchRevocations(onRevoked: (tokenId: string) => void): Promise<() => Promise<void>> {
+    const sub = this.redis.duplicate();
+    sub.on('error', () => undefined);
+    await sub.connect();
+    await sub.subscribe(this.keys.nodeTokenRevoked(), (tokenId) => onRevoked(tokenId));
+    return async () => {
+      await sub.quit().catch(() => undefined);
+    };
+  }
+
   /** Issue a node token; the secret is returned once and only its digest is kept. */
-  async issueToken(nodeId: string | null, by: string): Promise<{ record: NodeToken; token: string }> {
+  async issueToken(nodeId: string, by: string): Promise<{ record: NodeToken; token: string }> {
     const token = `pods-node-${randomBytes(24).toString('base64url')}`;
     const record: NodeToken = { token_id: randomBytes(6).toString('hex'), sha256: tokenDigest(token), node_id: nodeId, created: new Date().toISOString(), created_by: by };
     await this.redis.hSet(this.keys.nodeTokens(), record.token_id, JSON.stringify(record));
@@ -80,8 +120,11 @@ export class NodeStore {
     return (await this.redis.hExists(this.keys.nodeTokens(), tokenId)) === 1;
   }
 
+  /** Revoke a token and tell every coordinator; false when there was none. */
   async revokeToken(tokenId: string): Promise<boolean> {
-    return (await this.redis.hDel(this.keys.nodeTokens(), tokenId)) === 1;
+    if ((await this.redis.hDel(this.keys.nodeTokens(), tokenId)) !== 1) return false;
+    await this.announceRevoked(tokenId);
+    return true;
   }
 
   /** The issued token with this secret, if any (config tokens are checked by the hub). */

@@ -303,3 +303,28 @@ if cur == false then return -1 end
 if cur ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1`;
+
+/**
+ * Take or renew the lease on a node's link for one holder (a coordinator's link), named
+ * "coordinator/run/link". Taking also succeeds over a lease of the same coordinator's: it has
+ * no link for the node now, so that lease is left from before it restarted.
+ * KEYS[1] lease string
+ * ARGV[1] holder, ARGV[2] ttl ms, ARGV[3] "1" to take it when free, "0" to renew only, ARGV[4] the coordinator
+ * Returns "" when held by the caller now, else the other holder (or "gone" when a renewal found none).
+ */
+export const NODE_LINK_LEASE = `
+local cur = redis.call('GET', KEYS[1])
+local mine = ARGV[3] == '1' and cur and string.sub(cur, 1, string.len(ARGV[4]) + 1) == ARGV[4] .. '/'
+if cur and cur ~= ARGV[1] and not mine then return cur end
+if not cur and ARGV[3] ~= '1' then return 'gone' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return ''`;
+
+/**
+ * Give up a node link's lease if the caller still holds it.
+ * KEYS[1] lease string
+ * ARGV[1] holder
+ */
+export const NODE_LINK_RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`;

@@ -560,7 +560,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       PODS_TENANT: c.tenant,
       PODS_BASE_DOMAIN: c.baseDomain,
       PODS_ADMIN_TOKEN: c.adminToken,
-      PODS_NODE_TOKENS: c.nodeTokens.join(','),
+      PODS_NODE_TOKENS: c.hosts.map((h) => `${h.nodeId}=${c.nodeTokens[h.k - 1]}`).join(','),
       PODS_MIN_TIME_TO_STOP_S: '2',
       PODS_RECONCILE_INTERVAL_MS: '250',
       PODS_AGENT_PING_MS: '1000',

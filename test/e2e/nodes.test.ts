@@ -166,7 +166,7 @@ describe('many hosts', { skip: skipWithoutCaddy() }, () => {
   test('the CLI issues and revokes node tokens too; a CLI revocation cuts the link at the next heartbeat', async () => {
     const cli = (...args: string[]) =>
       spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), ...args], {
-        env: { ...process.env, PODS_ADMIN_TOKEN: s.adminToken, PODS_NODE_TOKENS: 'x'.repeat(20), PODS_REDIS_URL: s.redis.url, PODS_REDIS_PREFIX: s.redisPrefix },
+        env: { ...process.env, PODS_ADMIN_TOKEN: s.adminToken, PODS_NODE_TOKENS: `n1=${'x'.repeat(20)}`, PODS_REDIS_URL: s.redis.url, PODS_REDIS_PREFIX: s.redisPrefix },
         encoding: 'utf8',
       });
     const add = cli('node', 'token', 'add', '--node', `${s.nodeId}-d`);

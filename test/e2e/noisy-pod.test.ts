@@ -54,9 +54,11 @@ describe('a pod that floods its log', { skip: skipWithoutCaddy() }, () => {
     const during = await sample(s, 60);
     console.log(`GET /v3/pods of another user: p50 ${pct(baseline, 50).toFixed(1)} ms, p95 ${pct(baseline, 95).toFixed(1)} ms alone; ` +
       `p50 ${pct(during, 50).toFixed(1)} ms, p95 ${pct(during, 95).toFixed(1)} ms, max ${during.at(-1)!.toFixed(1)} ms beside the flood`);
-    // Bounded, not timed: before the fix these were 1.2-2.5 s each.
-    assert.ok(pct(during, 50) < pct(baseline, 50) + 25, `p50 ${pct(during, 50)} ms beside the flood vs ${pct(baseline, 50)} ms alone`);
+    // Bounded, not timed: before the fix one run measured p50 22 ms against 1.9 ms alone, and a
+    // call that took 25.7 s (the issue saw 1.2-2.5 s for every call).
+    assert.ok(pct(during, 50) < pct(baseline, 50) + 10, `p50 ${pct(during, 50)} ms beside the flood vs ${pct(baseline, 50)} ms alone`);
     assert.ok(pct(during, 95) < pct(baseline, 95) + 100, `p95 ${pct(during, 95)} ms beside the flood vs ${pct(baseline, 95)} ms alone`);
+    assert.ok(during.at(-1)! < 1000, `the slowest call took ${during.at(-1)} ms`);
 
     // Past the rate, output is dropped on the agent and the log says so.
     const logs = await waitFor('a drop notice in the log', async () => {

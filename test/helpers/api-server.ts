@@ -25,7 +25,7 @@ export async function startApiServer(
   opts: { port?: number; kick?: (tenant: string, podId: string) => void; prepare?: (stores: Stores, log: Logger) => Promise<void> } = {},
 ): Promise<ApiServer> {
   const redis = await startRedis();
-  const config = loadCoordinatorConfig({ PODS_NODE_TOKENS: 'node-token-0123456789abcdef', ...env, PODS_REDIS_URL: redis.url });
+  const config = loadCoordinatorConfig({ PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', ...env, PODS_REDIS_URL: redis.url });
   const log = createLogger('test', 'silent');
   const client = await connectRedis(redis.url, log);
   const stores = await openStores(client, config);

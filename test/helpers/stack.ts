@@ -90,7 +90,7 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       { token: userToken, tenant, username: 'alice' },
       { token: otherTenantToken, tenant: `o${id}`, username: 'mallory' },
     ]),
-    PODS_NODE_TOKENS: nodeToken,
+    PODS_NODE_TOKENS: `${nodeId}=${nodeToken}`,
     PODS_MIN_TIME_TO_STOP_S: '2',
     PODS_RECONCILE_INTERVAL_MS: '250',
     PODS_AGENT_PING_MS: '1000',
@@ -188,7 +188,14 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
     async addAgent(suffix, o = {}) {
       const id = `${nodeId}-${suffix}`;
       const c = await startCaddy();
-      const a = agentProc(id, c, o.token ?? nodeToken, {}, o.coordinatorPort);
+      // A node token is bound to one node: issue this node its own, as a site admin would.
+      let token = o.token;
+      if (!token) {
+        const issued = await api('POST', '/v3/admin/node-tokens', { body: { node_id: id } });
+        if (issued.status !== 200) throw new Error(`could not issue a node token for ${id}: ${issued.body.message}`);
+        token = issued.body.result.token as string;
+      }
+      const a = agentProc(id, c, token, {}, o.coordinatorPort);
       extra.push({ nodeId: id, agent: a, caddy: c });
       if (o.waitConnected !== false) {
         await waitFor(`agent ${id} to connect`, async () => a.output.includes('connected to coordinator'), 20_000).catch((err) => {

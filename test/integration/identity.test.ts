@@ -103,14 +103,14 @@ describe('identity: tokens, sites, tenants', () => {
   test('the CLI adds users from the coordinator host, password on stdin', async () => {
     const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'frank', '--tenant', 'other'], {
       input: 'frank-secret-pw\n',
-      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
+      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
       encoding: 'utf8',
     });
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, /user frank added to tenant other/);
     await token(other, 'frank', 'frank-secret-pw');
     const bad = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'Bad Name'], {
-      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url }, encoding: 'utf8',
+      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url }, encoding: 'utf8',
     });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^username: /);

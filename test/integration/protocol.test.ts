@@ -32,6 +32,8 @@ describe('the coordinator answers bad frames and stays up', () => {
   let coordinator: Proc;
   let url: string;
   const nodeToken = `node-${randomBytes(12).toString('hex')}`;
+  const nodeToken2 = `node-${randomBytes(12).toString('hex')}`;
+  const nodeToken3 = `node-${randomBytes(12).toString('hex')}`;
 
   before(async () => {
     redis = await startRedis();
@@ -41,7 +43,7 @@ describe('the coordinator answers bad frames and stays up', () => {
       PODS_LISTEN_PORT: String(port),
       PODS_REDIS_URL: redis.url,
       PODS_ADMIN_TOKEN: `admin-${randomBytes(12).toString('hex')}`,
-      PODS_NODE_TOKENS: nodeToken,
+      PODS_NODE_TOKENS: `proto-node=${nodeToken},proto-node-2=${nodeToken2},proto-node-3=${nodeToken3}`,
     }).start();
     await waitFor('the coordinator to listen', async () => coordinator.output.includes('coordinator listening'));
   });
@@ -85,11 +87,11 @@ describe('the coordinator answers bad frames and stays up', () => {
   });
 
   test('a frame beyond what the link reads closes that link only; the coordinator keeps serving', async () => {
-    const { ws } = await open();
+    const { ws } = await open(nodeToken3);
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
     ws.send('x'.repeat(2 * MAX_FRAME_BYTES + 10));
     assert.equal(await closed, 1009);
-    const again = await open();
+    const again = await open(nodeToken2);
     again.ws.send(hello('proto-node-2'));
     await again.next((f) => f.type === 'sync', 'sync on a new link');
     again.ws.close();

@@ -3,14 +3,18 @@ import { test } from 'node:test';
 import { loadAgentConfig, loadCoordinatorConfig } from '../../shared/config.js';
 
 test('coordinator config: defaults, and what is wrong said in words', () => {
-  const c = loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20) + ', ' + 'm'.repeat(20) });
+  const c = loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}, host2=${'m'.repeat(20)}` });
   assert.equal(c.listenPort, 8000);
-  assert.deepEqual(c.nodeTokens, ['n'.repeat(20), 'm'.repeat(20)]);
-  assert.throws(() => loadCoordinatorConfig({ PODS_NODE_TOKENS: 'n'.repeat(20) }), /adminToken/);
-  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'short', PODS_NODE_TOKENS: 'n'.repeat(20) }), /PODS_ADMIN_TOKEN must be at least 16/);
-  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_EXTRA_TOKENS: '{oops' }), /PODS_EXTRA_TOKENS is not valid JSON/);
+  assert.deepEqual(c.nodeTokens, [{ nodeId: 'host1', token: 'n'.repeat(20) }, { nodeId: 'host2', token: 'm'.repeat(20) }]);
+  // Every node token is bound to one node id, and each node has its own.
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20) }), /entries are NODE_ID=TOKEN/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `a=${'n'.repeat(20)},b=${'n'.repeat(20)}` }), /its own token/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `Bad_Node=${'n'.repeat(20)}` }), /node ids are/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}` }), /adminToken/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'short', PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}` }), /PODS_ADMIN_TOKEN must be at least 16/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_EXTRA_TOKENS: '{oops' }), /PODS_EXTRA_TOKENS is not valid JSON/);
   assert.throws(
-    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_EXTRA_TOKENS: JSON.stringify([{ token: 'a'.repeat(20), tenant: 'x', username: 'u' }]) }),
+    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_EXTRA_TOKENS: JSON.stringify([{ token: 'a'.repeat(20), tenant: 'x', username: 'u' }]) }),
     /must not reuse PODS_ADMIN_TOKEN/,
   );
 });
@@ -23,8 +27,8 @@ test('agent config: the coordinator URL must be a WebSocket URL', () => {
   assert.throws(() => loadAgentConfig({ ...url, PODS_TCP_LISTEN_HOST: '0.0.0.0' }), /must be a specific address, not 0\.0\.0\.0/);
   assert.throws(() => loadAgentConfig({ ...url, PODS_CADDY_TLS_LISTEN: ':8443' }), /PODS_CADDY_TLS_LISTEN must be IP:PORT/);
   assert.throws(
-    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_TCP_PORT_RANGE: '30000-20000' }),
+    () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_TCP_PORT_RANGE: '30000-20000' }),
     /PODS_TCP_PORT_RANGE must lie within 1024-65535, first <= last/,
   );
-  assert.deepEqual(loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: 'n'.repeat(20), PODS_TCP_PORT_RANGE: '21000-21010' }).tcpPortRange, [21000, 21010]);
+  assert.deepEqual(loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_TCP_PORT_RANGE: '21000-21010' }).tcpPortRange, [21000, 21010]);
 });

@@ -6,7 +6,8 @@
 #       [--node-id ID] [--http-listen ADDR:PORT] [--publish-host ADDR] [--caddy-admin-port PORT]
 #
 #   --coordinator       the coordinator's agent endpoint (ws:// or wss://.../v3/agents/connect)
-#   --token             a node token, one of the coordinator's PODS_NODE_TOKENS
+#   --token             this node's token: its entry in the coordinator's PODS_NODE_TOKENS
+#                       (NODE_ID=TOKEN) or one issued for it (`pods node token add --node ID`)
 #   --node-id           this host's name in the cluster (default: the hostname, lowercased)
 #   --http-listen       where this host's Caddy serves the pods over HTTP (default 127.0.0.1:8080;
 #                       give the private address when an edge proxy in front must reach it)
@@ -50,7 +51,7 @@ done
 
 is_root || pods_die "run this as root (sudo $0 ...)"
 [ -n "$coordinator" ] || pods_die "--coordinator is required (e.g. wss://pods.example.org/v3/agents/connect)"
-[ -n "$token" ] || pods_die "--token is required (one of the coordinator's PODS_NODE_TOKENS)"
+[ -n "$token" ] || pods_die "--token is required (this node's token: PODS_NODE_TOKENS on the coordinator binds it to the node id)"
 case $coordinator in ws://* | wss://*) ;; *) pods_die "--coordinator must start with ws:// or wss://" ;; esac
 [ ${#token} -ge 16 ] || pods_die "--token must be at least 16 characters"
 node_id=${node_id:-$(hostname | tr '[:upper:]' '[:lower:]')}

@@ -3,14 +3,16 @@
 # checkout of this repository:
 #
 #   ops/install-coordinator.sh [--listen ADDR:PORT] [--base-domain DOMAIN] [--tenant NAME]
-#       [--admin-token TOKEN] [--node-token TOKEN]...
+#       [--admin-token TOKEN] [--node-token NODE_ID=TOKEN]...
 #
 #   --listen        where the API and the agents' WebSocket listen (default 127.0.0.1:8000;
 #                   put a TLS proxy in front for wss:// and https://)
 #   --base-domain   pods are served at {pod}.pods.{tenant}.{base domain} (default localhost)
 #   --tenant        the tenant of the static admin token (default dev)
 #   --admin-token   the admin's X-Tapis-Token (default: generated once)
-#   --node-token    a token agents may present; repeat for several (default: one generated)
+#   --node-token    NODE_ID=TOKEN: the token the agent of node NODE_ID presents (each token
+#                   admits that node only); repeat for each host. Hosts can also be given
+#                   tokens later: `npm run pods -- node token add --node NODE_ID`
 #
 # Installs redis-server (AOF on, via /etc/pods/redis.conf included from Debian's config),
 # copies the built project to /opt/pods, writes /etc/pods/coordinator.env (mode 600) and
@@ -52,7 +54,9 @@ admin_token=${admin_token:-$(random_token)}
 if [ ${#new_node_tokens[@]} -gt 0 ]; then
   node_tokens=$(IFS=,; printf '%s' "${new_node_tokens[*]}")
 fi
-node_tokens=${node_tokens:-$(random_token)}
+for entry in ${node_tokens//,/ }; do
+  [[ $entry =~ ^[a-z0-9][a-z0-9.-]*=.{16,}$ ]] || pods_die "--node-token takes NODE_ID=TOKEN (a token of 16 or more characters, bound to that node id)"
+done
 
 step() { printf '==> %s\n' "$*"; }
 

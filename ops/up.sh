@@ -195,7 +195,7 @@ start coordinator env \
   PODS_PUBLIC_URL="$api_url" \
   PODS_PUBLIC_TLS_PORT="$tls_port" \
   PODS_ADMIN_TOKEN="$admin_token" \
-  PODS_NODE_TOKENS="$node_token" \
+  PODS_NODE_TOKENS="$node_id=$node_token" \
   PODS_TEMPLATES_LOCAL_DIR="$local_templates" \
   node dist/coordinator/main.js
 wait_http "$api_url/v3/pods/healthcheck" 30 "${pids[-1]}" || { last_words coordinator; pods_die "the coordinator did not start"; }

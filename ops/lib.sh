@@ -209,13 +209,13 @@ ensure_node_deps() {
 }
 
 # ensure_python_deps: a Python virtualenv with test/compat/requirements.txt (tapipy, pytest,
-# schemathesis) at ${PODS_CACHE_DIR:-~/.cache/pods}/venv-<hash of that file>, made and installed
+# schemathesis, neo4j) at ${PODS_CACHE_DIR:-~/.cache/pods}/venv-<hash of that file>, made and installed
 # only when missing (or broken, say its python3 is gone). Exports PODS_VENV and PODS_PYTHON.
 ensure_python_deps() {
   local req=$PODS_ROOT/test/compat/requirements.txt dir
   command -v python3 >/dev/null || { pods_log "python3 is required (apt-get install python3 python3-venv)"; return 1; }
   dir=${PODS_CACHE_DIR:-$HOME/.cache/pods}/venv-$(sha256sum "$req" | cut -c1-16)
-  if [ ! -f "$dir/.pods-installed" ] || ! "$dir/bin/python" -c 'import tapipy, pytest, schemathesis' >/dev/null 2>&1; then
+  if [ ! -f "$dir/.pods-installed" ] || ! "$dir/bin/python" -c 'import tapipy, pytest, schemathesis, neo4j' >/dev/null 2>&1; then
     pods_log "installing the Python test dependencies into $dir"
     rm -rf "$dir"
     mkdir -p "$(dirname "$dir")"

@@ -15,6 +15,8 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { issueToken } from '../../coordinator/identity/jwt.js';
+import { LOCAL_TEMPLATES_DIR } from '../../coordinator/builtin-templates.js';
+import { freePort } from '../helpers/ports.js';
 import { repoRoot, startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
 const root = repoRoot();
@@ -66,7 +68,13 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
 
   before(async () => {
     py = await python();
-    stack = await startStack();
+    // TCP pods on a shared TLS port, and the templates as `npm run up` serves them where no
+    // registry answers (the guide's Neo4j example runs the local image as neo4j:latest).
+    const tlsPort = await freePort();
+    stack = await startStack({
+      agentEnv: { PODS_CADDY_TLS_LISTEN: `127.0.0.1:${tlsPort}` },
+      coordinatorEnv: { PODS_PUBLIC_TLS_PORT: String(tlsPort), PODS_TEMPLATES_LOCAL_DIR: LOCAL_TEMPLATES_DIR },
+    });
     const otherBaseUrl = `http://localhost:${stack.port}`;
     await stack.addTenant(otherTenant, otherBaseUrl);
     await stack.addUser(stack.tenant, 'alice', users.alice);
@@ -90,6 +98,7 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
       PODS_OTHER_USERNAME: 'carol',
       PODS_OTHER_PASSWORD: users.carol,
       PODS_HTTP_URL: stack.caddy.httpUrl,
+      PODS_TLS_PORT: String(tlsPort),
       PODS_BASE_DOMAIN: stack.baseDomain,
       PODS_IMAGE: TEST_IMAGE,
       PYTHONDONTWRITEBYTECODE: '1',

@@ -8,7 +8,9 @@ import { imagesRouter } from './api/images.js';
 import { nodesRouter, type NodesDeps } from './api/nodes.js';
 import { openApiRouter } from './api/openapi.js';
 import { podFilesRouter } from './api/pod-files.js';
-import { podsRouter, type PodsDeps } from './api/pods.js';
+import { jupyterRouter } from './api/jupyter.js';
+import { podAsTemplateRouter } from './api/pod-as-template.js';
+import { podsApi, type PodsDeps } from './api/pods.js';
 import { sharesRouter } from './api/shares.js';
 import type { Scheduler } from './scheduler.js';
 import { templatesRouter } from './api/templates.js';
@@ -42,7 +44,9 @@ export function createApp(deps: AppDeps): Koa {
   if (deps.nodesApi) app.use(nodesRouter({ ...deps.nodesApi, config, nodes: deps.nodes }).routes());
   const shares = sharesRouter({ ...deps, log: log.child({ component: 'storage' }) });
   const podFiles = podFilesRouter(deps);
-  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), shares, unimplementedRouter(), podFiles, podsRouter(deps)]) {
+  const pods = podsApi(deps);
+  const jupyter = jupyterRouter({ ...deps, createPod: pods.createPod });
+  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), shares, jupyter, podAsTemplateRouter(deps), unimplementedRouter(), podFiles, pods.router]) {
     app.use(router.routes());
   }
   return app;

@@ -1,7 +1,7 @@
 import { badRequest } from '../shared/errors.js';
 import { withResourceDefaults, type NewPod, type PodSpec } from '../shared/pod.js';
 import { parseTemplateRef, type PodDefinition } from '../shared/template.js';
-import type { TemplateStore } from './store/templates.js';
+import type { TemplateRecord, TemplateStore } from './store/templates.js';
 
 /** Fields of a create request that a template may also set; the user's own always win. */
 export const MERGED_FIELDS = [
@@ -21,24 +21,38 @@ export function userFields(raw: object, parsed: NewPod): UserFields {
 export interface Resolved {
   definition: PodDefinition;
   version: string;
+  /** The image comes from a tag a site admin added: it is used without the allow-list. */
+  imageTrusted: boolean;
+}
+
+export interface ResolveOptions {
+  /** Throws unless the caller may use this template (each level of a tag's bases is checked). */
+  canUse?: (rec: TemplateRecord) => Promise<void>;
+  /** The request field named in errors. */
+  field?: string;
+  depth?: number;
 }
 
 /** Resolve "id[:tag][@timestamp]" ("id" is "id:latest"), following a tag's own `template` base up to 3 levels. */
-export async function resolveTemplate(templates: TemplateStore, refText: string, depth = 0): Promise<Resolved> {
+export async function resolveTemplate(templates: TemplateStore, refText: string, opts: ResolveOptions = {}): Promise<Resolved> {
+  const field = opts.field ?? 'template';
+  const depth = opts.depth ?? 0;
   const ref = parseTemplateRef(refText);
-  if (!ref) throw badRequest(`template: "${refText}" is not of the form id, id:tag or id:tag@YYYY-MM-DD-HH:MM:SS`);
-  if (!(await templates.get(ref.id))) throw badRequest(`template: template "${ref.id}" does not exist; see GET /v3/pods/templates`);
+  if (!ref) throw badRequest(`${field}: "${refText}" is not of the form id, id:tag or id:tag@YYYY-MM-DD-HH:MM:SS`);
+  const rec = await templates.get(ref.id);
+  if (!rec) throw badRequest(`${field}: template "${ref.id}" does not exist; see GET /v3/pods/templates`);
+  await opts.canUse?.(rec);
   const tag = await templates.resolve(ref);
   if (!tag) {
     const names = [...new Set((await templates.tags(ref.id)).map((t) => t.tag))];
-    throw badRequest(`template: template "${ref.id}" has no tag "${ref.tag}${ref.timestamp ? `@${ref.timestamp}` : ''}"; its tags: ${names.join(', ') || 'none'}`);
+    throw badRequest(`${field}: template "${ref.id}" has no tag "${ref.tag}${ref.timestamp ? `@${ref.timestamp}` : ''}"; its tags: ${names.join(', ') || 'none'}`);
   }
   const own = tag.pod_definition;
   const version = `${ref.id}:${tag.tag_timestamp}`;
-  if (!own.template) return { definition: own, version };
-  if (depth >= 2) throw badRequest(`template: "${refText}" is based on templates nested too deeply`);
-  const base = await resolveTemplate(templates, own.template, depth + 1);
-  return { definition: overlay(base.definition, own), version };
+  if (!own.template) return { definition: own, version, imageTrusted: tag.by_site_admin };
+  if (depth >= 2) throw badRequest(`${field}: "${refText}" is based on templates nested too deeply`);
+  const base = await resolveTemplate(templates, own.template, { ...opts, depth: depth + 1 });
+  return { definition: overlay(base.definition, own), version, imageTrusted: own.image !== undefined ? tag.by_site_admin : base.imageTrusted };
 }
 
 /** `top` over `bottom`, field by field; environment and resources merge key by key. */

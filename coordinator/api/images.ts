@@ -1,11 +1,11 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
-import { badRequest, notFound } from '../../shared/errors.js';
+import { badRequest, notFound, PodsError } from '../../shared/errors.js';
+import { formatIssues } from '../../shared/protocol.js';
 import { imageName, type ImageStore } from '../store/images.js';
 import { requireTenantAdmin, type Identity } from './auth.js';
-import type { Context } from 'koa';
-import { PodsError } from '../../shared/errors.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -15,10 +15,9 @@ export const NewImage = z.strictObject({
   description: z.string().max(255).default(''),
 });
 
-/**
- * The image allow-list. Anyone may read what their tenant may run; site admins change any
- * entry, a tenant admin only entries for its own tenant alone.
- */
+export const MAX_BULK_IMAGES = 256;
+export const NewImages = z.array(NewImage, 'the body must be a JSON list of images').min(1, 'give at least one image').max(MAX_BULK_IMAGES, `at most ${MAX_BULK_IMAGES} images at once`);
+
 /** A tenant admin (not a site admin) may only touch entries for its own tenant alone. */
 function ownOnly(ctx: Context, tenants: string[]): void {
   const id = ctx.state.identity as Identity;
@@ -27,6 +26,10 @@ function ownOnly(ctx: Context, tenants: string[]): void {
   }
 }
 
+/**
+ * The image allow-list. Anyone may read what their tenant may run; site admins change any
+ * entry, a tenant admin only entries for its own tenant alone.
+ */
 export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Router {
   const router = new Router();
 
@@ -38,20 +41,38 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
     ok(ctx, mine, 'Images retrieved successfully.');
   });
 
-  router.post('/v3/pods/images', async (ctx) => {
-    const id = requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
-    const body = validate(NewImage, await readJson(ctx, config.maxBodyBytes));
+  /** An allow-list entry from a request, for the caller (tenants default to the caller's own). */
+  const entryFor = (ctx: Context, id: Identity, body: z.infer<typeof NewImage>) => {
     const tenants = body.tenants.length ? body.tenants : [id.tenant];
     ownOnly(ctx, tenants);
-    const rec = {
-      image: imageName(body.image),
-      tenants,
-      description: body.description,
-      creation_ts: new Date().toISOString(),
-      added_by: id.username,
-    };
+    return { image: imageName(body.image), tenants, description: body.description, creation_ts: new Date().toISOString(), added_by: id.username };
+  };
+
+  router.post('/v3/pods/images', async (ctx) => {
+    const id = requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
+    const rec = entryFor(ctx, id, validate(NewImage, await readJson(ctx, config.maxBodyBytes)));
     if (!(await images.add(rec))) throw badRequest(`image: "${rec.image}" is already on the allow-list`);
     ok(ctx, rec, 'Image added successfully.');
+  });
+
+  // Tapis `add_images`: all or nothing, unless skip_duplicates leaves out those already listed.
+  router.post('/v3/pods/images/bulk', async (ctx) => {
+    const id = requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
+    const skip = ctx.query.skip_duplicates;
+    if (skip !== undefined && !['true', 'false', '1', '0'].includes(String(skip))) throw badRequest('skip_duplicates: must be true or false');
+    const skipDuplicates = skip === 'true' || skip === '1';
+    const raw = await readJson(ctx, config.maxBodyBytes);
+    const parsed = NewImages.safeParse(raw);
+    if (!parsed.success) throw badRequest(formatIssues(parsed.error));
+    const recs = parsed.data.map((body) => entryFor(ctx, id, body));
+    const twice = recs.map((r) => r.image).filter((name, i, all) => all.indexOf(name) !== i);
+    if (twice.length) throw badRequest(`image: "${twice[0]}" is given twice; give each image once`);
+    const { added, listed } = await images.addMany(recs, skipDuplicates);
+    if (listed.length && !skipDuplicates) {
+      throw badRequest(`image: ${listed.map((n) => `"${n}"`).join(', ')} ${listed.length === 1 ? 'is' : 'are'} already on the allow-list; nothing was added (use skip_duplicates=true to add the others)`);
+    }
+    const skipped = listed.length ? `; skipped ${listed.length} already on the allow-list: ${listed.join(', ')}` : '';
+    ok(ctx, added, added.length ? `Images added successfully${skipped}.` : `No images added: all were already on the allow-list.`);
   });
 
   router.get('/v3/pods/images/*image_id', async (ctx) => {

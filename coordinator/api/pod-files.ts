@@ -36,7 +36,7 @@ const who = (ctx: Context) => ctx.state.identity as Identity;
 const podIdOf = (ctx: Context) => (ctx as Context & { params: Record<string, string> }).params.pod_id!;
 
 /** The node and instance of a pod that runs now; a clear 409 otherwise. */
-function runningInstance(rec: PodRecord, nodeConnected: (nodeId: string) => boolean): { node: string; ref: PodRef } {
+export function runningInstance(rec: PodRecord, nodeConnected: (nodeId: string) => boolean): { node: string; ref: PodRef } {
   const { desired, placement, observed } = rec;
   const status = deriveStatus(desired, placement, observed).status;
   if (!isCurrent(desired, observed) || observed.phase !== 'running') {

@@ -26,6 +26,7 @@ import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
+import { requireTemplateUse } from './template-access.js';
 
 export interface PodsDeps {
   config: CoordinatorConfig;
@@ -50,7 +51,7 @@ function stopTs(spec: PodSpec, now: Date): string | null {
   return secs === -1 ? null : new Date(now.getTime() + secs * 1000).toISOString();
 }
 
-function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
+export function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
   return {
     ...desired,
     status_requested: 'ON',
@@ -60,7 +61,15 @@ function startedInstance(desired: Desired, spec: PodSpec, now: Date): Desired {
   };
 }
 
+/** Create a pod for the caller from a request body, as POST /v3/pods does. */
+export type CreatePod = (id: Identity, raw: unknown) => Promise<PodRecord>;
+
 export function podsRouter(deps: PodsDeps): Router {
+  return podsApi(deps).router;
+}
+
+/** The pods routes, and pod creation for other routes that make pods (the Jupyter helpers). */
+export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod } {
   const { config, pods, images, templates, kick } = deps;
   const router = new Router();
   const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
@@ -112,13 +121,11 @@ export function podsRouter(deps: PodsDeps): Router {
     ok(ctx, result, 'Pods retrieved successfully.');
   });
 
-  router.post('/v3/pods', async (ctx) => {
-    const id = who(ctx);
-    const raw = await readJson(ctx, config.maxBodyBytes);
+  async function createPod(id: Identity, raw: unknown): Promise<PodRecord> {
     const body = validate(NewPod, raw);
     const mine = userFields(raw as object, body);
     const templateRef = body.template || body.pod_template || '';
-    const resolved = templateRef ? await resolveTemplate(templates, templateRef) : null;
+    const resolved = templateRef ? await resolveTemplate(templates, templateRef, { canUse: (t) => requireTemplateUse(templates, id, t, 'template') }) : null;
     const derived = derive(resolved?.definition ?? null, mine);
     if (!derived.image) throw badRequest('image: a pod needs an image or a template');
     const now = new Date();
@@ -134,8 +141,8 @@ export function podsRouter(deps: PodsDeps): Router {
       ...(body.keep_data ? { keep_data: true } : {}),
     };
     await checkMounts(spec, id);
-    // A template's image was allowed by the site admin who added it; the user's own image is checked.
-    await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined });
+    // An image from a tag a site admin added was allowed by them; any other image is checked.
+    await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined || !resolved.imageTrusted });
     const on = body.status_requested === 'ON';
     const desired: Desired = {
       status_requested: body.status_requested,
@@ -148,8 +155,12 @@ export function podsRouter(deps: PodsDeps): Router {
     if (!(await pods.create(spec, desired))) throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
     await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`);
     kick(id.tenant, spec.pod_id);
-    const rec = await pods.get(id.tenant, spec.pod_id);
-    ok(ctx, view(rec!), 'Pod created successfully.');
+    return (await pods.get(id.tenant, spec.pod_id))!;
+  }
+
+  router.post('/v3/pods', async (ctx) => {
+    const rec = await createPod(who(ctx), await readJson(ctx, config.maxBodyBytes));
+    ok(ctx, view(rec), 'Pod created successfully.');
   });
 
   router.get('/v3/pods/:pod_id', async (ctx) => {
@@ -305,5 +316,5 @@ export function podsRouter(deps: PodsDeps): Router {
   router.get('/v3/pods/:pod_id/start', lifecycle('start'));
   router.get('/v3/pods/:pod_id/restart', lifecycle('restart'));
 
-  return router;
+  return { router, createPod };
 }

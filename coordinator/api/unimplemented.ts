@@ -3,13 +3,6 @@ import { PodsError } from '../../shared/errors.js';
 
 // Every other operation of the Tapis Pods spec answers with a clear 501 until it is built.
 const NOT_YET: Array<[method: 'get' | 'post' | 'put' | 'delete', path: string, what: string]> = [
-  ['get', '/v3/pods/templates/:id/permissions', 'template permissions'],
-  ['post', '/v3/pods/templates/:id/permissions', 'template permissions'],
-  ['delete', '/v3/pods/templates/:id/permissions/:user', 'template permissions'],
-  ['post', '/v3/pods/images/bulk', 'bulk image upload'],
-  ['get', '/v3/pods/jupyter/ensure', 'Jupyter pods'],
-  ['post', '/v3/pods/jupyter/:id/upload', 'Jupyter pods'],
-  ['post', '/v3/pods/:id/save_pod_as_template_tag', 'templates'],
   ['get', '/v3/pods/:id/auth', 'Tapis auth for pod URLs'],
   ['get', '/v3/pods/:id/auth/callback', 'Tapis auth for pod URLs'],
   ['get', '/v3/traefik-config', 'Traefik configuration (this site routes with Caddy)'],

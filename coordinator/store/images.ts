@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { ImageView } from '../../shared/api.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
+import { ADD_IMAGES } from './scripts.js';
 
 /** An allow-list entry is stored exactly as the API shows it. */
 export const ImageRecord = ImageView;
@@ -40,6 +41,19 @@ export class ImageStore {
   /** Adds the image; false when it is already on the list. */
   async add(rec: ImageRecord): Promise<boolean> {
     return (await this.redis.hSetNX(this.keys.images(), rec.image, JSON.stringify(rec))) === 1;
+  }
+
+  /**
+   * Adds several images at once. With skipListed, names already on the list are left as they
+   * are; without it nothing is added when any is. `listed` names those already on the list.
+   */
+  async addMany(recs: ImageRecord[], skipListed: boolean): Promise<{ added: ImageRecord[]; listed: string[] }> {
+    const r = (await this.redis.eval(ADD_IMAGES, {
+      keys: [this.keys.images()],
+      arguments: [skipListed ? '1' : '0', ...recs.flatMap((rec) => [rec.image, JSON.stringify(rec)])],
+    })) as [string[], string[]];
+    const added = new Set(r[0]);
+    return { added: recs.filter((rec) => added.has(rec.image)), listed: r[1] };
   }
 
   async remove(name: string): Promise<boolean> {

@@ -166,7 +166,7 @@ describe('REST API', () => {
   });
 
   test('operations not built yet answer 501 in the envelope; unknown paths 404', async () => {
-    await expectError(call('GET', '/v3/pods/templates/redis/permissions'), 501, /template permissions/);
+    await expectError(call('GET', '/v3/pods/alicepod/auth'), 501, /Tapis auth for pod URLs/);
     await expectError(call('GET', '/v3/pods/alicepod/nothing-here'), 404, /no such endpoint/);
   });
 
@@ -237,7 +237,7 @@ describe('REST API', () => {
     const known = new Set([...reference.matchAll(/operationId: (\w+)/g)].map((m) => m[1]));
     for (const op of ops) assert.ok(known.has(op), `${op} is an operationId of the reference`);
     for (const op of ['create_pod', 'get_pod', 'get_pod_logs', 'get_pod_credentials', 'set_pod_permission', 'restart_pod']) assert.ok(ops.includes(op), op);
-    assert.equal(ops.includes('get_template_permissions'), false, 'operations that answer 501 are not listed');
+    assert.equal(ops.includes('pod_auth'), false, 'operations that answer 501 are not listed');
     const create = r.body.paths['/pods'].post.requestBody.content['application/json'].schema;
     assert.deepEqual(create.required, ['pod_id']);
     assert.equal(create.properties.pod_id.pattern, '^[a-z][a-z0-9]+$');

@@ -89,11 +89,12 @@ base_tar=$cache_root/base-$base_key.tar
 
 # ---- one image -------------------------------------------------------------------------
 
-# The key of an image: the base, this script, common.sh and every file of its recipe folder.
+# The key of an image: the base, this script, common.sh and every file of its recipe folder,
+# by content (and names inside the folder), so that every clone of one commit agrees.
 image_key() {
   {
     echo "$base_key"
-    sha256sum "${BASH_SOURCE[0]}" "$here/docker-image.py" "$recipes/common.sh"
+    cat "${BASH_SOURCE[0]}" "$here/docker-image.py" "$recipes/common.sh" | sha256sum
     (cd "$recipes/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
   } | sha
 }

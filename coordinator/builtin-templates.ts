@@ -12,8 +12,8 @@ import type { TemplateStore } from './store/templates.js';
 export const DEFAULT_TEMPLATES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
 
 /**
- * templates/local/: the tags of a site without registry access (redis and postgres from the
- * images ops/images/build-db-images.sh builds). Used only when PODS_TEMPLATES_LOCAL_DIR names it.
+ * templates/local/: the tags of a site without registry access (every template's image built
+ * here by ops/images/build-template-images.sh). Used only when PODS_TEMPLATES_LOCAL_DIR names it.
  */
 export const LOCAL_TEMPLATES_DIR = path.join(DEFAULT_TEMPLATES_DIR, 'local');
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `npm run bench` (create-to-url) and `npm run bench:scale` (scale): build, then run
-# bench/NAME.ts. Each first makes sure of what it runs against, so it works on a fresh clone:
+# `npm run bench` (create-to-url, then templates) and `npm run bench:scale` (scale): build, then
+# run bench/NAME.ts for each NAME given. Each first makes sure of what it runs against, so it
+# works on a fresh clone:
 #   create-to-url  pods on the real Docker engine through a real Caddy, as `npm test` needs them
-#                  (ensure_test_host in ops/lib.sh: as root whatever is missing is installed,
+#   templates      (ensure_test_host in ops/lib.sh: as root whatever is missing is installed,
 #                  built or started; otherwise each missing piece is named);
 #   scale          the node modules and redis-server (no Docker).
 set -euo pipefail
@@ -10,15 +11,22 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PODS_ROOT"
 
-name=${1:-}
-case $name in
-  create-to-url) ensure_test_host ;;
-  scale)
-    if is_root; then ensure_packages; fi
-    ensure_node_deps
-    command -v redis-server >/dev/null || pods_die "redis-server is not on PATH: apt-get install redis-server (or run this as root once)"
-    ;;
-  *) pods_die "usage: $0 create-to-url|scale" ;;
-esac
+[ $# -gt 0 ] || pods_die "usage: $0 create-to-url|templates|scale..."
+test_host="" scale=""
+for name in "$@"; do
+  case $name in
+    create-to-url | templates) test_host=1 ;;
+    scale) scale=1 ;;
+    *) pods_die "usage: $0 create-to-url|templates|scale..." ;;
+  esac
+done
+if [ -n "$test_host" ]; then ensure_test_host; fi
+if [ -n "$scale" ]; then
+  if is_root; then ensure_packages; fi
+  ensure_node_deps
+  command -v redis-server >/dev/null || pods_die "redis-server is not on PATH: apt-get install redis-server (or run this as root once)"
+fi
 npm run --silent build
-exec node "dist/bench/$name.js"
+for name in "$@"; do
+  node "dist/bench/$name.js"
+done

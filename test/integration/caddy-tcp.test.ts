@@ -32,7 +32,7 @@ function skipReason(): string | false {
   try {
     execFileSync('docker', ['image', 'inspect', REDIS_IMAGE, POSTGRES_IMAGE], { stdio: 'ignore' });
   } catch {
-    return `no Docker, or no ${REDIS_IMAGE} / ${POSTGRES_IMAGE} (as root: ops/images/build-db-images.sh)`;
+    return `no Docker, or no ${REDIS_IMAGE} / ${POSTGRES_IMAGE} (as root: ops/images/build-template-images.sh)`;
   }
   for (const cli of ['redis-cli', 'psql']) {
     try {

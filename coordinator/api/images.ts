@@ -8,6 +8,7 @@ import { imageName, type ImageStore } from '../store/images.js';
 import { requireTenantAdmin, type Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
+import { queryBool } from './query.js';
 
 export const NewImage = z.strictObject({
   image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?$/, 'image must be a Docker image name such as name or name:tag'),
@@ -58,9 +59,7 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   // Tapis `add_images`: all or nothing, unless skip_duplicates leaves out those already listed.
   router.post('/v3/pods/images/bulk', async (ctx) => {
     const id = requireTenantAdmin(ctx, (ctx.state.identity as Identity).tenant, 'change the image allow-list');
-    const skip = ctx.query.skip_duplicates;
-    if (skip !== undefined && !['true', 'false', '1', '0'].includes(String(skip))) throw badRequest('skip_duplicates: must be true or false');
-    const skipDuplicates = skip === 'true' || skip === '1';
+    const skipDuplicates = queryBool(ctx.query.skip_duplicates, 'skip_duplicates', false);
     const raw = await readJson(ctx, config.maxBodyBytes);
     const parsed = NewImages.safeParse(raw);
     if (!parsed.success) throw badRequest(formatIssues(parsed.error));

@@ -1,6 +1,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import path from 'node:path';
+import type { z } from 'zod';
+import { PodView } from '../../shared/api.js';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, PodsError } from '../../shared/errors.js';
 import { parseTemplateRef } from '../../shared/template.js';
@@ -29,6 +31,9 @@ export interface JupyterDeps {
 
 const who = (ctx: Context) => ctx.state.identity as Identity;
 
+/** What ensure_jupyter_pod answers: the pod, its status and where it is served. */
+export const JupyterView = PodView.pick({ pod_id: true, status: true, status_requested: true, networking: true, url: true }).strict();
+
 /** The ids ensure_jupyter_pod tries for a user, in order: `{username}jupyter`, then with 2..9 after it. */
 export function jupyterPodIds(username: string): string[] {
   let name = username.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 55);
@@ -42,7 +47,7 @@ export function jupyterRouter(deps: JupyterDeps): Router {
   const router = new Router();
   const templateId = parseTemplateRef(config.jupyterTemplate)!.id;
   const fromJupyterTemplate = (rec: PodRecord) => parseTemplateRef(rec.spec.template)?.id === templateId;
-  const result = (rec: PodRecord) => {
+  const result = (rec: PodRecord): z.infer<typeof JupyterView> => {
     const view = podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
     return { pod_id: view.pod_id, status: view.status, status_requested: view.status_requested, networking: view.networking, url: view.url };
   };

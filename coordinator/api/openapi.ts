@@ -2,7 +2,10 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { CredentialsView, envelopeOf, ErrorEnvelope, ImageView, LogsView, PermissionsView, PodView } from '../../shared/api.js';
 import { NewPod, UpdatePod } from '../../shared/pod.js';
-import { NewImage } from './images.js';
+import { NewImage, NewImages } from './images.js';
+import { JupyterView } from './jupyter.js';
+import { NewTemplateTagFromPod } from './pod-as-template.js';
+import { SetTemplatePermission, TagView } from './templates.js';
 import { ExecRequest } from './pod-files.js';
 import { SetPermission } from './pods.js';
 import { NewSnapshot, NewVolume, snapshotView, UpdateSnapshot, UpdateVolume, volumeView } from './shares.js';
@@ -79,6 +82,10 @@ export function openApiDocument(version: string): Json {
         ['get', { operationId: 'get_images', summary: 'get_images', tag: 'Images', result: z.array(ImageView), errors: [401] }],
         ['post', { operationId: 'add_image', summary: 'add_image', tag: 'Images', result: ImageView, body: NewImage, errors: [400, 401, 403, 413, 415] }],
       ),
+      '/pods/images/bulk': p(['post', {
+        operationId: 'add_images', summary: 'add_images', tag: 'Images', result: z.array(ImageView), body: NewImages, errors: [400, 401, 403, 413, 415],
+        query: [{ name: 'skip_duplicates', in: 'query', required: false, schema: { type: 'boolean', default: false } }],
+      }]),
       '/pods/images/{image_id}': p(
         ['get', { operationId: 'get_image', summary: 'get_image', tag: 'Images', result: ImageView, params: ['image_id'], errors: [401, 404] }],
         ['delete', { operationId: 'delete_image', summary: 'delete_image', tag: 'Images', result: z.string(), params: ['image_id'], errors: [401, 403, 404] }],
@@ -103,6 +110,15 @@ export function openApiDocument(version: string): Json {
       '/pods/{pod_id}/exec': p(['post', { operationId: 'exec_pod_commands', summary: 'exec_pod_commands', tag: 'Pods', result: ExecResultView, params: ['pod_id'], body: ExecRequest, errors: [...withBody, 409, 503] }]),
       ...shareOps('volume', VolumeView, NewVolume, UpdateVolume),
       ...shareOps('snapshot', SnapshotView, NewSnapshot, UpdateSnapshot),
+      '/pods/templates/{template_id}/permissions': p(
+        ['get', { operationId: 'get_template_permissions', summary: 'get_template_permissions', tag: 'Permissions', result: PermissionsView, params: ['template_id'] }],
+        ['post', { operationId: 'set_template_permission', summary: 'set_template_permission', tag: 'Permissions', result: PermissionsView, params: ['template_id'], body: SetTemplatePermission, errors: withBody }],
+      ),
+      '/pods/templates/{template_id}/permissions/{user}': p(['delete', { operationId: 'delete_template_permission', summary: 'delete_template_permission', tag: 'Permissions', result: PermissionsView, params: ['template_id', 'user'] }]),
+      '/pods/{pod_id_net}/save_pod_as_template_tag': p(['post', {
+        operationId: 'save_pod_as_template_tag', summary: 'save_pod_as_template_tag', tag: 'Pods', result: TagView, params: ['pod_id_net'], body: NewTemplateTagFromPod, errors: withBody,
+      }]),
+      '/pods/jupyter/ensure': p(['get', { operationId: 'ensure_jupyter_pod', summary: 'ensure_jupyter_pod', tag: 'Jupyter', result: JupyterView, errors: [400, 401, 403, 404, 409] }]),
       '/pods/{pod_id}/stop': p(['get', { operationId: 'stop_pod', summary: 'stop_pod', tag: 'Pods', result: PodView, params: ['pod_id'], errors: [401, 403, 404, 409] }]),
       '/pods/{pod_id}/start': p(['get', { operationId: 'start_pod', summary: 'start_pod', tag: 'Pods', result: PodView, params: ['pod_id'], errors: [401, 403, 404, 409] }]),
       '/pods/{pod_id}/restart': p(['get', {

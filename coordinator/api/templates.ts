@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { badRequest, forbidden, notFound } from '../../shared/errors.js';
-import { NewTemplate, NewTemplateTag, TagName, UpdateTemplate, type PodDefinition } from '../../shared/template.js';
+import { NewTemplate, NewTemplateTag, PodDefinition, TagName, UpdateTemplate } from '../../shared/template.js';
 import { resolveTemplate } from '../derive.js';
 import { PermLevel } from '../store/pods.js';
 import type { TagRecord, TemplateRecord, TemplateStore } from '../store/templates.js';
@@ -11,6 +11,7 @@ import { Username } from '../store/users.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
+import { queryBool } from './query.js';
 import { loadTemplateFor, readableTemplates, requireTemplateUse } from './template-access.js';
 
 /** A template as the API shows it (its tenant and sharing are in its permissions). */
@@ -18,6 +19,17 @@ export function templateView(rec: TemplateRecord) {
   const { tenant_id: _tenant, site: _site, ...view } = rec;
   return view;
 }
+
+/** A tag version as the API shows it (the pod definition is left out when full=false). */
+export const TagView = z.strictObject({
+  template_id: z.string(),
+  commit_message: z.string(),
+  tag: z.string(),
+  tag_timestamp: z.string(),
+  added_by: z.string(),
+  creation_ts: z.string(),
+  pod_definition: PodDefinition.optional(),
+});
 
 /** A tag version as the API shows it, with or without its pod definition. */
 export function tagView(tag: TagRecord, withDefinition = true) {
@@ -44,7 +56,6 @@ const who = (ctx: Context) => ctx.state.identity as Identity;
 /** Templates, their tags and permissions. Site admins' templates are the site's; anyone else's are their tenant's, shared as they choose. */
 export function templatesRouter(config: CoordinatorConfig, templates: TemplateStore): Router {
   const router = new Router();
-  const full = (q: unknown) => q === 'true' || q === '1';
   const templateId = (ctx: Context) => (ctx as Context & { params: Record<string, string> }).params.template_id!;
 
   /** A tag's base template (its own `template` field) must exist and be usable by the one adding it. */
@@ -67,8 +78,9 @@ export function templatesRouter(config: CoordinatorConfig, templates: TemplateSt
   });
 
   router.get('/v3/pods/templates/tags', async (ctx) => {
+    const withDefinition = queryBool(ctx.query.full, 'full', true);
     const out: Record<string, unknown[]> = {};
-    for (const t of await readableTemplates(templates, who(ctx))) out[t.template_id] = (await templates.tags(t.template_id)).map((x) => tagView(x, full(ctx.query.full ?? 'true')));
+    for (const t of await readableTemplates(templates, who(ctx))) out[t.template_id] = (await templates.tags(t.template_id)).map((x) => tagView(x, withDefinition));
     ok(ctx, out, 'Templates and tags retrieved successfully.');
   });
 
@@ -94,7 +106,7 @@ export function templatesRouter(config: CoordinatorConfig, templates: TemplateSt
   router.get('/v3/pods/templates/:template_id/tags', async (ctx) => {
     await loadTemplateFor(templates, who(ctx), templateId(ctx), 'READ');
     const tags = await templates.tags(templateId(ctx));
-    ok(ctx, tags.map((t) => tagView(t, full(ctx.query.full ?? 'true'))), 'Template tags retrieved successfully.');
+    ok(ctx, tags.map((t) => tagView(t, queryBool(ctx.query.full, 'full', true))), 'Template tags retrieved successfully.');
   });
 
   router.post('/v3/pods/templates/:template_id/tags', async (ctx) => {

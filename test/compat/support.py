@@ -10,6 +10,8 @@ With PODS_COMPAT_STRICT=1 (as in `npm test`) a missing setting fails instead.
   PODS_USERNAME2, PODS_PASSWORD2         bob (tenant A)
   PODS_OTHER_BASE_URL, PODS_OTHER_TENANT_ID, PODS_OTHER_USERNAME, PODS_OTHER_PASSWORD
                                          tenant B and carol, on the same server
+  PODS_TENANT_ADMIN_USERNAME, PODS_TENANT_ADMIN_PASSWORD
+                                         dana, an admin of tenant A
   PODS_HTTP_URL                          Caddy, which serves the pods by Host header
   PODS_TLS_PORT, PODS_BASE_DOMAIN        Caddy's shared TLS port (TCP pods by SNI), the pods' domain
   PODS_IMAGE                             an allowed image answering HTTP on port 5000

@@ -63,7 +63,7 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
   let stack: Stack;
   let py: string;
   const otherTenant = `b${randomBytes(3).toString('hex')}`;
-  const users = { alice: pw(), bob: pw(), carol: pw() };
+  const users = { alice: pw(), bob: pw(), carol: pw(), dana: pw() };
   let env: Record<string, string>;
 
   before(async () => {
@@ -80,6 +80,7 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
     await stack.addUser(stack.tenant, 'alice', users.alice);
     await stack.addUser(stack.tenant, 'bob', users.bob);
     await stack.addUser(otherTenant, 'carol', users.carol);
+    await stack.addUser(stack.tenant, 'dana', users.dana, true);
     // The test image for both tenants (startStack allowed it for the first one only).
     const image = encodeURIComponent(TEST_IMAGE);
     assert.equal((await stack.api('DELETE', `/v3/pods/images/${image}`)).status, 200);
@@ -97,6 +98,8 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
       PODS_PASSWORD2: users.bob,
       PODS_OTHER_USERNAME: 'carol',
       PODS_OTHER_PASSWORD: users.carol,
+      PODS_TENANT_ADMIN_USERNAME: 'dana',
+      PODS_TENANT_ADMIN_PASSWORD: users.dana,
       PODS_HTTP_URL: stack.caddy.httpUrl,
       PODS_TLS_PORT: String(tlsPort),
       PODS_BASE_DOMAIN: stack.baseDomain,
@@ -185,6 +188,7 @@ describe('Tapis compatibility: tapipy and schemathesis against the whole stack',
       `values = ${JSON.stringify([TEST_IMAGE])}`,
       '[parameters]',
       '"path.pod_id" = { dictionary = "pods", probability = 0.5 }',
+      '"path.pod_id_net" = { dictionary = "pods", probability = 0.5 }',
       '"path.user" = { dictionary = "users", probability = 0.5 }',
       '"path.image_id" = { dictionary = "images", probability = 0.5 }',
       '',

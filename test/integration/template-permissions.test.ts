@@ -329,6 +329,9 @@ describe('template permissions, saving pods as tags, bulk images, Jupyter', () =
     }
     assert.equal((await call('site', 'POST', '/v3/pods/images/bulk', undefined, 'not json')).status, 400);
     assert.equal((await call('site', 'POST', '/v3/pods/images/bulk?skip_duplicates=maybe', [{ image: 'lib/y' }])).status, 400);
+    const pythonTrue = await call('site', 'POST', '/v3/pods/images/bulk?skip_duplicates=True', [{ image: 'lib/one' }, { image: 'lib/seven' }]);
+    assert.equal(pythonTrue.status, 200, 'tapipy sends Python booleans as True and False');
+    assert.deepEqual(pythonTrue.body.result.map((i: { image: string }) => i.image), ['lib/seven']);
   });
 
   test('ensure_jupyter_pod: the caller\'s pod from the Jupyter template, made once, started when stopped', async () => {

@@ -1,7 +1,10 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { loadAgentConfig } from '../shared/config.js';
-import { createLogger } from '../shared/log.js';
+import { createLogger, type Logger } from '../shared/log.js';
 import { CaddyClient } from './caddy.js';
+import { PodIsolation } from './isolation.js';
 import { CoordinatorLink } from './link.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { AreaStore } from './storage/areas.js';
@@ -30,16 +33,25 @@ async function main(): Promise<void> {
     log: log.child({ component: 'docker' }),
   });
   let dockerVersion = '';
+  let bridge = '';
   for (let i = 0; ; i++) {
     try {
       dockerVersion = await runtime.version();
-      await runtime.ensureNetwork();
+      bridge = await runtime.ensureNetwork();
       break;
     } catch (err) {
       if (i % 10 === 0) log.warn({ err: (err as Error).message }, 'docker not reachable yet');
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+  const isolation = new PodIsolation({
+    bridge,
+    blockedEgress: [...config.blockedEgress, ...(await controlPlane(config.coordinatorUrl, log))],
+    mode: config.podIsolation,
+    log: log.child({ component: 'isolation' }),
+  });
+  await isolation.apply();
+  setInterval(() => void isolation.apply(), 30_000).unref();
   const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, log });
 
   const areas = new AreaStore(config.dataRoot, config.containerUser, log.child({ component: 'storage' }));
@@ -58,6 +70,7 @@ async function main(): Promise<void> {
       logs: (msg) => link.send('pod_logs', msg),
     },
     binds: (a) => areas.bindsFor(a.spec.mounts, a.spec.user ?? config.containerUser),
+    isolation,
   });
   const storage = new StorageService({ areas, transfers, runtime, pods: supervisor, log: log.child({ component: 'storage' }) });
   let running = 0;
@@ -93,6 +106,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+/** The coordinator's address as a CIDR pods may not reach (none when it is on loopback, which pods never reach). */
+async function controlPlane(coordinatorUrl: string, log: Logger): Promise<string[]> {
+  const host = new URL(coordinatorUrl).hostname;
+  try {
+    const { address } = isIP(host) ? { address: host } : await lookup(host, { family: 4 });
+    return isIP(address) === 4 && !address.startsWith('127.') ? [`${address}/32`] : [];
+  } catch (err) {
+    log.warn({ host, err: (err as Error).message }, 'cannot resolve the coordinator; pods are not kept from it by address');
+    return [];
+  }
 }
 
 main().catch((err) => {

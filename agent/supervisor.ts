@@ -60,6 +60,8 @@ export class Supervisor {
       reporter: Reporter;
       /** Host paths for a pod's mounts (its data directory, volumes), made ready before its container. */
       binds?: (a: Assignment) => Promise<Bind[]>;
+      /** The host's pod isolation: why no pod may start now (null: they may), and a way to put it in effect again. */
+      isolation?: { readonly refusal: string | null; apply(): Promise<void> };
     },
   ) {}
 
@@ -178,6 +180,8 @@ export class Supervisor {
         c = current.state === 'created' ? await runtime.start(current.id) : current;
       } else {
         fresh = true;
+        const refusal = this.deps.isolation?.refusal;
+        if (refusal) throw new Error(refusal);
         this.report(a.tenant, a.podId, this.observed({ uid: a.uid, generation: a.generation }, 'creating'));
         const t0 = performance.now();
         const binds = a.spec.mounts.length ? await this.bindsOf(a) : [];
@@ -457,6 +461,8 @@ export class Supervisor {
    */
   private recheckAll(): void {
     this.deps.log.info({ pods: this.managed.size }, 'docker is back; checking every pod');
+    // dockerd rewrites its own chains when it starts; ours are put first again.
+    void this.deps.isolation?.apply();
     for (const m of this.managed.values()) {
       const key = keyOf(m.a);
       void this.enqueue(key, async () => {

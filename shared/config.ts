@@ -121,6 +121,12 @@ export const AgentConfig = z.object({
   /** "bridge" (Docker's default; isolate pods with dockerd --icc=false) or a network the agent creates without inter-container traffic. */
   dockerNetwork: z.string().default('bridge'),
   logRingBytes: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  /** require: no pod starts until the agent's firewall rules keep pods apart; best-effort: warn and run; off: leave the firewall alone. */
+  podIsolation: z.enum(['require', 'best-effort', 'off']).default('require'),
+  /** CIDRs pods may never send to (the cloud metadata service by default; the coordinator's address is added). */
+  blockedEgress: csv
+    .pipe(z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'PODS_BLOCKED_EGRESS entries are IPv4 CIDRs such as 169.254.169.254/32')))
+    .default(['169.254.169.254/32', '100.100.100.200/32']),
   /** The average rate at which one pod's output is shipped to the coordinator; more is dropped with a notice. */
   logRateBytes: z.coerce.number().int().min(1024).default(256 * 1024),
   heartbeatMs: z.coerce.number().int().min(100).default(5_000),
@@ -214,6 +220,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
     dockerNetwork: env.PODS_DOCKER_NETWORK,
     logRingBytes: env.PODS_LOG_RING_BYTES,
     logRateBytes: env.PODS_LOG_RATE_BYTES,
+    podIsolation: env.PODS_POD_ISOLATION,
+    blockedEgress: env.PODS_BLOCKED_EGRESS,
     heartbeatMs: env.PODS_HEARTBEAT_MS,
     probeIntervalMs: env.PODS_PROBE_INTERVAL_MS,
     caddyCheckMs: env.PODS_CADDY_CHECK_MS,

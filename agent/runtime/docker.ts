@@ -24,6 +24,11 @@ export interface PodContainer {
  * What the supervisor needs from a container engine. DockerRuntime is the real one;
  * NullRuntime (runtime/null.ts) keeps containers in memory for the scale benchmark.
  */
+/** The host interface of a bridge network: its configured name, else Docker's br-<id>. */
+function bridgeInterface(n: { Id: string; Options?: Record<string, string> }): string {
+  return n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`;
+}
+
 export interface Runtime {
   /** Every container labelled for this node. */
   list(): Promise<PodContainer[]>;
@@ -106,18 +111,19 @@ export class DockerRuntime implements Runtime {
    * The pods' network. Docker's default bridge is the fast one to start containers on (a
    * user-defined network adds ~100 ms per start here); pods on it are kept apart by dockerd's
    * --icc=false, and the agent says so when that is missing. Any other name is created as a
-   * bridge without inter-container traffic.
+   * bridge without inter-container traffic. Answers the network's bridge interface.
    */
-  async ensureNetwork(): Promise<void> {
+  async ensureNetwork(): Promise<string> {
     if (this.opts.network === 'bridge') {
       const bridge = await this.docker.getNetwork('bridge').inspect();
       if (bridge.Options?.['com.docker.network.bridge.enable_icc'] !== 'false') {
-        this.opts.log.warn('containers on the default bridge can reach each other: start dockerd with --icc=false ("icc": false in daemon.json), or set PODS_DOCKER_NETWORK to a network name');
+        this.opts.log.warn('dockerd runs without --icc=false; the agent\'s own firewall rules (PODS_POD_ISOLATION) keep pods apart');
       }
-      return;
+      return bridgeInterface(bridge);
     }
     const existing = await this.docker.listNetworks({ filters: { name: [this.opts.network] } });
-    if (existing.some((n) => n.Name === this.opts.network)) return;
+    const found = existing.find((n) => n.Name === this.opts.network);
+    if (found) return bridgeInterface(found);
     try {
       await this.docker.createNetwork({
         Name: this.opts.network,
@@ -128,6 +134,7 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 409) throw err;
     }
+    return bridgeInterface(await this.docker.getNetwork(this.opts.network).inspect());
   }
 
   /** Every container on this host labelled for this node. */

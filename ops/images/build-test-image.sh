@@ -12,7 +12,7 @@ set -euo pipefail
 
 image=pods-test/httpd:latest
 busybox=/bin/busybox
-applets=(sh httpd echo cat hostname sleep ls mkdir ln true false id rm)
+applets=(sh httpd echo cat hostname sleep ls mkdir ln true false id rm nc wget)
 cmd='echo pod starting; mkdir -p /tmp/www; echo "hello from $(hostname)" > /tmp/www/index.html; exec httpd -f -v -p 5000 -h /tmp/www'
 
 force=

@@ -112,6 +112,8 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       PODS_LOG_LEVEL: 'info',
       // Pods' data, volumes and snapshots of this stack's hosts, apart from any other stack's.
       PODS_DATA_ROOT: path.join(tmpdir(), `pods-test-data-${nodeId}`, id),
+      // The agent's firewall rules need root; elsewhere pods run without them, with a warning.
+      PODS_POD_ISOLATION: process.getuid?.() === 0 ? 'require' : 'best-effort',
       ...opts.agentEnv,
       ...env,
     }).start();

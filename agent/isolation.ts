@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Logger } from '../shared/log.js';
+
+const run = promisify(execFile);
+
+// Pods must not reach one another, the host, or addresses the site blocks (the cloud metadata
+// service, the control plane). dockerd's --icc=false is an option, not a guarantee: measured
+// on one host, the FORWARD rules in effect still accepted bridge-to-bridge traffic. So the
+// agent installs its own rules, in chains of its own, and checks they are the ones in effect:
+//
+//   FORWARD -> DOCKER-USER (dockerd jumps there first) -> PODS-ISOLATION
+//     -i BRIDGE -o BRIDGE -j DROP          pod to pod
+//     -i BRIDGE -d CIDR -j DROP            each blocked egress address
+//   INPUT -> PODS-HOST
+//     -i BRIDGE ESTABLISHED,RELATED -j RETURN   (answers to the host's own connections, e.g. Caddy)
+//     -i BRIDGE -j DROP                     pod to any address of the host
+//
+// A chain that does not hold exactly its rules is rebuilt (flush, then append); one that does is
+// left alone, so a rerun changes nothing.
+
+export const ISOLATION_CHAIN = 'PODS-ISOLATION';
+export const HOST_CHAIN = 'PODS-HOST';
+
+export type IsolationMode = 'require' | 'best-effort' | 'off';
+
+export interface IsolationOptions {
+  /** The pods' bridge interface (docker0 for Docker's default bridge). */
+  bridge: string;
+  /** CIDRs pods may not send to. */
+  blockedEgress: string[];
+  /** require: no pod starts until the rules are in effect; best-effort: warn and go on; off: leave the firewall alone. */
+  mode: IsolationMode;
+  log: Logger;
+  /** The iptables binary (nf_tables or legacy, whichever dockerd uses). */
+  iptables?: string;
+}
+
+/** The rule specs each chain should hold, in order. */
+export function isolationRules(bridge: string, blocked: string[]): { forward: string[][]; host: string[][] } {
+  return {
+    forward: [['-i', bridge, '-o', bridge, '-j', 'DROP'], ...blocked.map((cidr) => ['-i', bridge, '-d', cidr, '-j', 'DROP'])],
+    host: [
+      ['-i', bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'RETURN'],
+      ['-i', bridge, '-j', 'DROP'],
+    ],
+  };
+}
+
+export class PodIsolation {
+  private problem: string | null = 'pod isolation has not been checked yet';
+  private readonly bin: string;
+
+  constructor(private readonly opts: IsolationOptions) {
+    this.bin = opts.iptables ?? 'iptables';
+    if (opts.mode === 'off') this.problem = null;
+  }
+
+  /** Why pods may not start now (require mode only), or null. */
+  get refusal(): string | null {
+    return this.opts.mode === 'require' ? this.problem : null;
+  }
+
+  /** Install the rules (again) and check they are in effect; never throws. */
+  async apply(): Promise<void> {
+    if (this.opts.mode === 'off') return;
+    try {
+      await this.install();
+      const missing = await this.check();
+      if (missing) throw new Error(missing);
+      if (this.problem) this.opts.log.info({ bridge: this.opts.bridge, blocked: this.opts.blockedEgress }, 'pod isolation in effect');
+      this.problem = null;
+    } catch (err) {
+      const message = `pod isolation could not be put in effect on this host: ${(err as Error).message.split('\n')[0]}`;
+      if (message !== this.problem) {
+        const hint = this.opts.mode === 'require' ? 'no pod starts here until it is (PODS_POD_ISOLATION=best-effort runs them anyway)' : 'pods run anyway (PODS_POD_ISOLATION=best-effort)';
+        this.opts.log.error({ err: message }, hint);
+      }
+      this.problem = message;
+    }
+  }
+
+  private async ipt(...args: string[]): Promise<string> {
+    return (await run(this.bin, ['-w', '5', ...args])).stdout;
+  }
+
+  private async has(...args: string[]): Promise<boolean> {
+    return this.ipt('-C', ...args).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Make `chain` hold exactly `rules`; a chain that already does is left alone (no window without them). */
+  private async fill(chain: string, rules: string[][]): Promise<void> {
+    if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
+    const count = (await this.ipt('-S', chain)).split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
+    let same = count === rules.length;
+    for (const rule of rules) same = same && (await this.has(chain, ...rule));
+    if (same) return;
+    await this.ipt('-F', chain);
+    for (const rule of rules) await this.ipt('-A', chain, ...rule);
+  }
+
+  private async firstRule(chain: string): Promise<string | undefined> {
+    return (await this.ipt('-S', chain)).split('\n').find((l) => l.startsWith(`-A ${chain} `));
+  }
+
+  /** Make `-j target` the first rule of `chain` (moved there if another rule was put before it). */
+  private async jumpFirst(chain: string, target: string): Promise<void> {
+    if ((await this.firstRule(chain)) === `-A ${chain} -j ${target}`) return;
+    while (await this.has(chain, '-j', target)) await this.ipt('-D', chain, '-j', target);
+    await this.ipt('-I', chain, '1', '-j', target);
+  }
+
+  private async install(): Promise<void> {
+    const { forward, host } = isolationRules(this.opts.bridge, this.opts.blockedEgress);
+    await this.fill(ISOLATION_CHAIN, forward);
+    await this.fill(HOST_CHAIN, host);
+    // dockerd makes DOCKER-USER and jumps to it first from FORWARD; a host without it has no dockerd rules yet.
+    await this.jumpFirst('DOCKER-USER', ISOLATION_CHAIN);
+    await this.jumpFirst('INPUT', HOST_CHAIN);
+  }
+
+  /** What is missing from the rules in effect, or null: FORWARD goes to DOCKER-USER first, which goes to ours first. */
+  private async check(): Promise<string | null> {
+    const firstJump = (chain: string) => this.firstRule(chain);
+    const forward = await firstJump('FORWARD');
+    if (forward !== '-A FORWARD -j DOCKER-USER') return `the first FORWARD rule is "${forward ?? 'none'}", not the jump to DOCKER-USER`;
+    const user = await firstJump('DOCKER-USER');
+    if (user !== `-A DOCKER-USER -j ${ISOLATION_CHAIN}`) return `the first DOCKER-USER rule is "${user ?? 'none'}", not the jump to ${ISOLATION_CHAIN}`;
+    const input = await firstJump('INPUT');
+    if (input !== `-A INPUT -j ${HOST_CHAIN}`) return `the first INPUT rule is "${input ?? 'none'}", not the jump to ${HOST_CHAIN}`;
+    const rules = await this.ipt('-S', ISOLATION_CHAIN);
+    if (!rules.includes(`-i ${this.opts.bridge} -o ${this.opts.bridge} -j DROP`)) return `${ISOLATION_CHAIN} does not drop traffic between pods`;
+    return null;
+  }
+}

@@ -234,6 +234,7 @@ start agent env \
   PODS_CADDY_ADMIN_URL="http://127.0.0.1:$caddy_admin_port" \
   PODS_CADDY_HTTP_LISTEN="127.0.0.1:$http_port" \
   PODS_CADDY_TLS_LISTEN="127.0.0.1:$tls_port" \
+  PODS_POD_ISOLATION="${PODS_POD_ISOLATION:-$(is_root && echo require || echo best-effort)}" \
   node dist/agent/main.js
 sleep 1
 is_alive "${pids[-1]}" || { last_words agent; pods_die "the agent exited at once"; }

@@ -21,6 +21,27 @@ export const StaticToken = z.object({
 });
 export type StaticToken = z.infer<typeof StaticToken>;
 
+// Quotas per user and per tenant (PODS_QUOTAS); coordinator/quotas.ts counts and enforces them.
+const quotaLimit = z.number().int().min(0);
+export const Quota = z.strictObject({
+  pods: quotaLimit.optional(),
+  running_pods: quotaLimit.optional(),
+  cpu_milli: quotaLimit.optional(),
+  memory_mb: quotaLimit.optional(),
+  volumes: quotaLimit.optional(),
+  volume_mb: quotaLimit.optional(),
+});
+export type Quota = z.infer<typeof Quota>;
+
+export const QuotaConfig = z.strictObject({
+  user: Quota.default({ pods: 100, running_pods: 50 }),
+  tenant: Quota.default({}),
+  users: z.record(z.string().regex(/^[a-z][a-z0-9-]*\/[^/]+$/, 'users are keyed "tenant/username"'), Quota).default({}),
+  tenants: z.record(z.string(), Quota).default({}),
+});
+export type QuotaConfig = z.infer<typeof QuotaConfig>;
+
+
 export const CoordinatorConfig = z
   .object({
     listenHost: z.string().default('127.0.0.1'),
@@ -89,6 +110,7 @@ export const CoordinatorConfig = z
     loginWindowS: z.coerce.number().int().min(1).default(900),
     /** Password hashes at once per coordinator (each takes 128 MiB and a core for a fraction of a second). */
     loginConcurrentHashes: z.coerce.number().int().min(1).default(2),
+    quotas: QuotaConfig.default({ user: { pods: 100, running_pods: 50 }, tenant: {}, users: {}, tenants: {} }),
   })
   .superRefine((c, ctx) => {
     const nodeTokens = c.nodeTokens.map((t) => t.token);
@@ -199,6 +221,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     loginMaxAttemptsPerAddress: env.PODS_LOGIN_MAX_ATTEMPTS_PER_ADDRESS,
     loginWindowS: env.PODS_LOGIN_WINDOW_S,
     loginConcurrentHashes: env.PODS_LOGIN_CONCURRENT_HASHES,
+    quotas: parseJson('PODS_QUOTAS', env.PODS_QUOTAS),
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);

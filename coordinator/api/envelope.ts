@@ -19,8 +19,29 @@ export function send(ctx: Context, status: number, env: Envelope): void {
   ctx.set('Content-Type', 'application/json');
 }
 
-export function ok(ctx: Context, result: unknown, message: string): void {
-  send(ctx, 200, { status: 'success', message, result, version: ctx.state.version, metadata: {} });
+export function ok(ctx: Context, result: unknown, message: string, metadata: Record<string, unknown> = {}): void {
+  send(ctx, 200, { status: 'success', message, result, version: ctx.state.version, metadata });
+}
+
+const MAX_PAGE = 1000;
+
+/**
+ * A list answered a page at a time (our extension; Tapis lists everything): `?limit=N&skip=M`,
+ * sorted as given, with {total, limit, skip} in the envelope's metadata. Without `limit` the
+ * whole list is the answer, as tapipy expects.
+ */
+export function okPage<T>(ctx: Context, items: T[], message: string): void {
+  const int = (name: string, min: number, max: number): number | undefined => {
+    const raw = ctx.query[name];
+    if (raw === undefined) return undefined;
+    const n = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
+    if (!(n >= min && n <= max)) throw new PodsError('BAD_REQUEST', `${name}: must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const limit = int('limit', 1, MAX_PAGE);
+  const skip = int('skip', 0, 1e9) ?? 0;
+  const page = items.slice(skip, limit === undefined ? undefined : skip + limit);
+  ok(ctx, page, message, { total: items.length, skip, limit: limit ?? null });
 }
 
 /** The one place an error becomes an HTTP response. */

@@ -24,7 +24,8 @@ import type { StorageClient } from '../storage.js';
 import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
-import { ok } from './envelope.js';
+import { ok, okPage } from './envelope.js';
+import { podUsage, Quotas } from '../quotas.js';
 import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
 import { requireTemplateUse } from './template-access.js';
 
@@ -70,6 +71,7 @@ export function podsRouter(deps: PodsDeps): Router {
 
 /** The pods routes, and pod creation for other routes that make pods (the Jupyter helpers). */
 export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod } {
+  const quotas = new Quotas(deps.config.quotas, deps);
   const { config, pods, images, templates, kick } = deps;
   const router = new Router();
   const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
@@ -118,7 +120,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       const rec = await pods.get(id.tenant, podId);
       if (rec && hasLevel(levelOf(id, await pods.perms(id.tenant, podId)), 'READ')) result.push(view(rec));
     }
-    ok(ctx, result, 'Pods retrieved successfully.');
+    okPage(ctx, result, 'Pods retrieved successfully.');
   });
 
   async function createPod(id: Identity, raw: unknown): Promise<PodRecord> {
@@ -144,6 +146,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     // An image from a tag a site admin added was allowed by them; any other image is checked.
     await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined || !resolved.imageTrusted });
     const on = body.status_requested === 'ON';
+    await quotas.check(id, id.username, podUsage({ spec, desired: { status_requested: body.status_requested, deleting: false } as Desired }));
     const desired: Desired = {
       status_requested: body.status_requested,
       uid: newUid(),
@@ -298,7 +301,12 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   const lifecycle = (verb: 'stop' | 'start' | 'restart') => async (ctx: Context) => {
     const id = who(ctx);
     const podId = (ctx as Context & { params: Record<string, string> }).params.pod_id!;
-    await loadPodFor(pods, id, podId, 'ADMIN');
+    const cur = await loadPodFor(pods, id, podId, 'ADMIN');
+    if (verb !== 'stop' && cur.desired.status_requested !== 'ON') {
+      // Starting counts against the owner's running pods, CPU and memory.
+      const { pods: _counted, ...running } = podUsage({ spec: cur.spec, desired: { ...cur.desired, status_requested: 'ON' } });
+      await quotas.check(id, cur.spec.owner, running);
+    }
     const now = new Date();
     const rec = await pods.update(id.tenant, podId, ({ desired, spec }) => {
       if (desired.deleting) throw new PodsError('CONFLICT', `pod "${podId}" is being deleted`);

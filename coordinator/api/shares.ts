@@ -13,7 +13,8 @@ import type { ShareKind, ShareStore, SnapshotRecord, VolumeRecord } from '../sto
 import type { StorageClient } from '../storage.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
-import { ok } from './envelope.js';
+import { ok, okPage } from './envelope.js';
+import { Quotas } from '../quotas.js';
 import { receiveFile } from './multipart.js';
 import { requireLevel } from './permissions.js';
 import { SetPermission } from './pods.js';
@@ -107,6 +108,7 @@ export async function takeSnapshot(deps: Pick<SharesDeps, 'snapshots' | 'storage
 
 export function sharesRouter(deps: SharesDeps): Router {
   const { config, volumes, snapshots, pods, storage } = deps;
+  const quotas = new Quotas(config.quotas, deps);
   const router = new Router();
   const storeOf = (kind: ShareKind) => (kind === 'volume' ? volumes : snapshots) as ShareStore<ShareKind>;
   const noun = (kind: ShareKind) => (kind === 'volume' ? 'Volume' : 'Snapshot');
@@ -139,7 +141,7 @@ export function sharesRouter(deps: SharesDeps): Router {
         const rec = await store.get(id.tenant, shareId);
         if (rec && (id.admin || (await store.perms(id.tenant, shareId))[id.username])) out.push(view(rec));
       }
-      ok(ctx, out, `${noun(kind)}s retrieved successfully.`);
+      okPage(ctx, out, `${noun(kind)}s retrieved successfully.`);
     });
 
     router.get(`${base}/:${kind}_id`, async (ctx) => {
@@ -243,6 +245,7 @@ export function sharesRouter(deps: SharesDeps): Router {
   router.post('/v3/pods/volumes', async (ctx) => {
     const id = who(ctx);
     const body = validate(NewVolume, await readJson(ctx, config.maxBodyBytes));
+    await quotas.check(id, id.username, { volumes: 1, volume_mb: body.size_limit });
     const now = new Date().toISOString();
     const rec: VolumeRecord = {
       volume_id: body.volume_id, tenant: id.tenant, owner: id.username, description: body.description, size_limit: body.size_limit,

@@ -2,6 +2,8 @@
 //
 // The API (calls run one at a time, in the order made):
 //   new CaddyClient({ adminUrl, httpListen, tlsListen?, log })
+//       adminUrl: http://127.0.0.1:2019, or unix:///run/pods-caddy/admin.sock (Caddy makes the
+//       socket writable by its own user only: nobody else on the host can reprogram it).
 //       tlsListen ("IP:PORT"): the shared TLS listener of SNI routes; without it they are refused.
 //   isConfigured(): Promise<boolean>
 //       true when our base config is loaded; false after Caddy restarted empty.
@@ -26,7 +28,7 @@
 // config (and the admin copy of it) stays as it was.
 // Requests go through undici.request: Node's global fetch sends
 // `Sec-Fetch-Mode: cors`, which Caddy's admin origin check refuses with 403.
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { Logger } from '../shared/log.js';
 import {
   addTcp,
@@ -68,6 +70,8 @@ interface AdminReply {
 
 export class CaddyClient {
   private readonly adminOrigin: string;
+  /** The connection to a unix-socket admin API (none for http). */
+  private readonly dispatcher: Agent | undefined;
   private readonly listeners: Listeners;
   private readonly log: Logger;
   // Admin calls run one at a time. Writes must not interleave (a TCP change reads the
@@ -78,11 +82,18 @@ export class CaddyClient {
 
   constructor(opts: { adminUrl: string; httpListen: string; tlsListen?: string; log: Logger }) {
     const url = new URL(opts.adminUrl);
-    if (url.protocol !== 'http:') throw new TypeError(`Caddy admin URL must be http://host:port, got ${opts.adminUrl}`);
-    this.adminOrigin = url.origin;
     // Our config keeps the admin endpoint where we reach it, so /load never moves it
     // and the Host header we send is always one Caddy allows.
-    this.listeners = { admin: `${url.hostname}:${url.port || '80'}`, http: opts.httpListen };
+    if (url.protocol === 'unix:' && url.pathname.startsWith('/') && !url.host) {
+      this.adminOrigin = 'http://localhost';
+      this.dispatcher = new Agent({ connect: { socketPath: url.pathname } });
+      this.listeners = { admin: `unix/${url.pathname}`, http: opts.httpListen };
+    } else if (url.protocol === 'http:') {
+      this.adminOrigin = url.origin;
+      this.listeners = { admin: `${url.hostname}:${url.port || '80'}`, http: opts.httpListen };
+    } else {
+      throw new TypeError(`Caddy admin URL must be http://host:port or unix:///path/to/socket, got ${opts.adminUrl}`);
+    }
     if (opts.tlsListen !== undefined) {
       try {
         checkListen('Caddy TLS listener', opts.tlsListen);
@@ -302,6 +313,7 @@ export class CaddyClient {
   private async callOnce(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: Json): Promise<AdminReply> {
     try {
       const res = await request(this.adminOrigin + path, {
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),

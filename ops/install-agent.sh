@@ -12,7 +12,9 @@
 #   --http-listen       where this host's Caddy serves the pods over HTTP (default 127.0.0.1:8080;
 #                       give the private address when an edge proxy in front must reach it)
 #   --publish-host      the address pods' ports are published on (default 127.0.0.1)
-#   --caddy-admin-port  Caddy's admin API on 127.0.0.1 (default 2019)
+#   --caddy-admin-port  Caddy's admin API on this 127.0.0.1 port instead of its default, the
+#                       unix socket /run/pods-caddy/admin.sock that only Caddy's user and root
+#                       may write to
 #
 # What it does: installs docker.io (and Go when there is none, to build Caddy); builds the
 # layer4 Caddy into /usr/local/bin/pods-caddy; builds the project if needed and copies it
@@ -34,7 +36,8 @@ node_id=$(env_value "$env_file" PODS_NODE_ID)
 http_listen=$(env_value "$env_file" PODS_CADDY_HTTP_LISTEN)
 publish_host=$(env_value "$env_file" PODS_PUBLISH_HOST)
 admin_url=$(env_value "$env_file" PODS_CADDY_ADMIN_URL)
-admin_port=${admin_url##*:}
+admin_port=""
+case $admin_url in http://*) admin_port=${admin_url##*:} ;; esac
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -58,7 +61,14 @@ node_id=${node_id:-$(hostname | tr '[:upper:]' '[:lower:]')}
 [[ $node_id =~ ^[a-z0-9][a-z0-9.-]*$ ]] || pods_die "--node-id must be lowercase letters, digits, dots and dashes"
 http_listen=${http_listen:-127.0.0.1:8080}
 publish_host=${publish_host:-127.0.0.1}
-admin_port=${admin_port:-2019}
+# Caddy's admin API: a unix socket only its own user may write to (root, the agent, may too),
+# unless --caddy-admin-port asks for a loopback TCP port, which any local user could reach.
+admin_socket=/run/pods-caddy/admin.sock
+if [ -n "$admin_port" ]; then
+  admin_url=http://127.0.0.1:$admin_port admin_listen=127.0.0.1:$admin_port
+else
+  admin_url=unix://$admin_socket admin_listen=unix/$admin_socket
+fi
 
 step() { printf '==> %s\n' "$*"; }
 
@@ -100,7 +110,7 @@ install -d -m 755 /etc/pods
 PODS_COORDINATOR_URL=$coordinator
 PODS_NODE_TOKEN=$token
 PODS_NODE_ID=$node_id
-PODS_CADDY_ADMIN_URL=http://127.0.0.1:$admin_port
+PODS_CADDY_ADMIN_URL=$admin_url
 PODS_CADDY_HTTP_LISTEN=$http_listen
 PODS_PUBLISH_HOST=$publish_host
 EOF
@@ -109,10 +119,11 @@ EOF
 chown root:root "$env_file.new"
 chmod 600 "$env_file.new"
 mv -f "$env_file.new" "$env_file"
-printf '{"admin":{"listen":"127.0.0.1:%s"}}\n' "$admin_port" >/etc/pods/caddy.json
+printf '{"admin":{"listen":"%s"}}\n' "$admin_listen" >/etc/pods/caddy.json
 chmod 644 /etc/pods/caddy.json
 
 if ! has_systemd; then
+  install -d -m 750 -o pods -g pods "$(dirname "$admin_socket")"
   pods_log "no systemd here: installed, but not started. Start by hand:"
   pods_log "  /usr/local/bin/pods-caddy run --config /etc/pods/caddy.json &"
   pods_log "  set -a; . $env_file; set +a; node /opt/pods/dist/agent/main.js"

@@ -31,6 +31,7 @@ base_domain=$(env_value "$env_file" PODS_BASE_DOMAIN)
 tenant=$(env_value "$env_file" PODS_TENANT)
 admin_token=$(env_value "$env_file" PODS_ADMIN_TOKEN)
 node_tokens=$(env_value "$env_file" PODS_NODE_TOKENS)
+redis_url=$(env_value "$env_file" PODS_REDIS_URL)
 new_node_tokens=()
 
 while [ $# -gt 0 ]; do
@@ -65,16 +66,36 @@ PODS_APT_PACKAGES=(redis-server:redis-server redis-tools:redis-cli curl:curl ca-
 ensure_packages
 ensure_node_runtime
 
-step "Redis with the append-only file"
+step "Redis with the append-only file and a password"
 install -d -m 755 /etc/pods
+redis_before=$(cat /etc/pods/redis.conf /etc/pods/redis-auth.conf /etc/redis/redis.conf 2>/dev/null | sha256sum)
 install -m 644 "$PODS_ROOT/ops/redis.conf" /etc/pods/redis.conf
+# Redis answers only with a password, kept in files root (and Redis) read, never on a command
+# line: /etc/pods/redis-auth.conf (included by Debian's config) and the coordinator's env file.
+redis_password=${redis_url#redis://:}
+redis_password=${redis_password%@*}
+if [ -z "$redis_url" ] || [ "$redis_password" = "$redis_url" ]; then redis_password=$(random_token); fi
+(
+  umask 027
+  printf 'requirepass "%s"\n' "$redis_password" >/etc/pods/redis-auth.conf.new
+)
+chown root:redis /etc/pods/redis-auth.conf.new 2>/dev/null || true
+mv -f /etc/pods/redis-auth.conf.new /etc/pods/redis-auth.conf
+redis_url="redis://:$redis_password@127.0.0.1:6379"
 redis_conf=/etc/redis/redis.conf
 if [ -f "$redis_conf" ] && ! grep -qx 'include /etc/pods/redis.conf' "$redis_conf"; then
   # Last, so that its settings win over Debian's.
   printf '\n# Pods: durability settings (ops/install-coordinator.sh)\ninclude /etc/pods/redis.conf\n' >>"$redis_conf"
-  if has_systemd; then systemctl restart redis-server.service; fi
 fi
-if has_systemd; then systemctl enable --now redis-server.service >/dev/null 2>&1; fi
+if [ -f "$redis_conf" ] && ! grep -qx 'include /etc/pods/redis-auth.conf' "$redis_conf"; then
+  printf '# Pods: the password (ops/install-coordinator.sh)\ninclude /etc/pods/redis-auth.conf\n' >>"$redis_conf"
+fi
+if has_systemd; then
+  if [ "$redis_before" != "$(cat /etc/pods/redis.conf /etc/pods/redis-auth.conf /etc/redis/redis.conf 2>/dev/null | sha256sum)" ]; then
+    systemctl restart redis-server.service
+  fi
+  systemctl enable --now redis-server.service >/dev/null 2>&1
+fi
 
 step "coordinator -> /opt/pods"
 if [ ! -f "$PODS_ROOT/dist/coordinator/main.js" ] || [ ! -d "$PODS_ROOT/node_modules" ]; then
@@ -91,7 +112,7 @@ step "configuration in /etc/pods"
 # Written by ops/install-coordinator.sh; running it again keeps what its options do not change.
 PODS_LISTEN_HOST=$listen_host
 PODS_LISTEN_PORT=$listen_port
-PODS_REDIS_URL=redis://127.0.0.1:6379
+PODS_REDIS_URL=$redis_url
 PODS_BASE_DOMAIN=$base_domain
 PODS_TENANT=$tenant
 PODS_ADMIN_TOKEN=$admin_token

@@ -5,12 +5,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { freePort } from './ports.js';
 import { repoRoot } from './root.js';
 
 export interface RunningCaddy {
-  /** http://127.0.0.1:PORT of the admin API. */
+  /** http://127.0.0.1:PORT of the admin API (unix:///DIR/admin.sock with `adminSocket`). */
   adminUrl: string;
   /** A free 127.0.0.1:PORT for the HTTP server that the code under test configures. */
   httpListen: string;
@@ -38,14 +38,16 @@ export function skipWithoutCaddy(): string | false {
   return existsSync(bin) ? false : `no Caddy binary at ${bin} (run ops/build-caddy.sh or set PODS_CADDY_BIN)`;
 }
 
-export async function startCaddy(): Promise<RunningCaddy> {
+/** `adminSocket`: the admin API on a unix socket in Caddy's temp dir instead of a TCP port. */
+export async function startCaddy(opts: { adminSocket?: boolean } = {}): Promise<RunningCaddy> {
   const bin = caddyBin();
   const dir = await mkdtemp(path.join(tmpdir(), 'pods-caddy-'));
   const adminPort = await freePort();
   const httpPort = await freePort();
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const socket = path.join(dir, 'admin.sock');
+  const adminUrl = opts.adminSocket ? `unix://${socket}` : `http://127.0.0.1:${adminPort}`;
   const configPath = path.join(dir, 'caddy.json');
-  await writeFile(configPath, JSON.stringify({ admin: { listen: `127.0.0.1:${adminPort}` } }));
+  await writeFile(configPath, JSON.stringify({ admin: { listen: opts.adminSocket ? `unix/${socket}` : `127.0.0.1:${adminPort}` } }));
 
   let caddy: Launched | undefined;
   const launch = async (): Promise<void> => {
@@ -123,7 +125,13 @@ async function waitReady(caddy: Launched, adminUrl: string): Promise<void> {
       throw new Error(`Caddy exited during start-up:\n${caddy.log}`);
     }
     try {
-      const res = await request(`${adminUrl}/config/`, { reset: true, headersTimeout: 1_000, bodyTimeout: 1_000 });
+      const unix = adminUrl.startsWith('unix://') ? adminUrl.slice('unix://'.length) : null;
+      const res = await request(unix ? 'http://localhost/config/' : `${adminUrl}/config/`, {
+        reset: true,
+        headersTimeout: 1_000,
+        bodyTimeout: 1_000,
+        ...(unix ? { dispatcher: new Agent({ connect: { socketPath: unix } }) } : {}),
+      });
       await res.body.dump();
       if (res.statusCode === 200) return;
     } catch {

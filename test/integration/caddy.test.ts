@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
+import { stat } from 'node:fs/promises';
+import { Agent, request } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CaddyClient, CaddyError, type PodRoute } from '../../agent/caddy.js';
 import { createLogger } from '../../shared/log.js';
@@ -238,5 +239,34 @@ describe('CaddyClient with a real Caddy', { skip: skipWithoutCaddy(), timeout: 6
     } finally {
       ws.terminate();
     }
+  });
+});
+
+describe('CaddyClient through a unix-socket admin API', { skip: skipWithoutCaddy(), timeout: 60_000 }, () => {
+  const log = createLogger('test', 'silent');
+  let caddy: RunningCaddy;
+  let upstream: Upstream;
+  before(async () => {
+    [caddy, upstream] = await Promise.all([startCaddy({ adminSocket: true }), startUpstream('sock')]);
+  });
+  after(async () => {
+    await caddy?.stop();
+    await upstream?.close();
+  });
+
+  test('routes are written and served; the socket is writable by its owner only, and no TCP admin port is left open', async () => {
+    const socket = caddy.adminUrl.slice('unix://'.length);
+    assert.equal((await stat(socket)).mode & 0o777, 0o200);
+    const client = new CaddyClient({ adminUrl: caddy.adminUrl, httpListen: caddy.httpListen, log });
+    await client.resync([{ id: 'sockroute', host: 'sock.pods.test', upstream: upstream.dial }]);
+    await client.upsertRoute({ id: 'sockroute2', host: 'sock2.pods.test', upstream: upstream.dial });
+    for (const host of ['sock.pods.test', 'sock2.pods.test']) {
+      const res = await request(`http://${caddy.httpListen}/`, { headers: { host } });
+      assert.equal(await res.body.text(), `sock ${host}`);
+    }
+    // Our config keeps the admin API on the socket: Caddy's default TCP admin port is not served.
+    const config = JSON.parse(await (await request('http://localhost/config/', { dispatcher: new Agent({ connect: { socketPath: socket } }) })).body.text());
+    assert.equal(config.admin.listen, `unix/${socket}`);
+    assert.throws(() => new CaddyClient({ adminUrl: 'unix://host/sock', httpListen: caddy.httpListen, log }), /unix:\/\/\/path/);
   });
 });

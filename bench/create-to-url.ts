@@ -94,6 +94,12 @@ async function rawDocker(): Promise<number[]> {
 async function main(): Promise<void> {
   const docker = await rawDocker();
   const { running, url, tcp } = await ours();
+  // Every sample, not only the percentiles: one slow pod in twenty hides in a p50.
+  const ms = (xs: number[]) => xs.map((x) => Math.round(x));
+  console.log('per pod, create -> RUNNING ms:', ms(running).join(' '));
+  console.log('per pod, create -> first HTTP 200 ms:', ms(url).join(' '));
+  console.log('per pod, redis template create -> PING ms:', ms(tcp).join(' '));
+  console.log('per run, raw docker run -> HTTP 200 ms:', ms(docker).join(' '));
   const result = {
     measured_at: new Date().toISOString(),
     pods: PODS,
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
     tcp_pods: TCP_PODS,
     running_ratio_vs_docker: Math.round((pct(running, 50) / pct(docker, 50)) * 100) / 100,
     targets: { running_ratio_vs_docker: 1.25, create_to_url_p50_ms: 1500 },
+    samples_ms: { create_to_running: ms(running), create_to_url: ms(url), create_to_tcp: ms(tcp), docker_run_to_http: ms(docker) },
   };
   const dir = path.join(repoRoot(), 'bench', 'results');
   await mkdir(dir, { recursive: true });

@@ -200,7 +200,8 @@ export class Reconciler {
         log.info({ pod: key }, 'pod deleted');
         return;
       }
-      if (placement) await pods.movePlacement(tenant, podId, placement, rec.raw.placement, null);
+      // The container is gone: its room on the node is given back in the same step.
+      if (placement) await pods.unplace(tenant, podId, placement, rec.raw.placement);
       // Only now, with the container and its route gone, may another pod get the port.
       if (Object.keys(rec.ports).length) await pods.releasePorts(tenant, podId);
       this.sent.delete(key);
@@ -235,7 +236,7 @@ export class Reconciler {
           : null,
       );
       if (moved && moved.desired.generation === desired.generation + 1) {
-        await pods.movePlacement(tenant, podId, placement, rec.raw.placement, null);
+        await pods.unplace(tenant, podId, placement, rec.raw.placement);
         await pods.action(tenant, podId, `${why}; starting instance ${desired.generation + 1} elsewhere`);
         if (hub.isConnected(placement.nodeId) && observed && containerExists(observed)) {
           await hub.remove(placement.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }).catch(() => undefined);
@@ -246,14 +247,13 @@ export class Reconciler {
 
     let nodeId = placement?.nodeId;
     if (!nodeId) {
-      const chosen = await scheduler.pick(rec.spec.resources, key, pin.node ?? undefined);
+      const chosen = await scheduler.place(tenant, podId, rec.spec.resources, pin.node ?? undefined);
+      if ('changed' in chosen) return this.kick(tenant, podId);
       if ('reason' in chosen) {
-        // Stays REQUESTED, saying why; placed when a node with room connects.
+        // Stays REQUESTED, saying why; placed when room is given back or a node with room connects.
         if (rec.note !== chosen.reason) await pods.setNote(tenant, podId, chosen.reason);
         return;
       }
-      const moved = await pods.movePlacement(tenant, podId, null, '', { nodeId: chosen.nodeId, at: new Date().toISOString() });
-      if (moved !== 'set') return this.kick(tenant, podId);
       if (rec.note) await pods.setNote(tenant, podId, null);
       if (rec.spec.data_dir && !rec.home && !config.sharedStorage) await pods.setHome(tenant, podId, chosen.nodeId);
       await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`);

@@ -19,6 +19,8 @@ export class Keys {
   actions(tenant: string, podId: string) { return `${this.prefix}actions:${tenant}:${podId}`; }
   /** Set of "tenant/podId" placed on a node. */
   nodePods(nodeId: string) { return `${this.prefix}node:${nodeId}:pods`; }
+  /** Hash {cpu_milli, memory_mb, pods}: what the claims of the pods placed on a node add up to (see PLACE_POD). */
+  nodeUsage(nodeId: string) { return `${this.prefix}node:${nodeId}:usage`; }
   /** Hash nodeId -> JSON node record. */
   nodes() { return `${this.prefix}nodes`; }
   /** Hash tenant id -> JSON tenant record (tenants added by site admins; the primary one comes from config). */

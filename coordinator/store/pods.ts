@@ -4,7 +4,7 @@ import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
-import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, MOVE_PLACEMENT, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION } from './scripts.js';
+import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -23,6 +23,16 @@ export interface PodRecord {
   /** Raw field values, for compare-and-set. */
   raw: { spec: string; desired: string; placement: string; observed: string };
 }
+
+/** What the pods placed on a node claim in all. */
+export interface NodeUsage {
+  cpuMilli: number;
+  memoryMb: number;
+  pods: number;
+}
+
+/** The outcome of a placement: `placed`, or why not, with the node's usage after the attempt. */
+export type PlaceResult = { result: 'placed' | 'no-room' | 'changed' | 'gone'; usage: NodeUsage };
 
 const ACTION_LOG_MAX = 500;
 
@@ -176,15 +186,70 @@ export class PodStore {
     throw new Error(`pod ${tenant}/${podId} is changing too fast to update`);
   }
 
-  async movePlacement(tenant: string, podId: string, from: Placement | null, fromRaw: string, to: Placement | null): Promise<'set' | 'changed' | 'gone'> {
+  /**
+   * Place a pod on a node if what its spec requests fits in `capacity` beside the node's other
+   * claims, in one atomic step (see PLACE_POD): exact across coordinators.
+   */
+  async place(tenant: string, podId: string, placement: Placement, capacity: { cpuMilli: number; memoryMb: number }): Promise<PlaceResult> {
     const k = this.keys;
-    const oldSet = from ? k.nodePods(from.nodeId) : k.pod(tenant, podId);
-    const newSet = to ? k.nodePods(to.nodeId) : k.pod(tenant, podId);
-    const r = await this.eval(
-      MOVE_PLACEMENT,
-      [k.pod(tenant, podId), oldSet, newSet],
-      [fromRaw, to ? JSON.stringify(to) : '', podKey(tenant, podId), from ? '1' : '0', to ? '1' : '0'],
+    const { nodeId } = placement;
+    for (let attempt = 0; ; attempt++) {
+      const [code, cpuMilli, memoryMb, pods] = (await this.redis.eval(PLACE_POD, {
+        keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId)],
+        arguments: [JSON.stringify(placement), podKey(tenant, podId), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb)],
+      })) as [number, number, number, number];
+      const usage = { cpuMilli, memoryMb, pods };
+      if (code === 3 && attempt < 5) {
+        await this.recountUsage(nodeId);
+        continue;
+      }
+      if (code === 3) throw new Error(`the usage of node ${nodeId} could not be counted`);
+      return { result: code === 1 ? 'placed' : code === 2 ? 'no-room' : code === 0 ? 'changed' : 'gone', usage };
+    }
+  }
+
+  /** What the pods placed on a node claim, counted from its pods once if it never was. */
+  async nodeUsage(nodeId: string): Promise<NodeUsage> {
+    const k = this.keys;
+    let h = await this.redis.hGetAll(k.nodeUsage(nodeId));
+    if (!Object.keys(h).length) {
+      await this.recountUsage(nodeId);
+      h = await this.redis.hGetAll(k.nodeUsage(nodeId));
+    }
+    return { cpuMilli: Number(h.cpu_milli ?? 0), memoryMb: Number(h.memory_mb ?? 0), pods: Number(h.pods ?? 0) };
+  }
+
+  /** The usage of many nodes in one round of reads (nodes never counted read as null). */
+  async nodeUsages(nodeIds: string[]): Promise<Map<string, NodeUsage | null>> {
+    const k = this.keys;
+    const rows = await Promise.all(nodeIds.map((id) => this.redis.hmGet(k.nodeUsage(id), ['cpu_milli', 'memory_mb', 'pods'])));
+    return new Map(
+      nodeIds.map((id, i) => {
+        const [cpu, mem, pods] = rows[i]!;
+        return [id, cpu == null ? null : { cpuMilli: Number(cpu), memoryMb: Number(mem ?? 0), pods: Number(pods ?? 0) }];
+      }),
     );
+  }
+
+  /** Count a node's usage from the pods in its set, once (for placements made before usage was kept). */
+  async recountUsage(nodeId: string): Promise<void> {
+    const k = this.keys;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const members = await this.nodePodKeys(nodeId);
+      const podKeys = members.map((m) => {
+        const [tenant, podId] = m.split('/') as [string, string];
+        return k.pod(tenant, podId);
+      });
+      const r = await this.eval(RECOUNT_USAGE, [k.nodeUsage(nodeId), k.nodePods(nodeId), ...podKeys], [nodeId, ...members]);
+      if (r === 1) return;
+    }
+    throw new Error(`node ${nodeId}'s pods are changing too fast to count`);
+  }
+
+  /** Take a pod off its node, giving back its claim there: 'set' | 'changed' | 'gone'. */
+  async unplace(tenant: string, podId: string, from: Placement, fromRaw: string): Promise<'set' | 'changed' | 'gone'> {
+    const k = this.keys;
+    const r = await this.eval(UNPLACE_POD, [k.pod(tenant, podId), k.nodePods(from.nodeId), k.nodeUsage(from.nodeId)], [fromRaw, podKey(tenant, podId)]);
     return r === 1 ? 'set' : r === 0 ? 'changed' : 'gone';
   }
 
@@ -235,12 +300,22 @@ export class PodStore {
     return Object.fromEntries(Object.entries(h).filter(([, v]) => PermLevel.safeParse(v).success)) as Record<string, PermLevel>;
   }
 
+  /** Delete a pod and all that is keyed by it, giving back its claim on the node it is placed on. */
   async delete(tenant: string, podId: string, placement: Placement | null): Promise<void> {
     const k = this.keys;
-    await this.eval(
-      DELETE_POD,
-      [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), placement ? k.nodePods(placement.nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts(), k.logMeta(tenant, podId)],
-      [podId, podKey(tenant, podId), placement ? '1' : '0'],
-    );
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const nodeId = placement?.nodeId ?? '';
+      const r = await this.eval(
+        DELETE_POD,
+        [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), nodeId ? k.nodePods(nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts(), k.logMeta(tenant, podId), nodeId ? k.nodeUsage(nodeId) : k.pod(tenant, podId)],
+        [podId, podKey(tenant, podId), nodeId],
+      );
+      if (r === 1) return;
+      // Placed elsewhere than the caller saw: delete it from where it is now.
+      const rec = await this.get(tenant, podId);
+      if (!rec) return;
+      placement = rec.placement;
+    }
+    throw new Error(`pod ${tenant}/${podId} is changing too fast to delete`);
   }
 }

@@ -137,21 +137,108 @@ if cur ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 return 1`;
 
+// A pod placed on a node holds a claim there: the pod hash's `claim` field, JSON {nodeId,
+// cpu_milli, memory_mb}, counted in the node's usage hash {cpu_milli, memory_mb, pods}. A claim
+// is made only together with the placement, in PLACE_POD (after the fit is checked against the
+// usage in the same step, as Nomad's plan applier re-checks a plan), and given back only
+// together with it, in UNPLACE_POD or DELETE_POD: the usage is exact whichever coordinator
+// placed or removed, and room is free again the moment the placement is.
+
+/** Lua: give back the claim of pod hash `pod` on usage hash `usage` (nothing when it holds none). */
+const RELEASE_CLAIM = `
+local function release_claim(pod, usage)
+  local c = redis.call('HGET', pod, 'claim')
+  if not c then return end
+  local claim = cjson.decode(c)
+  if redis.call('EXISTS', usage) == 1 then
+    redis.call('HINCRBY', usage, 'cpu_milli', -claim.cpu_milli)
+    redis.call('HINCRBY', usage, 'memory_mb', -claim.memory_mb)
+    redis.call('HINCRBY', usage, 'pods', -1)
+  end
+  redis.call('HDEL', pod, 'claim')
+end
+`;
+
 /**
- * Move a pod's placement, keeping the per-node sets in step.
- * KEYS[1] pod hash, KEYS[2] old node set (or any key when none), KEYS[3] new node set (or any key when none)
- * ARGV[1] expected placement JSON ("" = none), ARGV[2] new placement JSON ("" = none), ARGV[3] "tenant/podId",
- * ARGV[4] "1" when KEYS[2] is a real old node set, ARGV[5] "1" when KEYS[3] is a real new node set
- * Returns 1 when moved, 0 when the placement changed meanwhile, -1 when the pod is gone.
+ * Place a pod on a node if its requests (read from its spec here) fit in what the node has
+ * left; the fit, the claim and the placement are one step, so two coordinators racing for the
+ * last room cannot both get it.
+ * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash
+ * ARGV[1] placement JSON, ARGV[2] "tenant/podId", ARGV[3] node id, ARGV[4] the node's CPU
+ * capacity (milli, overcommit included), ARGV[5] its memory capacity (MiB, likewise)
+ * Returns {result, cpu_milli, memory_mb, pods}: the node's usage after the step, and result
+ * 1 placed, 0 not placed because the pod is placed already or no longer wants to run, -1 the pod
+ * is gone, 2 no room, 3 the node's usage has not been counted yet (pods placed before usage was
+ * kept: run RECOUNT_USAGE, then try again).
  */
-export const MOVE_PLACEMENT = `
+export const PLACE_POD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if redis.call('SCARD', KEYS[2]) > 0 then return {3, 0, 0, 0} end
+  redis.call('HSET', KEYS[3], 'cpu_milli', 0, 'memory_mb', 0, 'pods', 0)
+end
+local u = redis.call('HMGET', KEYS[3], 'cpu_milli', 'memory_mb', 'pods')
+local cpu, mem, pods = tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0
+if redis.call('HEXISTS', KEYS[1], 'placement') == 1 then return {0, cpu, mem, pods} end
+local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
+if desired.deleting or desired.status_requested == 'OFF' then return {0, cpu, mem, pods} end
+local res = cjson.decode(redis.call('HGET', KEYS[1], 'spec')).resources
+local want_cpu, want_mem = res.cpu_request, res.mem_request
+if cpu + want_cpu > tonumber(ARGV[4]) or mem + want_mem > tonumber(ARGV[5]) then return {2, cpu, mem, pods} end
+cpu = redis.call('HINCRBY', KEYS[3], 'cpu_milli', want_cpu)
+mem = redis.call('HINCRBY', KEYS[3], 'memory_mb', want_mem)
+pods = redis.call('HINCRBY', KEYS[3], 'pods', 1)
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'placement', ARGV[1], 'claim', cjson.encode({nodeId = ARGV[3], cpu_milli = want_cpu, memory_mb = want_mem}))
+return {1, cpu, mem, pods}`;
+
+/**
+ * Count a node's usage once, from the pods in its set (for pods placed before usage was kept:
+ * each gets a claim of its spec's requests). Nothing is done when the usage is counted already.
+ * KEYS[1] the node's usage hash, KEYS[2] the node's pod set, KEYS[3..] the pod hashes of the
+ * set's members, in the order of ARGV[2..]
+ * ARGV[1] node id, ARGV[2..] the set's members ("tenant/podId") as read
+ * Returns 1 when counted (now or before), 0 when the set changed since it was read.
+ */
+export const RECOUNT_USAGE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[2]) ~= #ARGV - 1 then return 0 end
+for i = 2, #ARGV do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then return 0 end
+end
+local cpu, mem, pods = 0, 0, 0
+for i = 3, #KEYS do
+  local c = redis.call('HGET', KEYS[i], 'claim')
+  local claim = nil
+  if c then
+    claim = cjson.decode(c)
+  else
+    local spec = redis.call('HGET', KEYS[i], 'spec')
+    if spec then
+      local res = cjson.decode(spec).resources
+      claim = {nodeId = ARGV[1], cpu_milli = res.cpu_request, memory_mb = res.mem_request}
+      redis.call('HSET', KEYS[i], 'claim', cjson.encode(claim))
+    end
+  end
+  if claim then
+    cpu, mem, pods = cpu + claim.cpu_milli, mem + claim.memory_mb, pods + 1
+  end
+end
+redis.call('HSET', KEYS[1], 'cpu_milli', cpu, 'memory_mb', mem, 'pods', pods)
+return 1`;
+
+/**
+ * Take a pod off its node (its container is gone, or it moves), giving back its claim there.
+ * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash
+ * ARGV[1] expected placement JSON (on that node), ARGV[2] "tenant/podId"
+ * Returns 1 when done, 0 when the placement changed meanwhile, -1 when the pod is gone.
+ */
+export const UNPLACE_POD = RELEASE_CLAIM + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local cur = redis.call('HGET', KEYS[1], 'placement')
-if cur == false then cur = '' end
-if cur ~= ARGV[1] then return 0 end
-if ARGV[4] == '1' then redis.call('SREM', KEYS[2], ARGV[3]) end
-if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
-if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'placement') else redis.call('HSET', KEYS[1], 'placement', ARGV[2]) end
+if redis.call('HGET', KEYS[1], 'placement') ~= ARGV[1] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+release_claim(KEYS[1], KEYS[3])
+redis.call('HDEL', KEYS[1], 'placement')
 return 1`;
 
 /**
@@ -219,12 +306,17 @@ end
 return bytes`;
 
 /**
- * Delete a pod and everything keyed by it, giving back its dedicated ports.
+ * Delete a pod and everything keyed by it, giving back its dedicated ports and its claim on its node.
  * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key),
- * KEYS[8] credentials, KEYS[9] ports-in-use hash, KEYS[10] log meta
- * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] "1" when KEYS[7] is a real node set
+ * KEYS[8] credentials, KEYS[9] ports-in-use hash, KEYS[10] log meta, KEYS[11] the node's usage hash (or any key)
+ * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] the node the caller saw it placed on ("" = none)
+ * Returns 1 when deleted (or gone already), 0 when it is placed elsewhere than the caller saw (read it again).
  */
-export const DELETE_POD = `
+export const DELETE_POD = RELEASE_CLAIM + `
+local placement = redis.call('HGET', KEYS[1], 'placement')
+local placed = placement and cjson.decode(placement).nodeId or ''
+if placed ~= ARGV[3] then return 0 end
+if placed ~= '' then release_claim(KEYS[1], KEYS[11]) end
 local have = redis.call('HGET', KEYS[1], 'ports')
 if have then
   for _, port in pairs(cjson.decode(have)) do redis.call('HDEL', KEYS[9], tostring(port)) end
@@ -232,7 +324,7 @@ end
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[10])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
-if ARGV[3] == '1' then redis.call('SREM', KEYS[7], ARGV[2]) end
+if placed ~= '' then redis.call('SREM', KEYS[7], ARGV[2]) end
 return 1`;
 
 /**

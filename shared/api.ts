@@ -16,6 +16,10 @@ export const PodView = z.strictObject({
   environment_variables: z.record(z.string(), z.string()),
   status_requested: z.enum(['ON', 'OFF', 'RESTART']),
   volume_mounts: z.record(z.string(), z.unknown()),
+  /** Where the pod keeps its data (our extension; set by data templates or the user). */
+  data_dir: z.string().optional(),
+  /** The pod's data is kept as a volume when it is deleted (our extension). */
+  keep_data: z.boolean().optional(),
   time_to_stop_default: z.number().int(),
   time_to_stop_instance: z.number().int().nullable(),
   networking: z.record(z.string(), NetworkingView),
@@ -37,6 +41,8 @@ export const CredentialsView = z.strictObject({ user_username: z.string(), user_
 export const PermissionsView = z.strictObject({ permissions: z.array(z.string()) });
 export const ImageView = z.strictObject({
   image: z.string(),
+  /** The tags and digests ("sha256:...") this entry pins; empty: any tag, but only as already present on a host. */
+  tags: z.array(z.string()).default([]),
   tenants: z.array(z.string()),
   description: z.string(),
   creation_ts: z.string(),

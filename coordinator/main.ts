@@ -44,11 +44,16 @@ async function main(): Promise<void> {
     },
   });
   storage = new StorageClient({ hub, nodes, log: log.child({ component: 'storage' }), sharedStorage: config.sharedStorage });
-  const scheduler = new Scheduler(pods, () => hub.connected(), async () => {
-    const closed = new Set<string>();
-    for (const [id, a] of await nodes.admins()) if (a.cordoned || a.draining) closed.add(id);
-    return closed;
-  });
+  const scheduler = new Scheduler(
+    pods,
+    () => hub.connected(),
+    async () => {
+      const closed = new Set<string>();
+      for (const [id, a] of await nodes.admins()) if (a.cordoned || a.draining) closed.add(id);
+      return closed;
+    },
+    { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory } },
+  );
   reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler, storage, volumes: stores.volumes, snapshots: stores.snapshots });
   snapshotScheduler = new SnapshotScheduler({
     config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,

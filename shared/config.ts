@@ -66,6 +66,12 @@ export const CoordinatorConfig = z
     /** The most capacity a node may claim, unless a site admin sets its own limits for it. */
     nodeMaxCpuMilli: z.coerce.number().int().min(1).default(256_000),
     nodeMaxMemoryMb: z.coerce.number().int().min(1).default(1_048_576),
+    /**
+     * How far the scheduler may promise a node's CPU and memory beyond what it has (1: not at
+     * all; 2: pods may request twice its capacity), for hosts whose pods mostly idle.
+     */
+    nodeOvercommitCpu: z.coerce.number().min(1).max(16).default(1),
+    nodeOvercommitMemory: z.coerce.number().min(1).max(16).default(1),
     /** Where hosts' Caddy endpoints may be (CIDRs): an agent announcing another address is refused. */
     nodeNetworks: csv
       .pipe(z.array(z.string().regex(/^[0-9a-f.:]+\/\d{1,3}$/i, 'PODS_NODE_NETWORKS entries are CIDRs such as 10.0.0.0/8')))
@@ -198,6 +204,8 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     nodeTokens: env.PODS_NODE_TOKENS,
     nodeMaxCpuMilli: env.PODS_NODE_MAX_CPU_MILLI,
     nodeMaxMemoryMb: env.PODS_NODE_MAX_MEMORY_MB,
+    nodeOvercommitCpu: env.PODS_NODE_OVERCOMMIT_CPU,
+    nodeOvercommitMemory: env.PODS_NODE_OVERCOMMIT_MEMORY,
     nodeNetworks: env.PODS_NODE_NETWORKS,
     minTimeToStopS: env.PODS_MIN_TIME_TO_STOP_S,
     tcpPortRange: env.PODS_TCP_PORT_RANGE,

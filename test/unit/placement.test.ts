@@ -214,3 +214,15 @@ test('closed nodes take no pods; overcommit lets a node promise more than it has
   assert.equal(results.filter((r) => 'nodeId' in r).length, 16);
   assert.deepEqual(await pods.nodeUsage('h1'), { cpuMilli: 4000, memoryMb: 4096, pods: 16 });
 });
+
+test('the overcommit factors are read from the environment, 1 by default, never below 1', async () => {
+  const { loadCoordinatorConfig } = await import('../../shared/config.js');
+  const env = { PODS_ADMIN_TOKEN: 'x'.repeat(32) };
+  const plain = loadCoordinatorConfig(env);
+  assert.equal(plain.nodeOvercommitCpu, 1);
+  assert.equal(plain.nodeOvercommitMemory, 1);
+  const set = loadCoordinatorConfig({ ...env, PODS_NODE_OVERCOMMIT_CPU: '2', PODS_NODE_OVERCOMMIT_MEMORY: '1.5' });
+  assert.equal(set.nodeOvercommitCpu, 2);
+  assert.equal(set.nodeOvercommitMemory, 1.5);
+  assert.throws(() => loadCoordinatorConfig({ ...env, PODS_NODE_OVERCOMMIT_CPU: '0.5' }), /nodeOvercommitCpu/);
+});

@@ -23,7 +23,7 @@ const LABELS: Record<keyof Usage, string> = {
   volume_mb: 'MB of volume size limits',
 };
 
-const on = (r: PodRecord) => r.desired.status_requested === 'ON' && !r.desired.deleting;
+const on = (r: PodRecord) => r.desired.status_requested !== 'OFF' && !r.desired.deleting;
 
 /** What one pod counts for. */
 export function podUsage(r: Pick<PodRecord, 'spec' | 'desired'>): Usage {

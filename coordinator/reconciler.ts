@@ -264,6 +264,12 @@ export class Reconciler {
     if (!hub.isConnected(nodeId)) return;
 
     if (isCurrent(desired, observed)) {
+      if (desired.status_requested === 'RESTART' && (observed.phase === 'running' || observed.phase === 'exited')) {
+        // The restart is done: its new instance runs (or ran).
+        await pods.update(tenant, podId, (cur) =>
+          cur.desired.generation === desired.generation && cur.desired.status_requested === 'RESTART' ? { desired: { ...cur.desired, status_requested: 'ON' } } : null,
+        );
+      }
       if (observed.phase === 'running' || observed.phase === 'creating' || observed.phase === 'exited') return this.settle(key, nodeId, stopAt);
       if (observed.phase === 'failed' && (this.sent.get(key)?.attempts ?? 0) >= MAX_START_ATTEMPTS - 1) return;
     }

@@ -302,7 +302,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const id = who(ctx);
     const podId = (ctx as Context & { params: Record<string, string> }).params.pod_id!;
     const cur = await loadPodFor(pods, id, podId, 'ADMIN');
-    if (verb !== 'stop' && cur.desired.status_requested !== 'ON') {
+    if (verb !== 'stop' && cur.desired.status_requested === 'OFF') {
       // Starting counts against the owner's running pods, CPU and memory.
       const { pods: _counted, ...running } = podUsage({ spec: cur.spec, desired: { ...cur.desired, status_requested: 'ON' } });
       await quotas.check(id, cur.spec.owner, running);
@@ -311,8 +311,10 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const rec = await pods.update(id.tenant, podId, ({ desired, spec }) => {
       if (desired.deleting) throw new PodsError('CONFLICT', `pod "${podId}" is being deleted`);
       if (verb === 'stop') return desired.status_requested === 'OFF' ? null : { desired: { ...desired, status_requested: 'OFF', time_to_stop_ts: null } };
-      if (verb === 'start' && desired.status_requested === 'ON') return null;
-      return { desired: startedInstance(desired, spec, now) };
+      if (verb === 'start' && desired.status_requested !== 'OFF') return null;
+      // As in Tapis, a restart shows status_requested RESTART until its new instance runs (the reconciler turns it ON).
+      const next = startedInstance(desired, spec, now);
+      return { desired: verb === 'restart' ? { ...next, status_requested: 'RESTART' } : next };
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
     if (verb !== 'stop') await pods.clearLogs(id.tenant, podId);

@@ -122,17 +122,33 @@ export class PodIsolation {
     await this.jumpFirst('INPUT', HOST_CHAIN);
   }
 
-  /** What is missing from the rules in effect, or null: FORWARD goes to DOCKER-USER first, which goes to ours first. */
+  /**
+   * What is missing from the rules in effect, or null: in FORWARD nothing that could pass a
+   * pod's packet comes before the jump to DOCKER-USER, there nothing before the jump to our
+   * chain, and in INPUT nothing before ours (rules for other interfaces are fine).
+   */
   private async check(): Promise<string | null> {
-    const firstJump = (chain: string) => this.firstRule(chain);
-    const forward = await firstJump('FORWARD');
-    if (forward !== '-A FORWARD -j DOCKER-USER') return `the first FORWARD rule is "${forward ?? 'none'}", not the jump to DOCKER-USER`;
-    const user = await firstJump('DOCKER-USER');
-    if (user !== `-A DOCKER-USER -j ${ISOLATION_CHAIN}`) return `the first DOCKER-USER rule is "${user ?? 'none'}", not the jump to ${ISOLATION_CHAIN}`;
-    const input = await firstJump('INPUT');
-    if (input !== `-A INPUT -j ${HOST_CHAIN}`) return `the first INPUT rule is "${input ?? 'none'}", not the jump to ${HOST_CHAIN}`;
+    for (const [chain, jump] of [['FORWARD', 'DOCKER-USER'], ['DOCKER-USER', ISOLATION_CHAIN], ['INPUT', HOST_CHAIN]] as const) {
+      const rules = (await this.ipt('-S', chain)).split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+      const at = rules.indexOf(`-A ${chain} -j ${jump}`);
+      if (at < 0) return `${chain} has no jump to ${jump}`;
+      const before = rules.slice(0, at).find((r) => passesFrom(r, this.opts.bridge));
+      if (before) return `"${before}" comes before the jump to ${jump} in ${chain}`;
+    }
     const rules = await this.ipt('-S', ISOLATION_CHAIN);
     if (!rules.includes(`-i ${this.opts.bridge} -o ${this.opts.bridge} -j DROP`)) return `${ISOLATION_CHAIN} does not drop traffic between pods`;
     return null;
   }
+}
+
+/** Whether an iptables rule (as `-S` prints it) could let through a packet that came in on `bridge`. */
+export function passesFrom(rule: string, bridge: string): boolean {
+  const words = rule.split(/\s+/);
+  const target = words[words.indexOf('-j') + 1];
+  if (target === 'DROP' || target === 'REJECT') return false;
+  const i = words.indexOf('-i');
+  if (i < 0) return true;
+  const name = words[i + 1]!;
+  const matches = name.endsWith('+') ? bridge.startsWith(name.slice(0, -1)) : name === bridge;
+  return words[i - 1] === '!' ? !matches : matches;
 }

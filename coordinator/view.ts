@@ -77,6 +77,7 @@ export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record
   const fill = (xs: string[]) => xs.map((x) => render(x, secrets));
   return {
     image: spec.image,
+    pull: spec.image_pull !== false,
     ...(spec.command ? { command: fill(spec.command) } : {}),
     ...(spec.arguments ? { args: fill(spec.arguments) } : {}),
     env: Object.fromEntries(Object.entries(spec.environment_variables).map(([k, v]) => [k, render(v, secrets)])),

@@ -34,7 +34,7 @@ export const Quota = z.strictObject({
 export type Quota = z.infer<typeof Quota>;
 
 export const QuotaConfig = z.strictObject({
-  user: Quota.default({ pods: 100, running_pods: 50 }),
+  user: Quota.default({ pods: 500, running_pods: 200 }),
   tenant: Quota.default({}),
   users: z.record(z.string().regex(/^[a-z][a-z0-9-]*\/[^/]+$/, 'users are keyed "tenant/username"'), Quota).default({}),
   tenants: z.record(z.string(), Quota).default({}),
@@ -116,7 +116,12 @@ export const CoordinatorConfig = z
     loginWindowS: z.coerce.number().int().min(1).default(900),
     /** Password hashes at once per coordinator (each takes 128 MiB and a core for a fraction of a second). */
     loginConcurrentHashes: z.coerce.number().int().min(1).default(2),
-    quotas: QuotaConfig.default({ user: { pods: 100, running_pods: 50 }, tenant: {}, users: {}, tenants: {} }),
+    /**
+     * When a host may pull a pod's image it does not have: `pinned` (default) when the allow-list
+     * pins its tag or digest, or a site admin's template names it; `any` always; `never`.
+     */
+    imagePull: z.enum(['pinned', 'any', 'never']).default('pinned'),
+    quotas: QuotaConfig.default({ user: { pods: 500, running_pods: 200 }, tenant: {}, users: {}, tenants: {} }),
   })
   .superRefine((c, ctx) => {
     const nodeTokens = c.nodeTokens.map((t) => t.token);
@@ -230,6 +235,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     loginWindowS: env.PODS_LOGIN_WINDOW_S,
     loginConcurrentHashes: env.PODS_LOGIN_CONCURRENT_HASHES,
     quotas: parseJson('PODS_QUOTAS', env.PODS_QUOTAS),
+    imagePull: env.PODS_IMAGE_PULL,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);

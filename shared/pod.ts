@@ -145,6 +145,8 @@ export const PodSpec = z.object({
   readiness: z.object({ exec: z.array(z.string()) }).optional(),
   data_dir: z.string().optional(),
   keep_data: z.boolean().optional(),
+  /** Whether a host may pull the image when it does not have it (false: only a copy already there runs). */
+  image_pull: z.boolean().optional(),
   /** The tag version the pod was derived from ("id:tag@timestamp"), and the fields the user set. */
   template_version: z.string().optional(),
   user_fields: z.record(z.string(), z.unknown()).optional(),

@@ -25,6 +25,8 @@ export type Envelope = z.infer<typeof Envelope>;
 /** What an agent needs to run one pod instance; computed by the coordinator. */
 export const ContainerSpec = z.object({
   image: z.string().min(1),
+  /** false: the image runs only if the host already has it (its tag was not pinned on the allow-list). */
+  pull: z.boolean().default(true),
   command: z.array(z.string()).optional(),
   args: z.array(z.string()).optional(),
   env: z.record(z.string(), z.string()),

@@ -178,12 +178,19 @@ export class DockerRuntime implements Runtime {
     };
   }
 
-  private async ensureImage(image: string): Promise<void> {
+  /** The image on this host: there already, or pulled when `pull` allows it. */
+  private async ensureImage(image: string, pull: boolean): Promise<void> {
     try {
       await this.docker.getImage(image).inspect();
       return;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    if (!pull) {
+      throw new RuntimeError(
+        'IMAGE_UNAVAILABLE',
+        `image ${image} is not on this host and may not be pulled: the allow-list names it without pinning this tag (a site admin can pin it, or load the image on the host)`,
+      );
     }
     this.opts.log.info({ image }, 'pulling image');
     try {
@@ -199,7 +206,7 @@ export class DockerRuntime implements Runtime {
   /** Create and start the container of one pod instance; cleans up after a failed start. */
   async createAndStart(a: Assignment, binds: Bind[] = []): Promise<PodContainer> {
     const { spec } = a;
-    await this.ensureImage(spec.image);
+    await this.ensureImage(spec.image, spec.pull);
     const exposed: Record<string, object> = {};
     const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
     const portNames: Record<string, number> = {};

@@ -10,8 +10,16 @@ import { readJson, validate } from './body.js';
 import { ok } from './envelope.js';
 import { queryBool } from './query.js';
 
+const TagOrDigest = z.string().regex(/^([A-Za-z0-9_][A-Za-z0-9._-]{0,127}|sha256:[a-f0-9]{64})$/, 'tags are Docker tags (1.2, latest) or digests (sha256:...)');
+
 export const NewImage = z.strictObject({
-  image: z.string().min(1).max(255).regex(/^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?$/, 'image must be a Docker image name such as name or name:tag'),
+  image: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/, 'image must be a Docker image name such as name, name:tag or name@sha256:digest'),
+  /** Tags and digests to pin: only these run, and only these may be pulled. Empty: any tag runs, none is pulled. */
+  tags: z.array(TagOrDigest).max(64).default([]),
   tenants: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]*)$/)).default([]),
   description: z.string().max(255).default(''),
 });
@@ -46,7 +54,9 @@ export function imagesRouter(config: CoordinatorConfig, images: ImageStore): Rou
   const entryFor = (ctx: Context, id: Identity, body: z.infer<typeof NewImage>) => {
     const tenants = body.tenants.length ? body.tenants : [id.tenant];
     ownOnly(ctx, tenants);
-    return { image: imageName(body.image), tenants, description: body.description, creation_ts: new Date().toISOString(), added_by: id.username };
+    // The entry is for the name (a tag in `image` is not kept, as Tapis has it); `tags` pins tags and digests.
+    const tags = [...new Set(body.tags)];
+    return { image: imageName(body.image), tags, tenants, description: body.description, creation_ts: new Date().toISOString(), added_by: id.username };
   };
 
   router.post('/v3/pods/images', async (ctx) => {

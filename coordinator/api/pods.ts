@@ -87,8 +87,18 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS);
     if (problem) throw badRequest(problem);
     if (opts.checkImage && !(await images.allows(spec.image, tenant))) {
-      throw badRequest(`image: "${spec.image}" is not on the image allow-list; see GET /v3/pods/images`);
+      throw badRequest(`image: "${spec.image}" is not on the image allow-list (or not a tag it pins); see GET /v3/pods/images`);
     }
+  }
+
+  /**
+   * Whether hosts may pull the pod's image: never a tag nobody pinned, unless PODS_IMAGE_PULL=any.
+   * `trusted`: the image comes from a site admin's template tag.
+   */
+  async function mayPull(image: string, tenant: string, trusted: boolean): Promise<boolean> {
+    if (config.imagePull === 'never') return false;
+    if (config.imagePull === 'any' || trusted) return true;
+    return (await images.admits(image, tenant)) === 'pinned';
   }
 
   /**
@@ -144,7 +154,9 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     };
     await checkMounts(spec, id);
     // An image from a tag a site admin added was allowed by them; any other image is checked.
-    await checkSpecRules(spec, id.tenant, { checkImage: !resolved || mine.image !== undefined || !resolved.imageTrusted });
+    const checkImage = !resolved || mine.image !== undefined || !resolved.imageTrusted;
+    await checkSpecRules(spec, id.tenant, { checkImage });
+    spec.image_pull = await mayPull(spec.image, id.tenant, !checkImage);
     const on = body.status_requested === 'ON';
     await quotas.check(id, id.username, podUsage({ spec, desired: { status_requested: body.status_requested, deleting: false } as Desired }));
     const desired: Desired = {
@@ -181,8 +193,9 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       checkTimeToStop('time_to_stop_instance', body.time_to_stop_instance, config.minTimeToStopS);
     if (problem) throw badRequest(problem);
     if (body.image !== undefined && !(await images.allows(body.image, id.tenant))) {
-      throw badRequest(`image: "${body.image}" is not on the image allow-list; see GET /v3/pods/images`);
+      throw badRequest(`image: "${body.image}" is not on the image allow-list (or not a tag it pins); see GET /v3/pods/images`);
     }
+    const imagePull = body.image === undefined ? undefined : await mayPull(body.image, id.tenant, false);
     if (body.volume_mounts !== undefined) {
       const cur = await pods.get(id.tenant, ctx.params.pod_id!);
       await checkMounts({ volume_mounts: body.volume_mounts, data_dir: cur?.spec.data_dir }, id);
@@ -193,6 +206,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
         ...cur.spec,
         ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
         ...(resources ? { resources: withResourceDefaults({ ...cur.spec.resources, ...resources }) } : {}),
+        ...(imagePull === undefined ? {} : { image_pull: imagePull }),
         ...(networking ? { networking: Object.fromEntries(Object.entries(networking).map(([k, n]) => [k, { protocol: n.protocol, port: n.port }])) } : {}),
         update_ts: new Date().toISOString(),
       };

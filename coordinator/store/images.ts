@@ -16,6 +16,14 @@ export function imageName(ref: string): string {
   return colon > slash ? noDigest.slice(0, colon) : noDigest;
 }
 
+/** The tag (latest when none is given) and digest of an image reference. */
+export function imageRefParts(ref: string): { tag: string; digest: string | null } {
+  const [named, digest] = ref.split('@') as [string, string | undefined];
+  const slash = named.lastIndexOf('/');
+  const colon = named.lastIndexOf(':');
+  return { tag: colon > slash ? named.slice(colon + 1) : 'latest', digest: digest ?? null };
+}
+
 export class ImageStore {
   private readonly keys: Keys;
   constructor(private readonly redis: Redis, prefix: string) {
@@ -60,9 +68,21 @@ export class ImageStore {
     return (await this.redis.hDel(this.keys.images(), imageName(name))) === 1;
   }
 
-  /** Whether a tenant may run `ref` (any tag of an allowed name). */
+  /** Whether a tenant may run `ref`: an allowed name, and a pinned tag or digest when the entry pins any. */
   async allows(ref: string, tenant: string): Promise<boolean> {
+    return (await this.admits(ref, tenant)) !== 'refused';
+  }
+
+  /**
+   * How a tenant may run `ref`: 'pinned' (its tag or digest is one the entry names: a host may
+   * pull it), 'name' (the entry names no tags: it runs only as already present on a host), or
+   * 'refused'.
+   */
+  async admits(ref: string, tenant: string): Promise<'pinned' | 'name' | 'refused'> {
     const rec = await this.get(ref);
-    return !!rec && (rec.tenants.length === 0 || rec.tenants.includes(tenant) || rec.tenants.includes('*'));
+    if (!rec || !(rec.tenants.length === 0 || rec.tenants.includes(tenant) || rec.tenants.includes('*'))) return 'refused';
+    if (!rec.tags.length) return 'name';
+    const { tag, digest } = imageRefParts(ref);
+    return rec.tags.includes(tag) || (digest !== null && rec.tags.includes(digest)) ? 'pinned' : 'refused';
   }
 }

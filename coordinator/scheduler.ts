@@ -45,26 +45,24 @@ export function chooseNode(nodes: NodeView[], usage: Map<string, Usage> | ((node
 export interface SchedulerOptions {
   /** Overcommit factors for every node (default 1: never promise more than a node has). */
   overcommit?: Overcommit;
+  /** The usage hints are read again from Redis when older than this (and always before saying there is no room). */
+  refreshMs?: number;
 }
 
-/**
- * What every pick in one turn of the event loop shares: the open nodes (capacity with the
- * overcommit applied) and their usage as read from Redis for that turn. The usage is only a
- * hint for choosing: each placement re-checks the fit atomically in Redis, and a pick that
- * finds its node full there takes that node's true usage and chooses again.
- */
-interface View {
+/** What every pick in one turn of the event loop shares: the open nodes, capacity with the overcommit applied. */
+interface Gate {
   open: NodeView[];
   anyClosed: boolean;
-  usage: Map<string, Usage>;
 }
 
-interface ViewWaiter {
-  resolve: (v: View) => void;
+interface GateWaiter {
+  resolve: (g: Gate) => void;
   reject: (e: unknown) => void;
 }
 
 export type PickResult = { nodeId: string } | { reason: string };
+
+const plus = (a: Usage, b: Usage, sign = 1): Usage => ({ cpuMilli: a.cpuMilli + sign * b.cpuMilli, memoryMb: a.memoryMb + sign * b.memoryMb, pods: a.pods + sign * b.pods });
 
 /**
  * Places pods. A placement is one Redis script (PLACE_POD) that checks the pod's requests
@@ -72,10 +70,24 @@ export type PickResult = { nodeId: string } | { reason: string };
  * pod's claim is given back in the same step that takes it off its node or deletes it. So
  * the usage is exact across any number of coordinators, and room is free again the moment
  * a removal is recorded: nothing is reserved in memory, nothing waits to expire.
+ *
+ * To choose a node without reading every node per pick, the scheduler keeps hints: each
+ * node's usage as Redis last told it (a re-read every `refreshMs`, and the result of every
+ * placement), plus the placements this coordinator has in flight, so that picks made at once
+ * spread. A hint only steers the choice: a stale one costs a retry or a less even spread, never
+ * an overcommitted node (Redis re-checks the fit) nor a pod kept waiting (no room is only
+ * concluded from a fresh read).
  */
 export class Scheduler {
   private readonly overcommit: Overcommit;
-  private viewBatch: ViewWaiter[] | null = null;
+  private readonly refreshMs: number;
+  private gateBatch: GateWaiter[] | null = null;
+  /** Each node's usage as last read from Redis or returned by a placement there. */
+  private readonly known = new Map<string, Usage>();
+  /** What this coordinator's placements in flight request, per node. */
+  private readonly inflight = new Map<string, Usage>();
+  private readAt = 0;
+  private reading: { since: number; done: Promise<void> } | null = null;
 
   constructor(
     private readonly pods: PodStore,
@@ -85,6 +97,7 @@ export class Scheduler {
     opts: SchedulerOptions = {},
   ) {
     this.overcommit = opts.overcommit ?? { cpu: 1, memory: 1 };
+    this.refreshMs = opts.refreshMs ?? 1_000;
   }
 
   /** What the pods placed on a node claim in all, read from Redis now (for the nodes API). */
@@ -97,79 +110,127 @@ export class Scheduler {
    * what is not a pod: a volume's directory). `only`: that node or none.
    */
   async pick(req: Requests, only?: string): Promise<PickResult> {
-    const view = await this.view();
-    const open = this.candidates(view, only);
+    const asked = Date.now();
+    const open = this.candidates(await this.gate(), only);
     if ('reason' in open) return open;
-    const nodeId = chooseNode(open, view.usage, req);
+    await this.refresh(open, asked);
+    const nodeId = chooseNode(open, (id) => this.hint(id), req);
     return nodeId ? { nodeId } : { reason: noRoom(req) };
   }
 
   /**
-   * Place a pod: choose a node by this turn's usage, then claim its requests there atomically;
-   * when another placement took the room first, choose again by the node's true usage. Returns
-   * the node, or why there is none (said in the pod's status while it waits). `only`: the
-   * pod's data lives on that node, so that node or none.
+   * Place a pod: choose a node by the hints, then claim its requests there atomically; when
+   * the node turns out full, choose again by its true usage, and before concluding there is
+   * no room, by a fresh read of every node. Returns the node, or why there is none (said in
+   * the pod's status while it waits), or `changed` when the pod was placed or stopped or
+   * deleted meanwhile. `only`: the pod's data lives on that node, so that node or none.
    */
   async place(tenant: string, podId: string, req: Requests, only?: string): Promise<PickResult | { changed: true }> {
-    const view = await this.view();
-    const open = this.candidates(view, only);
+    const asked = Date.now();
+    const open = this.candidates(await this.gate(), only);
     if ('reason' in open) return open;
+    const want: Usage = { cpuMilli: req.cpu_request, memoryMb: req.mem_request, pods: 1 };
+    let fresh = false;
+    if (open.some((n) => !this.known.has(n.nodeId)) || Date.now() - this.readAt > this.refreshMs) await this.refresh(open, 0);
     for (let attempt = 0; attempt <= open.length + 2; attempt++) {
-      // From choosing to counting the tentative claim nothing awaits: picks of this turn spread.
-      const nodeId = chooseNode(open, view.usage, req);
-      if (!nodeId) break;
+      // From choosing to counting the placement in flight nothing awaits: picks made at once spread.
+      const nodeId = chooseNode(open, (id) => this.hint(id), req);
+      if (!nodeId) {
+        if (fresh) break;
+        await this.refresh(open, asked);
+        fresh = true;
+        continue;
+      }
       const node = open.find((n) => n.nodeId === nodeId)!;
-      const seen = view.usage.get(nodeId) ?? { ...NONE };
-      view.usage.set(nodeId, { cpuMilli: seen.cpuMilli + req.cpu_request, memoryMb: seen.memoryMb + req.mem_request, pods: seen.pods + 1 });
-      const r = await this.pods.place(tenant, podId, { nodeId, at: new Date().toISOString() }, node.capacity);
+      this.inflight.set(nodeId, plus(this.inflight.get(nodeId) ?? NONE, want));
+      let r;
+      try {
+        r = await this.pods.place(tenant, podId, { nodeId, at: new Date().toISOString() }, node.capacity);
+      } finally {
+        this.inflight.set(nodeId, plus(this.inflight.get(nodeId)!, want, -1));
+      }
+      this.known.set(nodeId, r.usage);
       if (r.result === 'placed') return { nodeId };
       if (r.result !== 'no-room') return { changed: true };
-      view.usage.set(nodeId, r.usage);
     }
     return { reason: noRoom(req) };
   }
 
-  private candidates(view: View, only: string | undefined): NodeView[] | { reason: string } {
-    let open = view.open;
+  private hint(nodeId: string): Usage {
+    const known = this.known.get(nodeId) ?? NONE;
+    const flying = this.inflight.get(nodeId);
+    return flying ? plus(known, flying) : known;
+  }
+
+  private candidates(gate: Gate, only: string | undefined): NodeView[] | { reason: string } {
+    let open = gate.open;
     if (only !== undefined) {
       open = open.filter((n) => n.nodeId === only);
       if (!open.length) return { reason: `host ${only}, which holds this pod's data, is not connected or not taking pods` };
     }
-    if (!open.length) return { reason: view.anyClosed ? 'no host is taking pods: every connected host is cordoned or draining' : 'no host is connected' };
+    if (!open.length) return { reason: gate.anyClosed ? 'no host is taking pods: every connected host is cordoned or draining' : 'no host is connected' };
     return open;
   }
 
   /**
-   * The open nodes and their usage, for every pick that asks within one turn of the event
-   * loop: read once for all of them, by reads sent after all of them asked (so a cordon, or a
-   * removal, acknowledged before a pick began is always seen by it).
+   * Read the usage of these nodes (and every connected one) from Redis, by reads sent at or
+   * after `since` (0: any read in progress will do); one read at a time.
    */
-  private view(): Promise<View> {
+  private async refresh(open: NodeView[], since: number): Promise<void> {
+    for (;;) {
+      const running = this.reading;
+      if (!running) break;
+      await running.done.catch(() => undefined);
+      if (running.since >= since && open.every((n) => this.known.has(n.nodeId))) return;
+    }
+    const ids = [...new Set([...this.nodes().map((n) => n.nodeId), ...open.map((n) => n.nodeId)])];
+    const started = Date.now();
+    const done = (async () => {
+      // Each node's hint is set as its reply comes, so a placement's newer result is not overwritten by an older read.
+      await Promise.all(
+        ids.map(async (id) => {
+          const u = (await this.pods.readNodeUsage(id)) ?? (await this.pods.nodeUsage(id));
+          this.known.set(id, u);
+        }),
+      );
+      this.readAt = started;
+      const live = new Set(ids);
+      for (const id of this.known.keys()) if (!live.has(id) && !this.inflight.get(id)?.pods) this.known.delete(id);
+    })();
+    this.reading = { since: started, done };
+    try {
+      await done;
+    } finally {
+      if (this.reading?.done === done) this.reading = null;
+    }
+  }
+
+  /**
+   * The connected nodes that take pods, for every pick that asks within one turn of the event
+   * loop: the closed set is read once for all of them, by a read sent after all of them asked
+   * (so a cordon acknowledged before a pick began is always seen by it).
+   */
+  private gate(): Promise<Gate> {
     return new Promise((resolve, reject) => {
-      if (!this.viewBatch) {
-        const batch: ViewWaiter[] = [];
-        this.viewBatch = batch;
+      if (!this.gateBatch) {
+        const batch: GateWaiter[] = [];
+        this.gateBatch = batch;
         setImmediate(() => {
-          this.viewBatch = null;
-          this.readView().then(
-            (v) => batch.forEach((w) => w.resolve(v)),
+          this.gateBatch = null;
+          this.closed().then(
+            (closed) => {
+              const open = this.nodes()
+                .filter((n) => !closed.has(n.nodeId))
+                .map((n) => ({ nodeId: n.nodeId, capacity: claimable(n.capacity, this.overcommit) }));
+              const gate: Gate = { open, anyClosed: closed.size > 0 };
+              for (const w of batch) w.resolve(gate);
+            },
             (e) => batch.forEach((w) => w.reject(e)),
           );
         });
       }
-      this.viewBatch.push({ resolve, reject });
+      this.gateBatch.push({ resolve, reject });
     });
-  }
-
-  private async readView(): Promise<View> {
-    const closed = await this.closed();
-    const open = this.nodes()
-      .filter((n) => !closed.has(n.nodeId))
-      .map((n) => ({ nodeId: n.nodeId, capacity: claimable(n.capacity, this.overcommit) }));
-    const read = await this.pods.nodeUsages(open.map((n) => n.nodeId));
-    const usage = new Map<string, Usage>();
-    for (const [nodeId, u] of read) usage.set(nodeId, u ?? (await this.pods.nodeUsage(nodeId)));
-    return { open, anyClosed: closed.size > 0, usage };
   }
 }
 

@@ -219,16 +219,10 @@ export class PodStore {
     return { cpuMilli: Number(h.cpu_milli ?? 0), memoryMb: Number(h.memory_mb ?? 0), pods: Number(h.pods ?? 0) };
   }
 
-  /** The usage of many nodes in one round of reads (nodes never counted read as null). */
-  async nodeUsages(nodeIds: string[]): Promise<Map<string, NodeUsage | null>> {
-    const k = this.keys;
-    const rows = await Promise.all(nodeIds.map((id) => this.redis.hmGet(k.nodeUsage(id), ['cpu_milli', 'memory_mb', 'pods'])));
-    return new Map(
-      nodeIds.map((id, i) => {
-        const [cpu, mem, pods] = rows[i]!;
-        return [id, cpu == null ? null : { cpuMilli: Number(cpu), memoryMb: Number(mem ?? 0), pods: Number(pods ?? 0) }];
-      }),
-    );
+  /** What the pods placed on a node claim, as Redis holds it now (null: never counted; see nodeUsage). */
+  async readNodeUsage(nodeId: string): Promise<NodeUsage | null> {
+    const [cpu, mem, pods] = await this.redis.hmGet(this.keys.nodeUsage(nodeId), ['cpu_milli', 'memory_mb', 'pods']);
+    return cpu == null ? null : { cpuMilli: Number(cpu), memoryMb: Number(mem ?? 0), pods: Number(pods ?? 0) };
   }
 
   /** Count a node's usage from the pods in its set, once (for placements made before usage was kept). */

@@ -16,8 +16,8 @@ const run = promisify(execFile);
 //     -i BRIDGE ESTABLISHED,RELATED -j RETURN   (answers to the host's own connections, e.g. Caddy)
 //     -i BRIDGE -j DROP                     pod to any address of the host
 //
-// A chain that does not hold exactly its rules is rebuilt (flush, then append); one that does is
-// left alone, so a rerun changes nothing.
+// PODS-ISOLATION only gains rules (all drops); PODS-HOST, whose order matters, is rebuilt when
+// it does not hold exactly its rules. A rerun changes nothing.
 
 export const ISOLATION_CHAIN = 'PODS-ISOLATION';
 export const HOST_CHAIN = 'PODS-HOST';
@@ -91,6 +91,15 @@ export class PodIsolation {
     );
   }
 
+  /**
+   * Make `chain` hold `rules`, leaving any others (all drops) in place: another agent on this
+   * host, or an earlier configuration, may have blocked more; dropping more is never unsafe.
+   */
+  private async addMissing(chain: string, rules: string[][]): Promise<void> {
+    if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
+    for (const rule of rules) if (!(await this.has(chain, ...rule))) await this.ipt('-A', chain, ...rule);
+  }
+
   /** Make `chain` hold exactly `rules`; a chain that already does is left alone (no window without them). */
   private async fill(chain: string, rules: string[][]): Promise<void> {
     if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
@@ -115,7 +124,7 @@ export class PodIsolation {
 
   private async install(): Promise<void> {
     const { forward, host } = isolationRules(this.opts.bridge, this.opts.blockedEgress);
-    await this.fill(ISOLATION_CHAIN, forward);
+    await this.addMissing(ISOLATION_CHAIN, forward);
     await this.fill(HOST_CHAIN, host);
     // dockerd makes DOCKER-USER and jumps to it first from FORWARD; a host without it has no dockerd rules yet.
     await this.jumpFirst('DOCKER-USER', ISOLATION_CHAIN);
@@ -125,30 +134,44 @@ export class PodIsolation {
   /**
    * What is missing from the rules in effect, or null: in FORWARD nothing that could pass a
    * pod's packet comes before the jump to DOCKER-USER, there nothing before the jump to our
-   * chain, and in INPUT nothing before ours (rules for other interfaces are fine).
+   * chain, and in INPUT nothing before ours. Jumps are followed: Docker's own isolation chains
+   * (which a restarted dockerd may put first) only drop or return, so they are fine.
    */
   private async check(): Promise<string | null> {
+    const chains = new Map<string, string[]>();
+    for (const line of (await this.ipt('-S')).split('\n')) {
+      const m = /^-A (\S+) /.exec(line);
+      if (m) chains.set(m[1]!, [...(chains.get(m[1]!) ?? []), line]);
+    }
     for (const [chain, jump] of [['FORWARD', 'DOCKER-USER'], ['DOCKER-USER', ISOLATION_CHAIN], ['INPUT', HOST_CHAIN]] as const) {
-      const rules = (await this.ipt('-S', chain)).split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+      const rules = chains.get(chain) ?? [];
       const at = rules.indexOf(`-A ${chain} -j ${jump}`);
       if (at < 0) return `${chain} has no jump to ${jump}`;
-      const before = rules.slice(0, at).find((r) => passesFrom(r, this.opts.bridge));
+      const before = rules.slice(0, at).find((r) => passesFrom(r, this.opts.bridge, chains));
       if (before) return `"${before}" comes before the jump to ${jump} in ${chain}`;
     }
-    const rules = await this.ipt('-S', ISOLATION_CHAIN);
-    if (!rules.includes(`-i ${this.opts.bridge} -o ${this.opts.bridge} -j DROP`)) return `${ISOLATION_CHAIN} does not drop traffic between pods`;
+    if (!(chains.get(ISOLATION_CHAIN) ?? []).includes(`-A ${ISOLATION_CHAIN} -i ${this.opts.bridge} -o ${this.opts.bridge} -j DROP`)) {
+      return `${ISOLATION_CHAIN} does not drop traffic between pods`;
+    }
     return null;
   }
 }
 
-/** Whether an iptables rule (as `-S` prints it) could let through a packet that came in on `bridge`. */
-export function passesFrom(rule: string, bridge: string): boolean {
+/**
+ * Whether an iptables rule (as `-S` prints it) could accept a packet that came in on `bridge`:
+ * an ACCEPT that may match it, or a jump to a chain (of `chains`) holding one.
+ */
+export function passesFrom(rule: string, bridge: string, chains: Map<string, string[]> = new Map(), depth = 0): boolean {
   const words = rule.split(/\s+/);
-  const target = words[words.indexOf('-j') + 1];
-  if (target === 'DROP' || target === 'REJECT') return false;
   const i = words.indexOf('-i');
-  if (i < 0) return true;
-  const name = words[i + 1]!;
-  const matches = name.endsWith('+') ? bridge.startsWith(name.slice(0, -1)) : name === bridge;
-  return words[i - 1] === '!' ? !matches : matches;
+  if (i >= 0) {
+    const name = words[i + 1]!;
+    const matches = name.endsWith('+') ? bridge.startsWith(name.slice(0, -1)) : name === bridge;
+    if ((words[i - 1] === '!') === matches) return false;
+  }
+  const target = words[words.indexOf('-j') + 1];
+  if (target === 'ACCEPT') return true;
+  // A jump is followed; DROP, REJECT, RETURN and targets that only look (LOG, MARK) pass nothing.
+  const sub = target === undefined ? undefined : chains.get(target);
+  return sub !== undefined && (depth > 8 || sub.some((r) => passesFrom(r, bridge, chains, depth + 1)));
 }

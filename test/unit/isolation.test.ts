@@ -12,6 +12,19 @@ test('a rule before the isolation jump matters only if it could let a packet fro
   assert.equal(passesFrom('-A FORWARD -j DROP', 'docker0'), false, 'a drop lets nothing through');
 });
 
+test("jumps are followed: Docker's isolation chains (first in FORWARD after a dockerd restart) only drop or return", () => {
+  const chains = new Map([
+    ['DOCKER-ISOLATION-STAGE-1', ['-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2', '-A DOCKER-ISOLATION-STAGE-1 -j RETURN']],
+    ['DOCKER-ISOLATION-STAGE-2', ['-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP', '-A DOCKER-ISOLATION-STAGE-2 -j RETURN']],
+    ['DOCKER', ['-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 5000 -j ACCEPT']],
+    ['LOOSE', ['-A LOOSE -i docker0 -j ACCEPT']],
+  ]);
+  assert.equal(passesFrom('-A FORWARD -j DOCKER-ISOLATION-STAGE-1', 'docker0', chains), false);
+  assert.equal(passesFrom('-A FORWARD -o docker0 -j DOCKER', 'docker0', chains), false, 'published ports accept only what comes from outside the bridge');
+  assert.equal(passesFrom('-A FORWARD -j LOOSE', 'docker0', chains), true, 'a chain that accepts from the bridge');
+  assert.equal(passesFrom('-A FORWARD -j LOG', 'docker0', chains), false);
+});
+
 test('the isolation rules: pod to pod, each blocked address, and the host answered only on its own connections', () => {
   const r = isolationRules('docker0', ['169.254.169.254/32']);
   assert.deepEqual(r.forward, [

@@ -4,6 +4,7 @@
 // credentials (test/helpers/template-clients.ts: psql, redis-cli, mariadb, Neo4j's HTTP API,
 // Jupyter's REST API). BENCH_TEMPLATE_PODS (5) pods per template, one after another, each deleted
 // before the next; every sample is kept in bench/results/templates.json beside p50 and p95.
+// BENCH_TEMPLATES=neo4j,redis measures only those.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -40,7 +41,11 @@ async function sample(s: Stack, tlsPort: number, template: string, podId: string
     running_ms ||= performance.now() - t0;
     const access: PodAccess = { podId, host: `${podId}.pods.${s.tenant}.${s.baseDomain}`, networking: pod.networking, username, password, tlsPort, httpUrl: s.caddy.httpUrl };
     return (await client.ping(access)) || null;
-  }, START_MS, 50);
+  }, START_MS, 50).catch(async (err: Error) => {
+    const pod = (await s.api('GET', `/v3/pods/${podId}`)).body.result;
+    const logs = (await s.api('GET', `/v3/pods/${podId}/logs`)).body.result?.logs ?? '';
+    throw new Error(`${err.message}; the pod is ${pod?.status} (${JSON.stringify(pod?.status_container ?? {})}); its logs end with:\n${String(logs).slice(-2000)}`);
+  });
   const first_query_ms = performance.now() - t0;
   await s.api('DELETE', `/v3/pods/${podId}`);
   await waitFor(`${podId} to be deleted`, async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 50);
@@ -57,7 +62,8 @@ async function main(): Promise<void> {
   });
   const templates: Record<string, object> = {};
   try {
-    for (const template of Object.keys(TEMPLATE_CLIENTS)) {
+    const only = process.env.BENCH_TEMPLATES?.split(',');
+    for (const template of Object.keys(TEMPLATE_CLIENTS).filter((t) => !only || only.includes(t))) {
       const image = (await s.api('GET', `/v3/pods/templates/${template}/tags/latest`)).body.result.at(-1).pod_definition.image;
       const samples: Sample[] = [];
       for (let i = 0; i < PODS; i++) samples.push(await sample(s, tlsPort, template, `bench${template}${i}`));

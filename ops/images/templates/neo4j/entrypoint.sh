@@ -69,11 +69,11 @@ query() {
 }
 
 # Up once the service user can run a query (the HTTP API answers before the databases are online).
-i=0
+# NEO4J_START_TIMEOUT (600 s) is generous: a JVM on two busy cores can take minutes.
+deadline=$(($(date +%s) + ${NEO4J_START_TIMEOUT:-600}))
 until query neo4j neo4j "$NEO4J_PASSWORD" '[{"statement":"RETURN 1"}]' >/dev/null 2>&1; do
   kill -0 "$pods_server" 2>/dev/null || pods_wait_server
-  i=$((i + 1))
-  [ "$i" -lt 1200 ] || pods_die "neo4j did not answer queries within 120 s"
+  [ "$(date +%s)" -lt "$deadline" ] || pods_die "neo4j did not answer queries within ${NEO4J_START_TIMEOUT:-600} s"
   sleep 0.1
 done
 if [ -n "${NEO4J_POD_USER:-}" ]; then

@@ -274,11 +274,12 @@ PODS_PASSWORD=$demo_password
 EOF
 )
 
-templates="every template from its public image (PODS_LOCAL_IMAGES=${PODS_LOCAL_IMAGES:-auto})" redis_note=""
+templates="every template from its public image (PODS_LOCAL_IMAGES=${PODS_LOCAL_IMAGES:-auto})" redis_note="" neo4j_note=""
 if [ -n "$local_templates" ]; then
   templates="local images, built here ($local_reason), for:
 $local_tags"
   redis_note=", here the local image pods-test/redis:bookworm"
+  neo4j_note=", here the local image pods-test/neo4j:5"
 fi
 cat <<EOF
 
@@ -302,6 +303,10 @@ A Redis from its template, with no tag (redis:latest$redis_note):
   curl -s -X POST -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" -H 'Content-Type: application/json' \\
     -d '{"pod_id":"cache","template":"redis"}' \$PODS_API_URL/v3/pods
   curl -s -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" \$PODS_API_URL/v3/pods/cache/credentials
+
+The user guide's Neo4j (neo4j:latest$neo4j_note), then Bolt at bolt+ssc://docpod.pods.$tenant.$base_domain:$tls_port:
+  curl -s -X POST -H "X-Tapis-Token: \$PODS_ADMIN_TOKEN" -H 'Content-Type: application/json' \\
+    -d '{"pod_id":"docpod","template":"neo4j"}' \$PODS_API_URL/v3/pods
 
 Or with the Tapis SDK (pip install tapipy), as user \$PODS_USERNAME:
   python3 -c 'import os; from tapipy.tapis import Tapis; t = Tapis(base_url=os.environ["PODS_BASE_URL"], username=os.environ["PODS_USERNAME"], password=os.environ["PODS_PASSWORD"]); t.get_tokens(); print(t.pods.list_pods())'

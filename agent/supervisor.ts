@@ -4,7 +4,8 @@ import type { Logger } from '../shared/log.js';
 import { podKey, type Health, type Observed, type Phase } from '../shared/pod.js';
 import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
-import { LogBudget, LogRing, splitBytes } from './logring.js';
+import { LogShipper } from './log-shipper.js';
+import { LogBudget } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
 import type { Bind, PodContainer, Runtime } from './runtime/docker.js';
 
@@ -17,12 +18,8 @@ export interface Reporter {
 interface Managed {
   a: Assignment;
   container: PodContainer;
-  ring: LogRing;
-  /** What the pod may still ship (a flooding pod is cut off here, not in Redis). */
-  budget: LogBudget;
-  pending: string;
-  needsReset: boolean;
-  flushTimer: NodeJS.Timeout | null;
+  /** Its output on the way to the coordinator. */
+  logs: LogShipper;
   follower: Readable | null;
   probeTimer: NodeJS.Timeout | null;
   health: Health;
@@ -114,10 +111,8 @@ export class Supervisor {
     }
     for (const a of assignments) work.push(this.apply(a));
     await Promise.allSettled(work);
-    for (const m of this.managed.values()) {
-      m.needsReset = true;
-      this.scheduleFlush(m);
-    }
+    // After a reconnect: send again whatever output the coordinator does not have.
+    for (const [key, m] of this.managed) m.logs.resendAfter(want.get(key)?.logSince);
     await this.resyncCaddy();
   }
 
@@ -210,8 +205,7 @@ export class Supervisor {
     const old = this.managed.get(key);
     if (old) this.detach(old);
     const m: Managed = {
-      a, container: c, ring: new LogRing(this.deps.config.logRingBytes), budget: this.logBudget(), pending: '', needsReset: true,
-      flushTimer: null, follower: null, probeTimer: null, health: 'unknown', removing: false,
+      a, container: c, logs: this.logShipper(a, a.logSince), follower: null, probeTimer: null, health: 'unknown', removing: false,
     };
     this.managed.set(key, m);
     void this.followLogs(m);
@@ -356,60 +350,35 @@ export class Supervisor {
     m.probeTimer = null;
     m.follower?.destroy();
     m.follower = null;
-    if (m.flushTimer) {
-      clearTimeout(m.flushTimer);
-      m.flushTimer = null;
-      this.flush(m);
-    }
+    m.logs.stop();
   }
 
   private async followLogs(m: Managed): Promise<void> {
     try {
-      const stream = await this.deps.runtime.follow(m.container.id);
+      const stream = await this.deps.runtime.follow(m.container.id, m.logs.followSince);
       if (this.managed.get(keyOf(m.a)) !== m) return void stream.destroy();
       m.follower = stream;
       stream.setEncoding('utf8');
-      stream.on('data', (raw: string) => {
-        const text = m.budget.admit(raw);
-        if (!text) return;
-        m.ring.push(text);
-        m.pending += text;
-        if (Buffer.byteLength(m.pending) > LOG_PIECE_BYTES) this.flush(m);
-        else this.scheduleFlush(m);
-      });
+      stream.on('data', (raw: string) => m.logs.push(raw));
       stream.on('error', () => undefined);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'cannot follow logs');
     }
   }
 
-  private logBudget(): LogBudget {
+  /** The shipper of one instance's output; `since`: the key the coordinator already holds. */
+  private logShipper(a: Assignment, since: string | undefined): LogShipper {
     const rate = this.deps.config.logRateBytes;
-    // A container's whole earlier output (up to the ring's size) is read again when following starts.
-    return new LogBudget(rate, rate * 4, this.deps.config.logRingBytes);
-  }
-
-  private scheduleFlush(m: Managed): void {
-    if (m.flushTimer) return;
-    m.flushTimer = setTimeout(() => {
-      m.flushTimer = null;
-      this.flush(m);
-    }, LOG_FLUSH_MS);
-  }
-
-  /** Ship pending output; after a failed send (or a reconnect) the whole ring is sent again as a reset. */
-  private flush(m: Managed): void {
-    const reset = m.needsReset;
-    const text = reset ? m.ring.text() : m.pending;
-    m.pending = '';
-    if (!text && !reset) return;
-    const pieces = text ? splitBytes(text, LOG_PIECE_BYTES) : [''];
-    const ref = { tenant: m.a.tenant, podId: m.a.podId, uid: m.a.uid, generation: m.a.generation };
-    let ok = true;
-    pieces.forEach((chunk, i) => {
-      ok = this.deps.reporter.logs({ ...ref, reset: reset && i === 0, chunk }) && ok;
+    const ref = { tenant: a.tenant, podId: a.podId, uid: a.uid, generation: a.generation };
+    return new LogShipper({
+      send: (piece) => this.deps.reporter.logs({ ...ref, ...piece }),
+      // A container's earlier output (up to the backlog's size) may be read at once when following starts.
+      budget: new LogBudget(rate, rate * 4, this.deps.config.logRingBytes),
+      pieceBytes: LOG_PIECE_BYTES,
+      backlogBytes: this.deps.config.logRingBytes,
+      flushMs: LOG_FLUSH_MS,
+      ...(since ? { since } : {}),
     });
-    m.needsReset = !ok;
   }
 
   private async watchEvents(): Promise<void> {
@@ -477,13 +446,9 @@ export class Supervisor {
             return;
           }
         }
-        // Published ports can change across a restart; the log is read again from the start.
+        // Published ports can change across a restart; the log is followed again after what was shipped.
         this.detach(m);
         m.container = info;
-        m.ring = new LogRing(this.deps.config.logRingBytes);
-        m.budget = this.logBudget();
-        m.pending = '';
-        m.needsReset = true;
         void this.followLogs(m);
         const { http, tcp } = this.routesOf(m);
         for (const r of http) await this.deps.caddy.upsertRoute(r).catch(() => undefined);

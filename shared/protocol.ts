@@ -61,6 +61,8 @@ export const Assignment = z.object({
   uid: z.string(),
   generation: z.number().int().min(1),
   spec: ContainerSpec,
+  /** The key of the last piece of this instance's output the coordinator holds (sync only): nothing up to it is sent again. */
+  logSince: z.string().max(64).optional(),
 });
 export type Assignment = z.infer<typeof Assignment>;
 
@@ -92,10 +94,15 @@ export type Heartbeat = z.infer<typeof Heartbeat>;
 export const PodStatusReport = z.object({ observed: Observed, tenant: z.string(), podId: z.string() });
 export type PodStatusReport = z.infer<typeof PodStatusReport>;
 
+/** A piece's key: the timestamp of its last line and its number among the pieces of that line ("...Z#0000"). */
+export const LogKey = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z#\d{4}$/);
+
 export const PodLogs = PodRef.extend({
-  /** true: the chunk replaces what the coordinator holds (a new run, or a re-attach after restart). */
+  /** true: the chunk starts the instance's log afresh (the first output of a new run). */
   reset: z.boolean(),
   chunk: z.string().max(MAX_FRAME_BYTES / 2),
+  /** Keys only grow: the coordinator stores a piece only if its key is newer than the last it stored. */
+  key: LogKey.optional(),
 });
 export type PodLogs = z.infer<typeof PodLogs>;
 

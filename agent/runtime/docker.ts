@@ -48,8 +48,8 @@ export interface Runtime {
   putArchive(id: string, dir: string, tar: Readable): Promise<void>;
   /** A tar stream of a path in the container. */
   getArchive(id: string, path: string): Promise<Readable>;
-  /** Follow a container's output (stdout and stderr merged) from its start. */
-  follow(id: string): Promise<Readable>;
+  /** Lines as `docker logs --timestamps` prints them, from the start or after `since` ("seconds.nanoseconds"). */
+  follow(id: string, since?: string): Promise<Readable>;
   /** Events (newline-delimited JSON with Action and id) for this node's containers; ends when the engine goes away. */
   events(): Promise<Readable>;
 }
@@ -363,9 +363,10 @@ export class DockerRuntime implements Runtime {
     return (await this.docker.getContainer(id).getArchive({ path })) as unknown as Readable;
   }
 
-  /** Follow a container's output (stdout and stderr merged) from its start. */
-  async follow(id: string): Promise<Readable> {
-    const raw = (await this.docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true })) as unknown as Readable;
+  /** Follow a container's output (stdout and stderr merged), each line stamped, from its start or after `since`. */
+  async follow(id: string, since?: string): Promise<Readable> {
+    const opts = { follow: true as const, stdout: true, stderr: true, timestamps: true, ...(since ? { since } : {}) };
+    const raw = (await this.docker.getContainer(id).logs(opts as never)) as unknown as Readable;
     const out = new PassThrough();
     this.docker.modem.demuxStream(raw, out, out);
     raw.on('end', () => out.end());

@@ -268,7 +268,7 @@ export class AgentHub {
     });
     peer.on('pod_logs', async (l) => {
       const id = requireHello();
-      await this.deps.pods.appendLogs(id, l.tenant, l.podId, l.uid, l.generation, l.chunk, l.reset, this.deps.config.logMaxBytes);
+      await this.deps.pods.appendLogs(id, l, { chunk: l.chunk, reset: l.reset, ...(l.key ? { key: l.key } : {}) }, this.deps.config.logMaxBytes);
     });
     ws.on('close', () => {
       void this.deps.nodes.releaseLink(admission.nodeId, admission.holder).catch(() => undefined);
@@ -334,7 +334,13 @@ export class AgentHub {
       ...(hello.endpoints ? { endpoints: hello.endpoints } : {}),
     });
     for (const c of hello.containers) await this.record(c.tenant, c.podId, c.observed, false);
-    const assignments = await this.deps.assignmentsFor(hello.nodeId);
+    // Each with the key of the output the coordinator holds, so the agent sends only what is newer.
+    const assignments = await Promise.all(
+      (await this.deps.assignmentsFor(hello.nodeId)).map(async (a) => {
+        const logSince = await this.deps.pods.logKey(a.tenant, a.podId);
+        return logSince ? { ...a, logSince } : a;
+      }),
+    );
     log.info({ nodeId: hello.nodeId, containers: hello.containers.length, assignments: assignments.length }, 'agent connected');
     setImmediate(() => this.deps.onNodeUp(hello.nodeId));
     return assignments;

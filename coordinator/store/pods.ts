@@ -4,7 +4,7 @@ import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
-import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
+import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, READ_LOGS, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -253,15 +253,24 @@ export class PodStore {
     return r === 1;
   }
 
-  /** Append output of the pod's current instance reported by `nodeId`; false when it is not that node's to report. */
-  async appendLogs(nodeId: string, tenant: string, podId: string, uid: string, generation: number, chunk: string, reset: boolean, maxBytes: number): Promise<boolean> {
+  /**
+   * Append output of the pod's current instance reported by `nodeId`: 'stored', 'duplicate'
+   * (a piece with this key, or an older one, was stored before), or 'refused' (not that node's
+   * to report, or another instance's).
+   */
+  async appendLogs(nodeId: string, ref: { tenant: string; podId: string; uid: string; generation: number }, piece: { chunk: string; reset: boolean; key?: string }, maxBytes: number): Promise<'stored' | 'duplicate' | 'refused'> {
     const k = this.keys;
     const r = await this.eval(
       APPEND_LOGS,
-      [k.pod(tenant, podId), k.logs(tenant, podId), k.logMeta(tenant, podId)],
-      [chunk, reset ? '1' : '0', String(maxBytes), uid, String(generation), nodeId],
+      [k.pod(ref.tenant, ref.podId), k.logs(ref.tenant, ref.podId), k.logMeta(ref.tenant, ref.podId)],
+      [piece.chunk, piece.reset ? '1' : '0', String(maxBytes), ref.uid, String(ref.generation), nodeId, piece.key ?? ''],
     );
-    return r >= 0;
+    return r === -2 ? 'duplicate' : r >= 0 ? 'stored' : 'refused';
+  }
+
+  /** The key of the newest piece of output stored for the pod's current run, if any. */
+  async logKey(tenant: string, podId: string): Promise<string | undefined> {
+    return (await this.redis.hGet(this.keys.logMeta(tenant, podId), 'last_key')) ?? undefined;
   }
 
   async clearLogs(tenant: string, podId: string): Promise<void> {
@@ -270,14 +279,20 @@ export class PodStore {
 
   /** The stored output, from a line boundary when older output was dropped. */
   async getLogs(tenant: string, podId: string): Promise<string> {
-    const [chunks, trimmed] = await Promise.all([
-      this.redis.lRange(this.keys.logs(tenant, podId), 0, -1).catch(() => [] as string[]),
-      this.redis.hGet(this.keys.logMeta(tenant, podId), 'trimmed'),
-    ]);
+    const { chunks, trimmed } = await this.logChunks(tenant, podId, 0);
     const text = chunks.join('');
-    if (trimmed !== '1') return text;
+    if (!trimmed) return text;
     const nl = text.indexOf('\n');
     return nl >= 0 ? text.slice(nl + 1) : text;
+  }
+
+  /**
+   * The chunks numbered after `after` (all kept ones for 0), with the number of the last one and
+   * of the first kept: a reader that is behind `first - 1` has missed output that was dropped.
+   */
+  async logChunks(tenant: string, podId: string, after: number): Promise<{ first: number; last: number; trimmed: boolean; chunks: string[] }> {
+    const r = (await this.eval(READ_LOGS, [this.keys.logs(tenant, podId), this.keys.logMeta(tenant, podId)], [String(after)])) as unknown as string[];
+    return { first: Number(r[0]), last: Number(r[1]), trimmed: r[2] === '1', chunks: r.slice(3) };
   }
 
   async action(tenant: string, podId: string, line: string): Promise<void> {

@@ -276,11 +276,14 @@ return 1`;
  * Append container output for the current run, from the node the pod is placed on, keeping
  * only the newest ARGV[3] bytes. The log is a list of chunks with its byte count beside it,
  * so an append costs the chunk, never the whole log (a 10 MB log rewritten per chunk slowed
- * every other Redis call of the site).
- * KEYS[1] pod hash, KEYS[2] logs list, KEYS[3] log meta hash {bytes, trimmed}
- * ARGV[1] chunk, ARGV[2] "1" to replace instead of append, ARGV[3] max bytes, ARGV[4] uid,
- * ARGV[5] generation, ARGV[6] the reporting node
- * Returns the stored length, or -1 when the pod is gone or the chunk is from another instance or node.
+ * every other Redis call of the site). Chunks are numbered (seq, never reused within a run:
+ * followers resume by it), and a chunk whose key is not newer than the last stored is dropped,
+ * so an agent may send a piece again (after a reconnect or a restart) without it showing twice.
+ * KEYS[1] pod hash, KEYS[2] logs list, KEYS[3] log meta hash {bytes, trimmed, seq, first, last_key}
+ * ARGV[1] chunk, ARGV[2] "1" to start the run's log afresh, ARGV[3] max bytes, ARGV[4] uid,
+ * ARGV[5] generation, ARGV[6] the reporting node, ARGV[7] the chunk's key ("" for none)
+ * Returns the stored length, -1 when the pod is gone or the chunk is from another instance or
+ * node, -2 when the chunk was stored before.
  */
 export const APPEND_LOGS = `
 local d = redis.call('HGET', KEYS[1], 'desired')
@@ -289,21 +292,54 @@ local desired = cjson.decode(d)
 if desired.uid ~= ARGV[4] or tostring(desired.generation) ~= ARGV[5] then return -1 end
 local placement = redis.call('HGET', KEYS[1], 'placement')
 if placement == false or cjson.decode(placement).nodeId ~= ARGV[6] then return -1 end
-if ARGV[2] == '1' or redis.call('TYPE', KEYS[2]).ok ~= 'list' then redis.call('DEL', KEYS[2], KEYS[3]) end
+local key = ARGV[7]
+if ARGV[2] ~= '1' and key ~= '' then
+  local last = redis.call('HGET', KEYS[3], 'last_key')
+  if last and key <= last then return -2 end
+end
+if ARGV[2] == '1' or redis.call('TYPE', KEYS[2]).ok ~= 'list' then
+  local seq = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[3], 'seq', seq, 'first', seq + 1, 'bytes', 0)
+end
+redis.call('HSETNX', KEYS[3], 'first', 1)
 local max = tonumber(ARGV[3])
 local chunk = ARGV[1]
 if string.len(chunk) > max then
   chunk = string.sub(chunk, string.len(chunk) - max + 1)
   redis.call('HSET', KEYS[3], 'trimmed', '1')
 end
-if string.len(chunk) > 0 then redis.call('RPUSH', KEYS[2], chunk) end
+if string.len(chunk) > 0 then
+  redis.call('RPUSH', KEYS[2], chunk)
+  redis.call('HINCRBY', KEYS[3], 'seq', 1)
+end
+if key ~= '' then redis.call('HSET', KEYS[3], 'last_key', key) end
 local bytes = redis.call('HINCRBY', KEYS[3], 'bytes', string.len(chunk))
 while bytes > max do
   local first = redis.call('LPOP', KEYS[2])
   bytes = redis.call('HINCRBY', KEYS[3], 'bytes', -string.len(first))
+  redis.call('HINCRBY', KEYS[3], 'first', 1)
   redis.call('HSET', KEYS[3], 'trimmed', '1')
 end
 return bytes`;
+
+/**
+ * The chunks of a pod's log numbered after ARGV[1], read in one step with their numbering.
+ * KEYS[1] logs list, KEYS[2] log meta hash
+ * ARGV[1] the last chunk number the reader has (0: none)
+ * Returns {first, last, trimmed, chunks...}: the number of the first chunk kept, of the last one, "1"
+ * when older output was dropped, then the chunks numbered max(after + 1, first) to last.
+ */
+export const READ_LOGS = `
+local first = tonumber(redis.call('HGET', KEYS[2], 'first') or '1')
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0'
+local from = math.max(tonumber(ARGV[1]) + 1, first)
+local out = {tostring(first), tostring(last), trimmed}
+if from <= last and redis.call('TYPE', KEYS[1]).ok == 'list' then
+  for _, c in ipairs(redis.call('LRANGE', KEYS[1], from - first, -1)) do table.insert(out, c) end
+end
+return out`;
 
 /**
  * Delete a pod and everything keyed by it, giving back its dedicated ports and its claim on its node.

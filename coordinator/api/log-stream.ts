@@ -1,0 +1,107 @@
+import { PassThrough } from 'node:stream';
+import type { Context } from 'koa';
+import { badRequest } from '../../shared/errors.js';
+import type { PodStore } from '../store/pods.js';
+
+// `GET /v3/pods/{id}/logs?follow=true` (or with `Accept: text/event-stream`): a pod's output as
+// server-sent events (our extension). It starts with the last `tail` lines (100), then each
+// new chunk the agent ships as one event whose `id` is the chunk's number; a client that
+// reconnects with `Last-Event-ID` (as EventSource does) gets what came after, nothing twice.
+// Only whole lines are sent: a line cut between two chunks is sent with the chunk that ends
+// it. The stream ends (event `end`) when the pod is stopped or deleted, or its run is replaced.
+
+const POLL_MS = 250;
+const KEEPALIVE_MS = 15_000;
+const MAX_TAIL = 10_000;
+
+export const wantsStream = (ctx: Context) => ctx.query.follow === 'true' || ctx.query.follow === 'True' || /\btext\/event-stream\b/.test(ctx.get('accept'));
+
+/** `data:` lines of one event (SSE has no escaping: each line of the text is its own data line). */
+function event(lines: string[], id?: number, name?: string): string {
+  return `${name ? `event: ${name}\n` : ''}${id !== undefined ? `id: ${id}\n` : ''}${lines.map((l) => `data: ${l}\n`).join('')}\n`;
+}
+
+export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, podId: string): Promise<void> {
+  const tailRaw = ctx.query.tail;
+  const tail = tailRaw === undefined ? 100 : Number(tailRaw);
+  if (!Number.isInteger(tail) || tail < 0 || tail > MAX_TAIL) throw badRequest(`tail: must be a whole number from 0 to ${MAX_TAIL}`);
+  const lastId = ctx.get('last-event-id');
+  if (lastId && !/^\d{1,15}$/.test(lastId)) throw badRequest('Last-Event-ID: must be the id of an event of this stream');
+
+  const start = await pods.get(tenant, podId);
+  if (!start) throw badRequest(`pod "${podId}" was not found`);
+  const run = `${start.desired.uid}/${start.desired.generation}`;
+
+  const out = new PassThrough();
+  ctx.status = 200;
+  ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+  ctx.set('Cache-Control', 'no-cache');
+  ctx.set('X-Accel-Buffering', 'no');
+  ctx.body = out;
+  ctx.req.socket.setTimeout(0);
+
+  let closed = false;
+  const close = () => {
+    closed = true;
+    out.end();
+  };
+  ctx.req.on('close', () => (closed = true));
+
+  // The partial last line of what was sent, held back until its chunk's successor ends it.
+  let carry = '';
+  let after: number;
+  const emit = (text: string, id: number) => {
+    const whole = carry + text;
+    const nl = whole.lastIndexOf('\n');
+    carry = whole.slice(nl + 1);
+    if (nl >= 0) out.write(event(whole.slice(0, nl).split('\n'), id));
+    else out.write(`id: ${id}\n\n`); // nothing whole yet: only the position moves
+  };
+
+  if (lastId) {
+    // Resume: the chunk named was delivered up to its last newline; its remainder is carried.
+    after = Number(lastId);
+    const { chunks, first } = await pods.logChunks(tenant, podId, after - 1);
+    if (first <= after && chunks.length) carry = chunks[0]!.slice(chunks[0]!.lastIndexOf('\n') + 1);
+    if (after < first - 1) out.write(event([`[pods: output before this point was dropped (the log keeps the newest part)]`], undefined, 'gap'));
+  } else {
+    const { chunks, last } = await pods.logChunks(tenant, podId, 0);
+    const text = chunks.join('');
+    const nl = text.lastIndexOf('\n');
+    carry = text.slice(nl + 1);
+    const lines = nl >= 0 ? text.slice(0, nl).split('\n') : [];
+    if (tail > 0 && lines.length) out.write(event(lines.slice(-tail), last));
+    else out.write(`: following from chunk ${last}\nid: ${last}\n\n`);
+    after = last;
+  }
+
+  let lastWrite = Date.now();
+  void (async () => {
+    try {
+      while (!closed) {
+        const { chunks, first, last } = await pods.logChunks(tenant, podId, after);
+        if (after < first - 1) out.write(event([`[pods: ${first - 1 - after} chunks of output were dropped before they were read]`], undefined, 'gap'));
+        const from = Math.max(after + 1, first);
+        chunks.forEach((c, i) => emit(c, from + i));
+        if (chunks.length) {
+          after = last;
+          lastWrite = Date.now();
+        }
+        const now = await pods.get(tenant, podId);
+        const ended = !now || now.desired.deleting || now.desired.status_requested === 'OFF' || `${now.desired.uid}/${now.desired.generation}` !== run;
+        if (ended) {
+          if (carry) out.write(event([carry], after));
+          out.write(event([!now || now.desired.deleting ? 'the pod was deleted' : now.desired.status_requested === 'OFF' ? 'the pod was stopped' : 'the pod started a new run'], undefined, 'end'));
+          return close();
+        }
+        if (Date.now() - lastWrite > KEEPALIVE_MS) {
+          out.write(': keepalive\n\n');
+          lastWrite = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    } catch {
+      close();
+    }
+  })();
+}

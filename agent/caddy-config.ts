@@ -14,6 +14,8 @@
 //   apps.pki                           with the TLS listener: the internal CA "local", never
 //                                      put in the system trust store
 import { isIPv4, isIPv6 } from 'node:net';
+import type { RouteAccess } from '../shared/protocol.js';
+import { isCidr } from '../shared/pod.js';
 import { refused } from './caddy-error.js';
 
 export interface PodRoute {
@@ -21,7 +23,20 @@ export interface PodRoute {
   host: string;
   /** "127.0.0.1:PORT" */
   upstream: string;
+  /** Who may reach it (ip_allow_list, CORS, tapis_auth); unset: everyone, as it is. */
+  access?: RouteAccess;
 }
+
+/**
+ * What access rules need from the host: the coordinator that answers tapis_auth checks (Caddy
+ * dials it; its Host header stays the pod's, so the coordinator knows which pod is asked for)
+ * and the addresses the edge connects from (admitted as well: the edge checked the client).
+ */
+export interface AccessContext {
+  coordinator?: { dial: string; tls: boolean };
+  edgeSources: string[];
+}
+export const NO_ACCESS_CONTEXT: AccessContext = { edgeSources: [] };
 
 /**
  * protocol `tcp`: any TLS client that sends SNI (redis-cli --tls --sni, ...). `postgres`: also
@@ -38,6 +53,8 @@ export interface SniRoute {
   /** "127.0.0.1:PORT" */
   upstream: string;
   protocol?: TcpProtocol;
+  /** CIDRs that may connect; others match no route and Caddy closes the connection. */
+  ipAllow?: string[];
 }
 
 /** A listener of its own at `listen` ("IP:PORT", an explicit address), raw TCP to upstream: for protocols without SNI. */
@@ -46,6 +63,7 @@ export interface PortRoute {
   id: string;
   listen: string;
   upstream: string;
+  ipAllow?: string[];
 }
 
 export type TcpRoute = SniRoute | PortRoute;
@@ -126,29 +144,136 @@ export function checkListen(what: string, listen: string): void {
   }
 }
 
-export function buildHttpRoute(route: PodRoute): Json {
+export function buildHttpRoute(route: PodRoute, ctx: AccessContext = NO_ACCESS_CONTEXT): Json {
   checkId(route.id);
   checkHost(route.id, route.host);
   checkUpstream(route.id, route.upstream);
+  const proxy = {
+    handler: 'reverse_proxy',
+    transport: { protocol: 'http', dial_timeout: DIAL_TIMEOUT },
+    stream_close_delay: STREAM_CLOSE_DELAY,
+    upstreams: [{ dial: route.upstream }],
+  };
+  const gates = route.access ? accessRoutes(route.id, route.access, ctx) : [];
   return {
     '@id': route.id,
     match: [{ host: [route.host] }],
-    handle: [
-      {
-        handler: 'reverse_proxy',
-        transport: { protocol: 'http', dial_timeout: DIAL_TIMEOUT },
-        stream_close_delay: STREAM_CLOSE_DELAY,
-        upstreams: [{ dial: route.upstream }],
-      },
-    ],
+    handle: gates.length === 0 ? [proxy] : [{ handler: 'subroute', routes: [...gates, { handle: [proxy] }] }],
     terminal: true,
   };
+}
+
+/** A plain-text answer of Caddy's own (403s of the access rules). */
+export function plainResponse(status: number, body: string, headers: Record<string, string[]> = {}): Json {
+  return {
+    handler: 'static_response',
+    status_code: status,
+    headers: { 'Content-Type': ['text/plain; charset=utf-8'], 'X-Content-Type-Options': ['nosniff'], ...headers },
+    body,
+  };
+}
+
+/** The HTTP routes that refuse an address outside `ranges` with a 403 (none when `ranges` is empty). */
+export function ipGate(ranges: string[]): Json[] {
+  if (ranges.length === 0) return [];
+  return [{ match: [{ not: [{ remote_ip: { ranges } }] }], handle: [plainResponse(403, 'your address may not reach this pod\n')], terminal: true }];
+}
+
+/** The layer4 matcher of an allow list (none when it is empty). */
+export function l4IpMatch(ranges: string[] | undefined): Json {
+  return ranges && ranges.length > 0 ? { remote_ip: { ranges } } : {};
+}
+
+function checkRanges(id: string, ranges: string[] | undefined): void {
+  for (const r of ranges ?? []) if (!isCidr(r)) throw refused(`route ${id}: ${JSON.stringify(r)} is not an IP address or CIDR`);
+}
+
+/**
+ * The routes in front of a pod's proxy, in order: the address check (403), CORS preflights
+ * (answered here, before any login: browsers send no cookie with them) and CORS headers on
+ * every answer, then the tapis_auth check. Each part is there only when the entry asks for it.
+ */
+function accessRoutes(id: string, access: RouteAccess, ctx: AccessContext): Json[] {
+  checkRanges(id, access.ipAllow);
+  checkRanges(id, ctx.edgeSources);
+  const routes: Json[] = [];
+  if (access.ipAllow?.length) routes.push(...ipGate([...access.ipAllow, ...ctx.edgeSources]));
+  if (access.cors) routes.push(...corsRoutes(access.cors));
+  if (access.auth) {
+    if (!ctx.coordinator) throw refused(`route ${id}: tapis_auth needs the coordinator's address`);
+    routes.push(...authRoutes(access.auth, ctx.coordinator));
+  }
+  return routes;
+}
+
+function corsRoutes(cors: NonNullable<RouteAccess['cors']>): Json[] {
+  const anyOrigin = cors.origins.includes('*');
+  // Origins are matched exactly (validated by the API: scheme://host[:port]), so echoing the
+  // one that matched never echoes anything else. "*" with credentials must echo too.
+  const origin = anyOrigin ? { Origin: ['*'] } : { Origin: cors.origins };
+  const allowOrigin = anyOrigin && !cors.credentials ? '*' : '{http.request.header.Origin}';
+  const common: Record<string, string[]> = {
+    'Access-Control-Allow-Origin': [allowOrigin],
+    ...(cors.credentials ? { 'Access-Control-Allow-Credentials': ['true'] } : {}),
+    Vary: ['Origin'],
+  };
+  const preflight: Record<string, string[]> = {
+    ...common,
+    ...(cors.methods.length ? { 'Access-Control-Allow-Methods': [cors.methods.join(', ')] } : {}),
+    ...(cors.headers.length ? { 'Access-Control-Allow-Headers': [cors.headers.join(', ')] } : {}),
+    'Access-Control-Max-Age': [String(cors.maxAge)],
+  };
+  const isPreflight = { method: ['OPTIONS'], header: { 'Access-Control-Request-Method': ['*'] } };
+  return [
+    { match: [{ ...isPreflight, header: { ...isPreflight.header, ...origin } }], handle: [{ ...plainResponse(204, '', preflight) }], terminal: true },
+    { match: [isPreflight], handle: [plainResponse(403, 'this origin may not call this pod\n', { Vary: ['Origin'] })], terminal: true },
+    // The pod's own CORS headers give way to the configured ones.
+    { match: [{ header: origin }], handle: [{ handler: 'headers', response: { set: common, deferred: true } }] },
+  ];
+}
+
+function authRoutes(auth: NonNullable<RouteAccess['auth']>, coordinator: NonNullable<AccessContext['coordinator']>): Json[] {
+  const transport = { protocol: 'http', dial_timeout: DIAL_TIMEOUT, ...(coordinator.tls ? { tls: {} } : {}) };
+  const toCoordinator = { handler: 'reverse_proxy', transport, upstreams: [{ dial: coordinator.dial }] };
+  return [
+    // The end of the login, on the pod's own host, so that its cookie is the host's alone.
+    { match: [{ path: [`${auth.path}/callback`] }], handle: [toCoordinator], terminal: true },
+    // Whatever the client says in these headers is dropped: only the coordinator's answer sets them.
+    ...(auth.headers.length ? [{ handle: [{ handler: 'headers', request: { delete: auth.headers } }] }] : []),
+    {
+      handle: [
+        {
+          ...toCoordinator,
+          // Ask the coordinator (GET, same headers: its cookie and Host); a 2xx lets the request
+          // through with the headers it named, anything else (a redirect to the login page, a
+          // 403 page) is the answer the client gets.
+          rewrite: { method: 'GET', uri: auth.path },
+          handle_response: [
+            {
+              match: { status_code: [2] },
+              routes: [
+                {
+                  handle: [
+                    auth.headers.length
+                      ? { handler: 'headers', request: { set: Object.fromEntries(auth.headers.map((h) => [h, [`{http.reverse_proxy.header.${h}}`]])) } }
+                      : { handler: 'vars' },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+  ];
 }
 
 function buildTcp(route: TcpRoute, listeners: Listeners): Json {
   checkId(route?.id);
   checkUpstream(route.id, route.upstream);
+  checkRanges(route.id, route.ipAllow);
   const proxy = { handler: 'proxy', upstreams: [{ dial: [route.upstream] }] };
+  const fromAllowed = l4IpMatch(route.ipAllow);
   if (route.kind === 'sni') {
     checkHost(route.id, route.host);
     const protocol = route.protocol ?? 'tcp';
@@ -156,7 +281,7 @@ function buildTcp(route: TcpRoute, listeners: Listeners): Json {
     if (!listeners.tls) throw refused(`route ${route.id}: no TLS listener is configured for SNI routes`);
     return {
       '@id': route.id,
-      match: [{ tls: { sni: [route.host.toLowerCase()] } }],
+      match: [{ tls: { sni: [route.host.toLowerCase()] }, ...fromAllowed }],
       handle: [{ handler: 'tls', connection_policies: [{ alpn: ALPN[protocol] }] }, proxy],
     };
   }
@@ -165,7 +290,8 @@ function buildTcp(route: TcpRoute, listeners: Listeners): Json {
     if ([listeners.admin, listeners.http, listeners.tls].includes(route.listen)) {
       throw refused(`route ${route.id}: listen address ${route.listen} is one of Caddy's own`);
     }
-    return { '@id': route.id, listen: [route.listen], routes: [{ handle: [proxy] }] };
+    const match = Object.keys(fromAllowed).length ? { match: [fromAllowed] } : {};
+    return { '@id': route.id, listen: [route.listen], routes: [{ ...match, handle: [proxy] }] };
   }
   throw refused(`route ${String((route as { id?: unknown }).id)}: kind must be sni or port`);
 }

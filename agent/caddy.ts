@@ -1,10 +1,11 @@
 // The agent's only door into Caddy: the admin API on this host.
 //
 // The API (calls run one at a time, in the order made):
-//   new CaddyClient({ adminUrl, httpListen, tlsListen?, log })
+//   new CaddyClient({ adminUrl, httpListen, tlsListen?, access?, log })
 //       adminUrl: http://127.0.0.1:2019, or unix:///run/pods-caddy/admin.sock (Caddy makes the
 //       socket writable by its own user only: nobody else on the host can reprogram it).
 //       tlsListen ("IP:PORT"): the shared TLS listener of SNI routes; without it they are refused.
+//       access: the coordinator (for tapis_auth checks) and the edge's addresses (see AccessContext).
 //   isConfigured(): Promise<boolean>
 //       true when our base config is loaded; false after Caddy restarted empty.
 //   resync(routes: PodRoute[], tcp: TcpRoute[] = []): Promise<ResyncResult>
@@ -43,6 +44,8 @@ import {
   readTcp,
   ROUTES_ID,
   writeTcp,
+  NO_ACCESS_CONTEXT,
+  type AccessContext,
   type Json,
   type Listeners,
   type PodRoute,
@@ -51,7 +54,7 @@ import {
 import { CaddyError, refused } from './caddy-error.js';
 
 export { CaddyError, type CaddyErrorCode } from './caddy-error.js';
-export type { PodRoute, PortRoute, SniRoute, TcpProtocol, TcpRoute } from './caddy-config.js';
+export type { AccessContext, PodRoute, PortRoute, SniRoute, TcpProtocol, TcpRoute } from './caddy-config.js';
 
 export interface ResyncResult {
   /** Routes left out, each with the reason (CaddyError's message). */
@@ -80,7 +83,10 @@ export class CaddyClient {
   // ("other side closed"). The tail never rejects, so a failure does not block the next call.
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(opts: { adminUrl: string; httpListen: string; tlsListen?: string; log: Logger }) {
+  private readonly access: AccessContext;
+
+  constructor(opts: { adminUrl: string; httpListen: string; tlsListen?: string; access?: AccessContext; log: Logger }) {
+    this.access = opts.access ?? NO_ACCESS_CONTEXT;
     const url = new URL(opts.adminUrl);
     // Our config keeps the admin endpoint where we reach it, so /load never moves it
     // and the Host header we send is always one Caddy allows.
@@ -163,7 +169,7 @@ export class CaddyClient {
   upsertRoute(route: PodRoute): Promise<'written' | 'base-missing'> {
     let built: Json;
     try {
-      built = buildHttpRoute(route);
+      built = buildHttpRoute(route, this.access);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -227,7 +233,7 @@ export class CaddyClient {
     const http: Array<{ route: PodRoute; built: Json }> = [];
     for (const route of routes) {
       try {
-        http.push({ route, built: buildHttpRoute(route) });
+        http.push({ route, built: buildHttpRoute(route, this.access) });
       } catch (err) {
         left.push(this.leaveOut(route?.id, err));
       }

@@ -52,7 +52,13 @@ async function main(): Promise<void> {
   });
   await isolation.apply();
   setInterval(() => void isolation.apply(), 30_000).unref();
-  const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, log });
+  // tapis_auth checks go to the coordinator this agent dials: its Caddy reaches it the same way.
+  const coordinator = new URL(config.coordinatorUrl);
+  const access = {
+    coordinator: { dial: `${coordinator.hostname}:${coordinator.port || (coordinator.protocol === 'wss:' ? '443' : '80')}`, tls: coordinator.protocol === 'wss:' },
+    edgeSources: config.edgeSourceNetworks,
+  };
+  const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, access, log });
 
   const areas = new AreaStore(config.dataRoot, config.containerUser, log.child({ component: 'storage' }));
   await areas.init();

@@ -288,9 +288,10 @@ export class Supervisor {
       if (!hostPort || p.protocol === 'local_only') continue;
       const id = routeId(m.a.tenant, m.a.podId, p.name);
       const upstream = `${this.deps.config.publishHost}:${hostPort}`;
-      if (p.protocol === 'http') http.push({ id, host: p.host, upstream });
-      else if (p.dedicatedPort) tcp.push({ kind: 'port', id, listen: `${this.deps.config.tcpListenHost}:${p.dedicatedPort}`, upstream });
-      else tcp.push({ kind: 'sni', id, host: p.host, upstream, protocol: p.protocol });
+      const ipAllow = p.access?.ipAllow?.length ? { ipAllow: [...p.access.ipAllow, ...this.deps.config.edgeSourceNetworks] } : {};
+      if (p.protocol === 'http') http.push({ id, host: p.host, upstream, ...(p.access ? { access: p.access } : {}) });
+      else if (p.dedicatedPort) tcp.push({ kind: 'port', id, listen: `${this.deps.config.tcpListenHost}:${p.dedicatedPort}`, upstream, ...ipAllow });
+      else tcp.push({ kind: 'sni', id, host: p.host, upstream, protocol: p.protocol, ...ipAllow });
     }
     return { http, tcp };
   }

@@ -7,6 +7,7 @@ import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
 import { nodesRouter, type NodesDeps } from './api/nodes.js';
 import { openApiRouter } from './api/openapi.js';
+import { podAuthRouter } from './api/pod-auth.js';
 import { podFilesRouter } from './api/pod-files.js';
 import { jupyterRouter } from './api/jupyter.js';
 import { podAsTemplateRouter } from './api/pod-as-template.js';
@@ -38,6 +39,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(open.routes());
   app.use(openApiRouter(config.version).routes());
   app.use(identityRouter(deps).routes());
+  // tapis_auth's login: browsers and the hosts' Caddy call it without a token.
+  app.use(podAuthRouter(deps).routes());
 
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.

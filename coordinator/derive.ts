@@ -1,5 +1,5 @@
 import { badRequest } from '../shared/errors.js';
-import { withResourceDefaults, type NewPod, type PodSpec } from '../shared/pod.js';
+import { accessOf, withResourceDefaults, type NewPod, type PodSpec } from '../shared/pod.js';
 import { parseTemplateRef, type PodDefinition } from '../shared/template.js';
 import type { TemplateRecord, TemplateStore } from './store/templates.js';
 
@@ -79,7 +79,7 @@ export function derive(def: PodDefinition | null, user: UserFields): Omit<PodSpe
     time_to_stop_default: merged.time_to_stop_default ?? 43200,
     time_to_stop_instance: merged.time_to_stop_instance ?? null,
     networking: Object.fromEntries(
-      Object.entries(networking).map(([k, n]) => [k, { protocol: n.protocol ?? 'http', port: n.port ?? 5000, ...(n.dedicated_port ? { dedicated_port: true } : {}) }]),
+      Object.entries(networking).map(([k, n]) => [k, { protocol: n.protocol ?? 'http', port: n.port ?? 5000, ...(n.dedicated_port ? { dedicated_port: true } : {}), ...accessOf(n) }]),
     ),
     resources: withResourceDefaults(merged.resources),
     compute_queue: merged.compute_queue ?? 'default',

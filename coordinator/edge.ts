@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import type { CoordinatorConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
+import { ipGate, l4IpMatch } from '../agent/caddy-config.js';
 import { podHost } from '../shared/pod.js';
 import type { NodeStore } from './store/nodes.js';
 import type { PodStore } from './store/pods.js';
@@ -14,10 +15,12 @@ import type { PodStore } from './store/pods.js';
 
 type Json = Record<string, unknown>;
 
+// A pod's ip_allow_list is checked here, against the client's own address: behind the edge a
+// host's Caddy sees only the edge's (and admits it: PODS_EDGE_SOURCE_NETWORKS on the agent).
 interface EdgeRoutes {
-  http: Array<{ host: string; upstream: string }>;
-  sni: Array<{ host: string; upstream: string }>;
-  ports: Array<{ port: number; upstream: string }>;
+  http: Array<{ host: string; upstream: string; ipAllow?: string[] }>;
+  sni: Array<{ host: string; upstream: string; ipAllow?: string[] }>;
+  ports: Array<{ port: number; upstream: string; ipAllow?: string[] }>;
 }
 
 export function edgeConfig(config: CoordinatorConfig, adminListen: string, r: EdgeRoutes): Json {
@@ -28,11 +31,16 @@ export function edgeConfig(config: CoordinatorConfig, adminListen: string, r: Ed
       routes: [
         // libpq asks for TLS in plaintext first: answer it here, then pass the handshake on.
         { match: [{ postgres: { tls: 'enabled' } }], handle: [{ handler: 'postgres_tls' }] },
-        ...r.sni.map((x) => ({ match: [{ tls: { sni: [x.host] } }], handle: [proxy(x.upstream)] })),
+        // A refused address matches no route: the edge closes its connection.
+        ...r.sni.map((x) => ({ match: [{ tls: { sni: [x.host] }, ...l4IpMatch(x.ipAllow) }], handle: [proxy(x.upstream)] })),
       ],
     },
   };
-  for (const p of r.ports) layer4[`edge_port_${p.port}`] = { listen: [`${config.edgeTcpHost}:${p.port}`], routes: [{ handle: [proxy(p.upstream)] }] };
+  for (const p of r.ports) {
+    const allowed = l4IpMatch(p.ipAllow);
+    layer4[`edge_port_${p.port}`] = { listen: [`${config.edgeTcpHost}:${p.port}`], routes: [{ ...(Object.keys(allowed).length ? { match: [allowed] } : {}), handle: [proxy(p.upstream)] }] };
+  }
+  const httpProxy = (upstream: string) => ({ handler: 'reverse_proxy', upstreams: [{ dial: upstream }], transport: { protocol: 'http', dial_timeout: '3s' }, stream_close_delay: '30m' });
   return {
     admin: { listen: adminListen },
     apps: {
@@ -44,7 +52,7 @@ export function edgeConfig(config: CoordinatorConfig, adminListen: string, r: Ed
             routes: [
               ...r.http.map((x) => ({
                 match: [{ host: [x.host] }],
-                handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: x.upstream }], transport: { protocol: 'http', dial_timeout: '3s' }, stream_close_delay: '30m' }],
+                handle: x.ipAllow?.length ? [{ handler: 'subroute', routes: [...ipGate(x.ipAllow), { handle: [httpProxy(x.upstream)] }] }] : [httpProxy(x.upstream)],
                 terminal: true,
               })),
               { handle: [{ handler: 'static_response', status_code: 404, body: 'no pod is served at {http.request.host}\n', headers: { 'Content-Type': ['text/plain; charset=utf-8'] } }] },
@@ -92,11 +100,12 @@ export class EdgeRouter {
       if (!ep) continue;
       for (const [name, n] of Object.entries(rec.spec.networking)) {
         const host = podHost(podId, name, tenant, config.baseDomain);
-        if (n.protocol === 'http') out.http.push({ host, upstream: ep.http });
+        const allow = n.ip_allow_list?.length ? { ipAllow: n.ip_allow_list } : {};
+        if (n.protocol === 'http') out.http.push({ host, upstream: ep.http, ...allow });
         else if (n.protocol === 'local_only') continue;
         else if (n.dedicated_port) {
-          if (rec.ports[name]) out.ports.push({ port: rec.ports[name], upstream: `${ep.tcpHost}:${rec.ports[name]}` });
-        } else out.sni.push({ host, upstream: ep.tls });
+          if (rec.ports[name]) out.ports.push({ port: rec.ports[name], upstream: `${ep.tcpHost}:${rec.ports[name]}`, ...allow });
+        } else out.sni.push({ host, upstream: ep.tls, ...allow });
       }
     }
     return out;

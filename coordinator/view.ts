@@ -1,8 +1,8 @@
 import type { PodView } from '../shared/api.js';
-import { podHost, type PodSpec } from '../shared/pod.js';
+import { accessOf, podHost, type PodSpec } from '../shared/pod.js';
 import { render, type Placeholder } from '../shared/template.js';
 import { deriveStatus, isCurrent } from '../shared/status.js';
-import type { ContainerSpec } from '../shared/protocol.js';
+import type { ContainerSpec, RouteAccess } from '../shared/protocol.js';
 import type { Mount } from '../shared/storage.js';
 import type { PodRecord } from './store/pods.js';
 
@@ -24,7 +24,7 @@ export function podResponse(rec: PodRecord, baseDomain: string, nodeConnected: (
   const derived = deriveStatus(desired, placement, observed);
   const current = isCurrent(desired, observed) ? observed : null;
   const networking = Object.fromEntries(
-    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain, rec.ports, tlsPort), ...(n.dedicated_port ? { dedicated_port: true } : {}) }]),
+    Object.entries(spec.networking).map(([name, n]) => [name, { protocol: n.protocol, port: n.port, url: entryUrl(spec, name, baseDomain, rec.ports, tlsPort), ...(n.dedicated_port ? { dedicated_port: true } : {}), ...accessOf(n) }]),
   );
   return {
     pod_id: spec.pod_id,
@@ -87,6 +87,7 @@ export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record
       protocol: n.protocol,
       host: podHost(spec.pod_id, name, spec.tenant, baseDomain),
       ...(n.dedicated_port && tcpPorts[name] ? { dedicatedPort: tcpPorts[name] } : {}),
+      ...routeAccess(spec.pod_id, name, n),
     })),
     ...(spec.user ? { user: spec.user } : {}),
     ...(spec.init ? { init: spec.init.map(fill) } : {}),
@@ -97,4 +98,28 @@ export function containerSpec(spec: PodSpec, baseDomain: string, secrets: Record
     cpuRequestMilli: spec.resources.cpu_request,
     memRequestMb: spec.resources.mem_request,
   };
+}
+
+/** What the host's Caddy enforces for one networking entry; nothing when the entry sets no access field. */
+function routeAccess(podId: string, name: string, n: PodSpec['networking'][string]): { access?: RouteAccess } {
+  const access: RouteAccess = {};
+  if (n.ip_allow_list?.length) access.ipAllow = n.ip_allow_list;
+  if (n.protocol === 'http' && n.cors_allow_origins?.length) {
+    access.cors = {
+      origins: n.cors_allow_origins,
+      methods: n.cors_allow_methods ?? [],
+      headers: n.cors_allow_headers ?? [],
+      credentials: n.cors_allow_credentials ?? false,
+      maxAge: n.cors_max_age ?? 100,
+    };
+  }
+  if (n.protocol === 'http' && n.tapis_auth) {
+    access.auth = { path: `/v3/pods/${podIdNet(podId, name)}/auth`, headers: Object.keys(n.tapis_auth_response_headers ?? {}) };
+  }
+  return Object.keys(access).length > 0 ? { access } : {};
+}
+
+/** The name Tapis gives one networking entry of a pod in URLs: the pod id, or pod id and entry name. */
+export function podIdNet(podId: string, name: string): string {
+  return name === 'default' ? podId : `${podId}-${name}`;
 }

@@ -22,6 +22,7 @@ PODS_APT_PACKAGES=(
   ca-certificates:-
   python3:python3
   python3-venv:-
+  chromium:chromium
 )
 
 pods_log() { printf '%s\n' "$*" >&2; }

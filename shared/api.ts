@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { Protocol, StoredResources } from './pod.js';
+import { NetworkAccess, Protocol, StoredResources } from './pod.js';
 
 // What the REST API answers with. The handlers' results are typed by these schemas and the
 // served OpenAPI document is generated from them, so the two cannot drift apart.
 
-export const NetworkingView = z.object({ protocol: Protocol, port: z.number().int(), url: z.string(), dedicated_port: z.boolean().optional() });
+export const NetworkingView = z.object({ protocol: Protocol, port: z.number().int(), url: z.string(), dedicated_port: z.boolean().optional(), ...NetworkAccess.shape });
 
 export const PodView = z.strictObject({
   pod_id: z.string(),

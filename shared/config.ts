@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { NodeId } from './protocol.js';
+import { isCidr } from './pod.js';
 
 // One schema per process, parsed explicitly by loadXConfig(env) and passed down.
 // Nothing here reads process.env at import time.
@@ -170,6 +171,13 @@ export const AgentConfig = z.object({
   dataRoot: z.string().startsWith('/', 'PODS_DATA_ROOT must be an absolute path').default('/var/lib/pods/data'),
   /** The largest file one upload may stage on this host. */
   maxUploadBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  /**
+   * The addresses the edge Caddy connects to this host from. The edge checks a pod's
+   * ip_allow_list against the real client; this host's Caddy admits these as well.
+   */
+  edgeSourceNetworks: csv
+    .pipe(z.array(z.string().refine(isCidr, 'PODS_EDGE_SOURCE_NETWORKS entries are IP addresses or CIDRs such as 10.0.0.1/32')))
+    .default([]),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -263,6 +271,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     probeIntervalMs: env.PODS_PROBE_INTERVAL_MS,
     caddyCheckMs: env.PODS_CADDY_CHECK_MS,
     pidsLimit: env.PODS_PIDS_LIMIT,
+    edgeSourceNetworks: env.PODS_EDGE_SOURCE_NETWORKS,
     dataRoot: env.PODS_DATA_ROOT,
     maxUploadBytes: env.PODS_MAX_UPLOAD_BYTES,
   });

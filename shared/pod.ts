@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { containerDir, VolumeMounts } from './mounts.js';
 
@@ -13,14 +14,88 @@ export type Protocol = z.infer<typeof Protocol>;
 
 export const MAX_NETWORKING_ENTRIES = 3;
 
-export const Networking = z.strictObject({
-  protocol: Protocol.default('http'),
-  port: z.number().int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535').default(5000),
-  url: z.string().optional(), // set by the server; ignored on input
-  /** Our extension: serve this TCP entry on a port of its own (for protocols that cannot send TLS SNI). */
-  dedicated_port: z.boolean().optional(),
+// Who may reach a networking entry (the reference spec's fields; see README "Pod access").
+// Only what a user sets is stored and shown; an unset field means the spec's default.
+const cidr = z.string().max(64).refine(isCidr, 'must be an IP address or a CIDR such as 192.168.1.0/24');
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+const headerName = z.string().regex(HEADER_NAME, 'must be an HTTP header name');
+// A header value is sent as is: no control characters (CR/LF would split headers) and no Caddy placeholders.
+const headerValue = z.string().max(1024).regex(/^[\x20-\x7e]*$/, 'must be printable ASCII').refine((v) => !/[{}]/.test(v), 'must not contain { or }');
+const ORIGIN = /^https?:\/\/[a-z0-9.-]{1,253}(:\d{1,5})?$/i;
+/** Permission holders of the pod, by the least level they hold (as Tapis names them). */
+export const AUTH_HOLDERS = { AUTHORIZED_READS: 'READ', AUTHORIZED_USERS: 'USER', AUTHORIZED_ADMINS: 'ADMIN' } as const;
+
+export const NetworkAccess = z.strictObject({
+  ip_allow_list: z.array(cidr).max(64, 'at most 64 entries').optional(),
+  tapis_auth: z.boolean().optional(),
+  tapis_auth_response_headers: z
+    .record(headerName, headerValue)
+    .refine((h) => Object.keys(h).length <= 16, 'at most 16 headers')
+    .optional(),
+  tapis_auth_allowed_users: z
+    .array(
+      z.string().refine(
+        (u) => u === '*' || Object.hasOwn(AUTH_HOLDERS, u) || /^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$/.test(u),
+        'entries are usernames, "*", AUTHORIZED_READS, AUTHORIZED_USERS or AUTHORIZED_ADMINS (patterns are not supported)',
+      ),
+    )
+    .max(256, 'at most 256 entries')
+    .optional(),
+  tapis_auth_return_path: z
+    .string()
+    .max(1024)
+    .regex(/^\/(?![\/\\])[\x21-\x7e]*$/, 'must be a path on the pod starting with one "/" (no spaces)')
+    .optional(),
+  cors_allow_origins: z
+    .array(z.string().refine((o) => o === '*' || ORIGIN.test(o), 'entries are origins such as https://example.org (scheme, host, optional port) or "*"'))
+    .max(64, 'at most 64 entries')
+    .optional(),
+  cors_allow_methods: z.array(z.string().regex(/^(\*|[A-Za-z]{1,32})$/, 'entries are HTTP methods such as GET, or "*"')).max(32).optional(),
+  cors_allow_headers: z.array(z.string().refine((h) => h === '*' || HEADER_NAME.test(h), 'entries are HTTP header names, or "*"')).max(64).optional(),
+  cors_allow_credentials: z.boolean().optional(),
+  cors_max_age: z.number().int().min(0, 'must be 0 to 86400 seconds').max(86400, 'must be 0 to 86400 seconds').optional(),
+  tapis_ui_uri: z.string().max(2048).regex(/^[\x20-\x7e]*$/, 'must be printable ASCII').optional(),
+  tapis_ui_uri_redirect: z.boolean().optional(),
+  tapis_ui_uri_description: z.string().max(1024).regex(/^[\x20-\x7e]*$/, 'must be printable ASCII').optional(),
 });
+export type NetworkAccess = z.infer<typeof NetworkAccess>;
+export const ACCESS_FIELDS = Object.keys(NetworkAccess.shape) as Array<keyof NetworkAccess>;
+
+export const Networking = z
+  .strictObject({
+    protocol: Protocol.default('http'),
+    port: z.number().int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535').default(5000),
+    url: z.string().optional(), // set by the server; ignored on input
+    /** Our extension: serve this TCP entry on a port of its own (for protocols that cannot send TLS SNI). */
+    dedicated_port: z.boolean().optional(),
+    ...NetworkAccess.shape,
+  })
+  .superRefine((n, ctx) => {
+    // Logins, cookies and CORS are HTTP; a TCP entry would silently ignore them.
+    if (n.protocol === 'http') return;
+    for (const f of ACCESS_FIELDS) {
+      if (f === 'ip_allow_list' || !(f.startsWith('tapis_auth') || f.startsWith('cors_'))) continue;
+      if (n[f] !== undefined && n[f] !== false) ctx.addIssue({ code: 'custom', path: [f], message: `applies only to protocol "http", not "${n.protocol}"` });
+    }
+  });
 export type Networking = z.infer<typeof Networking>;
+
+/** The access fields a networking entry sets (the ones stored and shown). */
+export function accessOf(n: Partial<NetworkAccess>): NetworkAccess {
+  const out: Record<string, unknown> = {};
+  for (const f of ACCESS_FIELDS) if (n[f] !== undefined) out[f] = n[f];
+  return out as NetworkAccess;
+}
+
+/** An IPv4 or IPv6 address, or one with a /prefix that fits its family. */
+export function isCidr(value: string): boolean {
+  const [ip = '', prefix, ...rest] = value.split('/');
+  const family = isIP(ip);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 export const Resources = z.strictObject({
   cpu_request: z.number().int().min(1).optional(),
@@ -134,7 +209,7 @@ export const PodSpec = z.object({
   volume_mounts: z.record(z.string(), z.unknown()),
   time_to_stop_default: z.number().int(),
   time_to_stop_instance: z.number().int().nullable().optional(),
-  networking: z.record(z.string(), z.object({ protocol: Protocol, port: z.number().int(), dedicated_port: z.boolean().optional() })),
+  networking: z.record(z.string(), z.object({ protocol: Protocol, port: z.number().int(), dedicated_port: z.boolean().optional(), ...NetworkAccess.partial().shape })),
   resources: StoredResources,
   compute_queue: z.string(),
   creation_ts: z.string(),

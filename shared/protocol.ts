@@ -22,6 +22,21 @@ export const Envelope = z.object({
 });
 export type Envelope = z.infer<typeof Envelope>;
 
+/**
+ * Who may reach one networking entry, as the host's Caddy enforces it. `ipAllow`: CIDRs (the
+ * agent adds its edge's addresses); `cors`: the preflight answer and the response headers;
+ * `auth`: every request is first checked at the coordinator's `path` (tapis_auth), and on a
+ * yes the coordinator's `headers` (tapis_auth_response_headers) are passed on to the pod.
+ */
+export const RouteAccess = z.object({
+  ipAllow: z.array(z.string()).optional(),
+  cors: z
+    .object({ origins: z.array(z.string()), methods: z.array(z.string()), headers: z.array(z.string()), credentials: z.boolean(), maxAge: z.number().int().min(0) })
+    .optional(),
+  auth: z.object({ path: z.string().regex(/^\/v3\/pods\/[a-z][a-z0-9-]*\/auth$/), headers: z.array(z.string()) }).optional(),
+});
+export type RouteAccess = z.infer<typeof RouteAccess>;
+
 /** What an agent needs to run one pod instance; computed by the coordinator. */
 export const ContainerSpec = z.object({
   image: z.string().min(1),
@@ -38,6 +53,8 @@ export const ContainerSpec = z.object({
       host: z.string(),
       /** For TCP entries served on a port of their own: that port on the host's Caddy. */
       dedicatedPort: z.number().int().min(1).max(65535).optional(),
+      /** Who may reach the entry through the host's Caddy (its networking entry's access fields). */
+      access: RouteAccess.optional(),
     }),
   ),
   /** Run as this user instead of the host's default (templates); never root. */

@@ -3,8 +3,6 @@ import { PodsError } from '../../shared/errors.js';
 
 // Every other operation of the Tapis Pods spec answers with a clear 501 until it is built.
 const NOT_YET: Array<[method: 'get' | 'post' | 'put' | 'delete', path: string, what: string]> = [
-  ['get', '/v3/pods/:id/auth', 'Tapis auth for pod URLs'],
-  ['get', '/v3/pods/:id/auth/callback', 'Tapis auth for pod URLs'],
   ['get', '/v3/traefik-config', 'Traefik configuration (this site routes with Caddy)'],
   ['get', '/v3/error-handler/:status', 'proxy error pages'],
 ];

@@ -9,7 +9,7 @@ import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 import { freePort } from '../helpers/ports.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
-const WINDOW_S = 3;
+const WINDOW_S = 10;
 
 describe('roles: site admins, tenant admins, users', () => {
   let api: ApiServer;

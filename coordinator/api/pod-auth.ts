@@ -2,7 +2,7 @@ import { randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { PodsError } from '../../shared/errors.js';
+import { badRequest, PodsError } from '../../shared/errors.js';
 import { AUTH_HOLDERS, podHost, type PodSpec } from '../../shared/pod.js';
 import type { PodStore } from '../store/pods.js';
 import type { UserRecord } from '../store/users.js';
@@ -172,7 +172,13 @@ export function podAuthRouter(deps: PodAuthDeps): Router {
     }
   }
 
-  const notFoundPage = (ctx: Context) => page(ctx, 404, 'Not found', '<p>No pod with a login is served here.</p>');
+  // A pod that does not exist, or has no login, is a plain API error (the Tapis envelope).
+  const notFoundPage = (_ctx: Context): never => {
+    throw new PodsError('NOT_FOUND', 'no pod networking entry with tapis_auth is served under this name');
+  };
+  const badRd = (t: Target): never => {
+    throw badRequest(`rd: must be the address of ${t.host} (http or https, any port)`);
+  };
 
   // pod_auth: Caddy's check on the pod's host; the login page on the API host.
   router.get('/v3/pods/:idNet/auth', async (ctx) => {
@@ -203,7 +209,7 @@ export function podAuthRouter(deps: PodAuthDeps): Router {
     const t = await target(requestTenant(ctx).tenant_id, idNet);
     if (!t) return notFoundPage(ctx);
     const rd = typeof ctx.query.rd === 'string' ? ctx.query.rd : '';
-    if (podOrigin(t, rd) === null) return page(ctx, 400, 'Bad request', `<p>rd: must be the address of ${esc(t.host)}.</p>`);
+    if (podOrigin(t, rd) === null) return badRd(t);
     loginForm(ctx, 200, t, rd);
   });
 
@@ -219,7 +225,7 @@ export function podAuthRouter(deps: PodAuthDeps): Router {
     if (!form.success) return loginForm(ctx, 400, t, '', 'Give a username and a password.');
     const { username, password, rd } = form.data;
     const back = podOrigin(t, rd);
-    if (back === null) return page(ctx, 400, 'Bad request', `<p>rd: must be the address of ${esc(t.host)}.</p>`);
+    if (back === null) return badRd(t);
     let user: UserRecord | null;
     try {
       user = await logins.attempt(t.tenant, username, ctx.ip, () => users.authenticate(t.tenant, username, password));

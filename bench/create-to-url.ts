@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { LOCAL_TEMPLATES_DIR } from '../coordinator/builtin-templates.js';
 import { freePort } from '../test/helpers/ports.js';
-import { startStack, repoRoot, TEST_IMAGE } from '../test/helpers/stack.js';
+import { startStack, repoRoot, TEST_IMAGE, type Stack } from '../test/helpers/stack.js';
 import { waitFor } from '../test/helpers/procs.js';
 
 const run = promisify(execFile);
@@ -28,6 +28,15 @@ async function http200(url: string, host?: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Delete a pod and wait for its teardown: a deleted pod is a 404 at once, so wait until its
+ * host has no pod placed (its container is gone and its room given back).
+ */
+async function deleted(s: Stack, podId: string): Promise<void> {
+  await s.api('DELETE', `/v3/pods/${podId}`);
+  await waitFor('the pod to be torn down', async () => (await s.api('GET', `/v3/admin/nodes/${s.nodeId}`)).body.result.usage.pods === 0, 60_000, 20);
 }
 
 async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[] }> {
@@ -51,8 +60,7 @@ async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[]
       await waitFor('HTTP 200', () => http200(`${s.caddy.httpUrl}/`, host), 60_000, 10);
       url.push(performance.now() - t0);
       // Like the raw loop's `docker rm -f`, finish the removal before the next create.
-      await s.api('DELETE', `/v3/pods/${podId}`);
-      await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
+      await deleted(s, podId);
     }
     // A redis pod from its template, as `npm run up` serves it where no registry answers (the
     // local image as redis:latest): create -> PING answered through TLS by host name.
@@ -68,8 +76,7 @@ async function ours(): Promise<{ running: number[]; url: number[]; tcp: number[]
         return stdout.trim() === 'PONG';
       }, 60_000, 10);
       tcp.push(performance.now() - t0);
-      await s.api('DELETE', `/v3/pods/${podId}`);
-      await waitFor('the pod to be deleted', async () => (await s.api('GET', `/v3/pods/${podId}`)).status === 404, 60_000, 20);
+      await deleted(s, podId);
     }
   } finally {
     await s.stop();

@@ -22,11 +22,12 @@ export function requireLevel(identity: Identity, perms: Record<string, PermLevel
 
 /**
  * Load a pod of the caller's tenant and check the caller's level on it. Pods of other
- * tenants are invisible (404); a pod the caller has too little access to is a 403.
+ * tenants are invisible (404), and so are deleted ones whose teardown goes on (as in Tapis);
+ * a pod the caller has too little access to is a 403.
  */
 export async function loadPodFor(store: PodStore, identity: Identity, podId: string, need: PermLevel): Promise<PodRecord> {
   const rec = await store.get(identity.tenant, podId);
-  if (!rec) throw notFound(`pod "${podId}" was not found`);
+  if (!rec || rec.desired.deleting) throw notFound(`pod "${podId}" was not found`);
   requireLevel(identity, await store.perms(identity.tenant, podId), need, `pod "${podId}"`);
   return rec;
 }

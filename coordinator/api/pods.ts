@@ -47,6 +47,9 @@ const who = (ctx: Context) => ctx.state.identity as Identity;
 
 export const SetPermission = z.strictObject({ user: Username, level: PermLevel });
 
+/** How long a create waits for a deleted pod of the same id to finish its teardown. */
+const TOMBSTONE_WAIT_MS = 5_000;
+
 /** When a new instance starting now should be turned off, or null for never. */
 function stopTs(spec: PodSpec, now: Date): string | null {
   const secs = spec.time_to_stop_instance ?? spec.time_to_stop_default;
@@ -129,7 +132,8 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const result = [];
     for (const podId of await pods.listIds(id.tenant)) {
       const rec = await pods.get(id.tenant, podId);
-      if (rec && hasLevel(levelOf(id, await pods.perms(id.tenant, podId)), 'READ')) result.push(view(rec));
+      // A deleted pod is gone for users at once, while its teardown goes on (as in Tapis).
+      if (rec && !rec.desired.deleting && hasLevel(levelOf(id, await pods.perms(id.tenant, podId)), 'READ')) result.push(view(rec));
     }
     okPage(ctx, result, 'Pods retrieved successfully.');
   });
@@ -168,7 +172,9 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       start_instance_ts: on ? now.toISOString() : null,
       time_to_stop_ts: on ? stopTs(spec, now) : null,
     };
-    if (!(await pods.create(spec, desired))) throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
+    const made = await pods.createAfterTombstone(spec, desired, TOMBSTONE_WAIT_MS);
+    if (made === 'taken') throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
+    if (made === 'tombstone') throw new PodsError('CONFLICT', `pod_id: a deleted pod named "${spec.pod_id}" is still being taken down on its host; try again in a moment`);
     await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`);
     kick(id.tenant, spec.pod_id);
     return (await pods.get(id.tenant, spec.pod_id))!;
@@ -226,11 +232,12 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const rec = await loadPodFor(pods, id, podId, 'ADMIN');
     const keep = ctx.query.keep_data === 'true' || (ctx.query.keep_data !== 'false' && rec.spec.keep_data === true);
     let kept = '';
-    if (keep && rec.spec.data_dir && !rec.desired.deleting) kept = await keepDataAsVolume(rec, id);
+    if (keep && rec.spec.data_dir) kept = await keepDataAsVolume(rec, id);
     await pods.update(id.tenant, podId, (cur) => (cur.desired.deleting ? null : { desired: { ...cur.desired, deleting: true } }));
     await pods.action(id.tenant, podId, `delete requested by ${id.username}`);
     kick(id.tenant, podId);
-    ok(ctx, kept ? `Pod ${podId} is being deleted; its data is kept as volume ${kept}.` : `Pod ${podId} is being deleted.`, 'Pod deleted successfully.');
+    // As in Tapis: an empty result, and the pod is gone for users from now on (GET is a 404).
+    ok(ctx, '', kept ? `Pod deleted successfully; its data is kept as volume ${kept}.` : 'Pod deleted successfully.');
   });
 
   /** A deleted pod's data directory becomes a volume named like the pod, owned by the caller. */

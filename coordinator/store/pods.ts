@@ -86,6 +86,21 @@ export class PodStore {
     return created === 1;
   }
 
+  /**
+   * Create a pod; when its id is still held by a deleted pod's tombstone (gone for users, its
+   * container still being removed), wait up to `waitMs` for that teardown to end.
+   */
+  async createAfterTombstone(spec: PodSpec, desired: Desired, waitMs: number): Promise<'created' | 'taken' | 'tombstone'> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      if (await this.create(spec, desired)) return 'created';
+      const cur = await this.get(spec.tenant, spec.pod_id);
+      if (cur && !cur.desired.deleting) return 'taken';
+      if (cur && Date.now() >= until) return 'tombstone';
+      if (cur) await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async credentials(tenant: string, podId: string): Promise<{ user_username: string; user_password: string } | null> {
     const h = await this.redis.hGetAll(this.keys.credentials(tenant, podId));
     return h.user_username && h.user_password ? { user_username: h.user_username, user_password: h.user_password } : null;

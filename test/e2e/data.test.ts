@@ -122,7 +122,7 @@ describe('data that outlives its container', { skip: skipWithoutCaddy() }, () =>
     assert.equal(wrote.body.result.successful_commands, 1);
     const del = await s.api('DELETE', '/v3/pods/keeper?keep_data=true', { token: s.userToken });
     assert.equal(del.status, 200, del.body.message);
-    assert.match(del.body.result, /kept as volume keeper/);
+    assert.match(del.body.message, /kept as volume keeper/);
     const vol = await s.api('GET', '/v3/pods/volumes/keeper', { token: s.userToken });
     assert.equal(vol.status, 200, vol.body.message);
     assert.equal(vol.body.result.status, 'AVAILABLE');

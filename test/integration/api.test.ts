@@ -245,12 +245,14 @@ describe('REST API', () => {
     assert.equal(create.properties.pod_id.pattern, '^[a-z][a-z0-9]+$');
   });
 
-  test('DELETE needs ADMIN and marks the pod DELETING', async () => {
+  test('DELETE needs ADMIN; as in Tapis it answers an empty result and the pod is gone for users at once', async () => {
     const r = await call('DELETE', '/v3/pods/alicepod', { token: ALICE });
     assert.equal(r.status, 200);
-    assert.equal(typeof r.body.result, 'string');
-    assert.ok(r.body.result.length > 0, 'a non-empty result, so tapipy hands it back as is');
-    const got = await call('GET', '/v3/pods/alicepod', { token: ALICE });
-    assert.equal(got.body.result.status, 'DELETING');
+    assert.equal(r.body.result, '');
+    assert.equal(r.body.message, 'Pod deleted successfully.');
+    // No agent here: its teardown waits, out of sight.
+    assert.equal((await call('GET', '/v3/pods/alicepod', { token: ALICE })).status, 404);
+    assert.ok(!(await call('GET', '/v3/pods', { token: ALICE })).body.result.some((p: { pod_id: string }) => p.pod_id === 'alicepod'));
+    assert.equal((await call('DELETE', '/v3/pods/alicepod', { token: ALICE })).status, 404);
   });
 });

@@ -136,6 +136,7 @@ export class Supervisor {
       ...(c.startedAt ? { startedAt: c.startedAt } : {}),
       ...(c.finishedAt && phase === 'exited' ? { finishedAt: c.finishedAt } : {}),
       ...(c.exitCode !== undefined && phase === 'exited' ? { exitCode: c.exitCode } : {}),
+      ...(c.oomKilled && phase === 'exited' ? { oomKilled: true } : {}),
       health: 'unknown',
       hostPorts: c.hostPorts ?? {},
       at: new Date().toISOString(),

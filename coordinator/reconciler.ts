@@ -174,7 +174,7 @@ export class Reconciler {
           ? { desired: { ...cur.desired, status_requested: 'OFF', time_to_stop_ts: null } }
           : null,
       );
-      await pods.action(tenant, podId, 'time_to_stop passed; pod turned OFF');
+      await pods.action(tenant, podId, 'time_to_stop passed; pod turned OFF', 'time_to_stop');
       this.kick(tenant, podId);
       return;
     }
@@ -237,7 +237,7 @@ export class Reconciler {
       );
       if (moved && moved.desired.generation === desired.generation + 1) {
         await pods.unplace(tenant, podId, placement, rec.raw.placement);
-        await pods.action(tenant, podId, `${why}; starting instance ${desired.generation + 1} elsewhere`);
+        await pods.action(tenant, podId, `${why}; starting instance ${desired.generation + 1} elsewhere`, 'moved', { generation: desired.generation + 1 });
         if (hub.isConnected(placement.nodeId) && observed && containerExists(observed)) {
           await hub.remove(placement.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }).catch(() => undefined);
         }
@@ -256,7 +256,7 @@ export class Reconciler {
       }
       if (rec.note) await pods.setNote(tenant, podId, null);
       if (rec.spec.data_dir && !rec.home && !config.sharedStorage) await pods.setHome(tenant, podId, chosen.nodeId);
-      await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`);
+      await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`, 'scheduled', { node: chosen.nodeId });
       nodeId = chosen.nodeId;
     } else if (rec.note && hub.isConnected(nodeId)) {
       await pods.setNote(tenant, podId, null);

@@ -264,6 +264,8 @@ export const Observed = z.object({
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   exitCode: z.number().int().optional(),
+  /** The kernel killed the container for passing its memory limit. */
+  oomKilled: z.boolean().optional(),
   message: z.string().max(2000).optional(),
   health: Health.default('unknown'),
   hostPorts: z.record(z.string(), z.number().int()).default({}),

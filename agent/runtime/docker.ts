@@ -16,6 +16,8 @@ export interface PodContainer {
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;
+  /** The kernel killed it for passing its memory limit. */
+  oomKilled?: boolean;
   /** container port name -> host port on the publish address */
   hostPorts: Record<string, number>;
 }
@@ -174,6 +176,7 @@ export class DockerRuntime implements Runtime {
       startedAt: isoOrUndefined(info.State.StartedAt),
       finishedAt: isoOrUndefined(info.State.FinishedAt),
       ...(info.State.Status === 'exited' || info.State.Status === 'dead' ? { exitCode: info.State.ExitCode } : {}),
+      ...(info.State.OOMKilled ? { oomKilled: true } : {}),
       hostPorts,
     };
   }

@@ -10,7 +10,7 @@ import { Peer, PeerError, reply } from '../../shared/peer.js';
 import type { Observed } from '../../shared/pod.js';
 import { AGENT_WS_PATH, MAX_FRAME_BYTES, type Assignment, type Capacity, type Frame, type Hello, type MessageType, type PayloadOf, type PodRef } from '../../shared/protocol.js';
 import type { NodeStore } from '../store/nodes.js';
-import type { PodStore } from '../store/pods.js';
+import type { PodEventType, PodStore } from '../store/pods.js';
 
 export interface HubDeps {
   config: CoordinatorConfig;
@@ -57,6 +57,15 @@ function hostPort(s: string): { host: string; port: number } | null {
   const port = Number(m[3]);
   return port >= 1 && port <= 65535 ? { host: (m[1] ?? m[2])!, port } : null;
 }
+
+const PHASE_EVENTS: Record<Observed['phase'], PodEventType> = {
+  creating: 'creating',
+  running: 'started',
+  exited: 'exited',
+  failed: 'failed',
+  removing: 'note',
+  removed: 'removed',
+};
 
 const PHASE_LINES: Record<string, string> = {
   creating: 'container is being created',
@@ -354,8 +363,16 @@ export class AgentHub {
     if (!(await pods.setObserved(tenant, podId, observed))) return;
     const prev = before.observed;
     if (!prev || prev.phase !== observed.phase || prev.generation !== observed.generation) {
-      const detail = observed.phase === 'exited' ? ` with code ${observed.exitCode}` : observed.message ? `: ${observed.message}` : '';
-      await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`);
+      const oom = observed.phase === 'exited' && observed.oomKilled;
+      const detail = oom
+        ? ` with code ${observed.exitCode}: it ran out of memory (over its mem_limit) and was killed`
+        : observed.phase === 'exited'
+          ? ` with code ${observed.exitCode}`
+          : observed.message
+            ? `: ${observed.message}`
+            : '';
+      const type = oom ? 'oom_killed' : PHASE_EVENTS[observed.phase];
+      await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`, type, { generation: observed.generation, node: observed.nodeId });
     }
     if (kick) this.deps.onPodChange(tenant, podId);
   }

@@ -72,7 +72,7 @@ export function jupyterRouter(deps: JupyterDeps): Router {
         desired.deleting || desired.status_requested !== 'OFF' ? null : { desired: startedInstance(desired, spec, new Date()) });
       if (!started) continue;
       await pods.clearLogs(id.tenant, podId);
-      await pods.action(id.tenant, podId, `start requested by ${id.username} (ensure_jupyter_pod); instance ${started.desired.generation}`);
+      await pods.action(id.tenant, podId, `start requested by ${id.username} (ensure_jupyter_pod); instance ${started.desired.generation}`, 'start_requested');
       deps.kick(id.tenant, podId);
       ok(ctx, result(started), 'Started existing Jupyter pod successfully.');
       return;

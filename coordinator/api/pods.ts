@@ -175,7 +175,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const made = await pods.createAfterTombstone(spec, desired, TOMBSTONE_WAIT_MS);
     if (made === 'taken') throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
     if (made === 'tombstone') throw new PodsError('CONFLICT', `pod_id: a deleted pod named "${spec.pod_id}" is still being taken down on its host; try again in a moment`);
-    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`);
+    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`, 'created');
     kick(id.tenant, spec.pod_id);
     return (await pods.get(id.tenant, spec.pod_id))!;
   }
@@ -222,7 +222,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       return { spec };
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${ctx.params.pod_id}" was not found`);
-    await pods.action(id.tenant, rec.spec.pod_id, `pod updated by ${id.username}: ${Object.keys(body).join(', ') || 'nothing'}; takes effect on the next restart`);
+    await pods.action(id.tenant, rec.spec.pod_id, `pod updated by ${id.username}: ${Object.keys(body).join(', ') || 'nothing'}; takes effect on the next restart`, 'updated');
     ok(ctx, view(rec), 'Pod updated successfully. Restart the pod for the changes to take effect.');
   });
 
@@ -234,7 +234,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     let kept = '';
     if (keep && rec.spec.data_dir) kept = await keepDataAsVolume(rec, id);
     await pods.update(id.tenant, podId, (cur) => (cur.desired.deleting ? null : { desired: { ...cur.desired, deleting: true } }));
-    await pods.action(id.tenant, podId, `delete requested by ${id.username}`);
+    await pods.action(id.tenant, podId, `delete requested by ${id.username}`, 'delete_requested');
     kick(id.tenant, podId);
     // As in Tapis: an empty result, and the pod is gone for users from now on (GET is a 404).
     ok(ctx, '', kept ? `Pod deleted successfully; its data is kept as volume ${kept}.` : 'Pod deleted successfully.');
@@ -271,6 +271,14 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     if (wantsStream(ctx)) return streamLogs(ctx, pods, id.tenant, podId);
     const [logs, action_logs] = await Promise.all([pods.getLogs(id.tenant, podId), pods.actions(id.tenant, podId)]);
     ok(ctx, { logs, action_logs }, 'Pod logs retrieved successfully.');
+  });
+
+  // What happened to the pod (our extension): from the API, the reconciler and its host, oldest first.
+  router.get('/v3/pods/:pod_id/events', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    await loadPodFor(pods, id, podId, 'READ');
+    okPage(ctx, await pods.events(id.tenant, podId), 'Pod events retrieved successfully.');
   });
 
   router.get('/v3/pods/:pod_id/derived', async (ctx) => {
@@ -341,7 +349,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
     if (verb !== 'stop') await pods.clearLogs(id.tenant, podId);
-    await pods.action(id.tenant, podId, `${verb} requested by ${id.username}; instance ${rec.desired.generation}`);
+    await pods.action(id.tenant, podId, `${verb} requested by ${id.username}; instance ${rec.desired.generation}`, `${verb}_requested`, { generation: rec.desired.generation });
     kick(id.tenant, podId);
     ok(ctx, view(rec), `Pod ${verb} requested successfully.`);
   };

@@ -36,6 +36,33 @@ export type PlaceResult = { result: 'placed' | 'no-room' | 'changed' | 'gone'; u
 
 const ACTION_LOG_MAX = 500;
 
+/** What happened to a pod, from the API, the reconciler and its host (GET /v3/pods/{id}/events). */
+export const PodEventType = z.enum([
+  'created', 'updated', 'delete_requested', 'start_requested', 'stop_requested', 'restart_requested',
+  'scheduled', 'moved', 'time_to_stop', 'creating', 'started', 'exited', 'oom_killed', 'failed', 'removed', 'note',
+]);
+export type PodEventType = z.infer<typeof PodEventType>;
+export const PodEvent = z.object({
+  time: z.string(),
+  type: PodEventType,
+  message: z.string(),
+  generation: z.number().int().optional(),
+  node: z.string().optional(),
+});
+export type PodEvent = z.infer<typeof PodEvent>;
+
+/** An entry of the action list: an event (JSON), or a line stored before events had types. */
+function eventOf(raw: string): PodEvent {
+  try {
+    const p = PodEvent.safeParse(JSON.parse(raw));
+    if (p.success) return p.data;
+  } catch {
+    // a plain line
+  }
+  const cut = raw.indexOf(': ');
+  return { time: cut > 0 ? raw.slice(0, cut) : '', type: 'note', message: cut > 0 ? raw.slice(cut + 2) : raw };
+}
+
 /** Dedicated TCP ports by networking entry (built once: a zod schema is costly to make). */
 const Ports = z.record(z.string(), z.number().int());
 
@@ -310,13 +337,20 @@ export class PodStore {
     return { first: Number(r[0]), last: Number(r[1]), trimmed: r[2] === '1', chunks: r.slice(3) };
   }
 
-  async action(tenant: string, podId: string, line: string): Promise<void> {
+  /** Record what happened to a pod: an event of `type`, shown in its action log as "time: line". */
+  async action(tenant: string, podId: string, line: string, type: PodEventType = 'note', extra: { generation?: number; node?: string } = {}): Promise<void> {
     const key = this.keys.actions(tenant, podId);
-    await this.redis.multi().rPush(key, `${new Date().toISOString()}: ${line}`).lTrim(key, -ACTION_LOG_MAX, -1).exec();
+    const event: PodEvent = { time: new Date().toISOString(), type, message: line, ...extra };
+    await this.redis.multi().rPush(key, JSON.stringify(event)).lTrim(key, -ACTION_LOG_MAX, -1).exec();
+  }
+
+  /** The pod's events, oldest first (the newest ACTION_LOG_MAX). */
+  async events(tenant: string, podId: string): Promise<PodEvent[]> {
+    return (await this.redis.lRange(this.keys.actions(tenant, podId), 0, -1)).map(eventOf);
   }
 
   async actions(tenant: string, podId: string): Promise<string[]> {
-    return this.redis.lRange(this.keys.actions(tenant, podId), 0, -1);
+    return (await this.events(tenant, podId)).map((e) => `${e.time}: ${e.message}`);
   }
 
   async perms(tenant: string, podId: string): Promise<Record<string, PermLevel>> {

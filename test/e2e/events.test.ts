@@ -1,0 +1,68 @@
+// What happened to a pod, as events: from the API, the reconciler and its host, with a
+// container the kernel killed for passing its memory limit named as such.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { skipWithoutCaddy } from '../helpers/caddy.js';
+import { waitFor } from '../helpers/procs.js';
+import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
+
+interface PodEvent {
+  time: string;
+  type: string;
+  message: string;
+  generation?: number;
+  node?: string;
+}
+
+describe('pod events', { skip: skipWithoutCaddy() }, () => {
+  let s: Stack;
+  before(async () => {
+    s = await startStack();
+  });
+  after(async () => {
+    await s?.stop();
+  });
+  const events = async (podId: string): Promise<PodEvent[]> => {
+    const r = await s.api('GET', `/v3/pods/${podId}/events`);
+    assert.equal(r.status, 200, r.body.message);
+    return r.body.result;
+  };
+
+  test('a pod\'s life as events, in order, each with its time; the action log says the same', async () => {
+    assert.equal((await s.api('POST', '/v3/pods', { body: { pod_id: 'lifeline', image: TEST_IMAGE } })).status, 200);
+    await s.waitStatus('lifeline', 'RUNNING');
+    assert.equal((await s.api('GET', '/v3/pods/lifeline/stop')).status, 200);
+    await s.waitStatus('lifeline', 'STOPPED');
+    const seen = await waitFor('the removal event', async () => {
+      const e = await events('lifeline');
+      return e.some((x) => x.type === 'removed') ? e : null;
+    });
+    const types = seen.map((e) => e.type).filter((t) => t !== 'note');
+    for (const [a, b] of [['created', 'scheduled'], ['scheduled', 'started'], ['started', 'stop_requested'], ['stop_requested', 'removed']]) {
+      assert.ok(types.indexOf(a!) >= 0 && types.indexOf(a!) < types.lastIndexOf(b!), `${a} before ${b}: ${types.join(', ')}`);
+    }
+    const started = seen.find((e) => e.type === 'started')!;
+    assert.equal(started.node, s.nodeId);
+    assert.equal(started.generation, 1);
+    assert.ok(seen.every((e) => !Number.isNaN(Date.parse(e.time))));
+    const actions = (await s.api('GET', '/v3/pods/lifeline/logs')).body.result.action_logs as string[];
+    assert.equal(actions.length, seen.length);
+    assert.equal(actions[0], `${seen[0]!.time}: ${seen[0]!.message}`);
+    const page = await s.api('GET', '/v3/pods/lifeline/events?limit=2');
+    assert.equal(page.body.result.length, 2);
+    assert.equal((page.body.metadata as { total: number }).total, seen.length);
+    assert.equal((await s.api('GET', '/v3/pods/lifeline/events', { token: s.otherTenantToken })).status, 401);
+  });
+
+  test('a container that passes its memory limit is an oom_killed event, and the pod says so', async () => {
+    const r = await s.api('POST', '/v3/pods', {
+      body: { pod_id: 'hungry', image: TEST_IMAGE, command: ['sh', '-c', 'echo eating; x=a; while :; do x="$x$x"; done'], resources: { mem_request: 32, mem_limit: 32 } },
+    });
+    assert.equal(r.status, 200, r.body.message);
+    const oom = await waitFor('an oom_killed event', async () => (await events('hungry')).find((e) => e.type === 'oom_killed') ?? null, 60_000);
+    assert.match(oom.message, /ran out of memory/);
+    assert.equal(oom.node, s.nodeId);
+    const pod = (await s.api('GET', '/v3/pods/hungry')).body.result;
+    assert.equal(pod.status, 'ERROR');
+  });
+});

@@ -71,7 +71,6 @@ export function jupyterRouter(deps: JupyterDeps): Router {
       const started = await pods.update(id.tenant, podId, ({ desired, spec }) =>
         desired.deleting || desired.status_requested !== 'OFF' ? null : { desired: startedInstance(desired, spec, new Date()) });
       if (!started) continue;
-      await pods.clearLogs(id.tenant, podId);
       await pods.action(id.tenant, podId, `start requested by ${id.username} (ensure_jupyter_pod); instance ${started.desired.generation}`, 'start_requested');
       deps.kick(id.tenant, podId);
       ok(ctx, result(started), 'Started existing Jupyter pod successfully.');

@@ -65,8 +65,9 @@ export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, p
     if (first <= after && chunks.length) carry = chunks[0]!.slice(chunks[0]!.lastIndexOf('\n') + 1);
     if (after < first - 1) out.write(event([`[pods: output before this point was dropped (the log keeps the newest part)]`], undefined, 'gap'));
   } else {
-    const { chunks, last } = await pods.logChunks(tenant, podId, 0);
-    const text = chunks.join('');
+    const { chunks, last, gen } = await pods.logChunks(tenant, podId, 0);
+    // Until the current instance prints, what is stored is the previous run's: no tail of it.
+    const text = gen === null || gen === start.desired.generation ? chunks.join('') : '';
     const nl = text.lastIndexOf('\n');
     carry = text.slice(nl + 1);
     const lines = nl >= 0 ? text.slice(0, nl).split('\n') : [];

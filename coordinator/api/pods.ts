@@ -267,10 +267,28 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   router.get('/v3/pods/:pod_id/logs', async (ctx) => {
     const id = who(ctx);
     const podId = ctx.params.pod_id!;
-    await loadPodFor(pods, id, podId, 'READ');
+    const rec = await loadPodFor(pods, id, podId, 'READ');
     if (wantsStream(ctx)) return streamLogs(ctx, pods, id.tenant, podId);
-    const [logs, action_logs] = await Promise.all([pods.getLogs(id.tenant, podId), pods.actions(id.tenant, podId)]);
+    const run = ctx.query.run;
+    if (run !== undefined) {
+      // An earlier instance's output (our extension): the newest runs are kept, see /runs.
+      if (typeof run !== 'string' || !/^\d{1,9}$/.test(run)) throw badRequest('run: must be an instance number (see GET /v3/pods/{pod_id}/runs)');
+      const logs = await pods.runLogs(id.tenant, podId, Number(run));
+      if (logs === null) throw new PodsError('NOT_FOUND', `the logs of instance ${run} of pod "${podId}" are not kept; see GET /v3/pods/${podId}/runs`);
+      ok(ctx, { logs, action_logs: await pods.actions(id.tenant, podId) }, 'Pod logs retrieved successfully.');
+      return;
+    }
+    const [logs, action_logs] = await Promise.all([pods.getLogs(id.tenant, podId, rec.desired.generation), pods.actions(id.tenant, podId)]);
     ok(ctx, { logs, action_logs }, 'Pod logs retrieved successfully.');
+  });
+
+  // The instances whose output is kept (our extension): the current one and up to KEPT_RUNS before it.
+  router.get('/v3/pods/:pod_id/runs', async (ctx) => {
+    const id = who(ctx);
+    const podId = ctx.params.pod_id!;
+    const rec = await loadPodFor(pods, id, podId, 'READ');
+    const earlier = await pods.logRuns(id.tenant, podId);
+    ok(ctx, { current: rec.desired.generation, earlier }, 'Pod runs retrieved successfully.');
   });
 
   // What happened to the pod (our extension): from the API, the reconciler and its host, oldest first.
@@ -348,7 +366,6 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       return { desired: verb === 'restart' ? { ...next, status_requested: 'RESTART' } : next };
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
-    if (verb !== 'stop') await pods.clearLogs(id.tenant, podId);
     await pods.action(id.tenant, podId, `${verb} requested by ${id.username}; instance ${rec.desired.generation}`, `${verb}_requested`, { generation: rec.desired.generation });
     kick(id.tenant, podId);
     ok(ctx, view(rec), `Pod ${verb} requested successfully.`);

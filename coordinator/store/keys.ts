@@ -13,6 +13,11 @@ export class Keys {
   perms(tenant: string, podId: string) { return `${this.prefix}perms:${tenant}:${podId}`; }
   /** List of chunks: the container output of the current run, trimmed to the newest N bytes. */
   logs(tenant: string, podId: string) { return `${this.prefix}logs:${tenant}:${podId}`; }
+  /** List of the generations whose logs are kept (logRun), oldest first. */
+  logRuns(tenant: string, podId: string) { return `${this.prefix}log-runs:${tenant}:${podId}`; }
+  /** List of chunks: the output of one earlier instance of a pod. */
+  logRun(tenant: string, podId: string, generation: number | string) { return `${this.logRunPrefix(tenant, podId)}${generation}`; }
+  logRunPrefix(tenant: string, podId: string) { return `${this.prefix}log-run:${tenant}:${podId}:`; }
   /** Hash {bytes, trimmed}: the size of the logs list and whether older output was dropped. */
   logMeta(tenant: string, podId: string) { return `${this.prefix}log-meta:${tenant}:${podId}`; }
   /** List of timestamped lines of what the service did to the pod. */

@@ -35,6 +35,8 @@ export interface NodeUsage {
 export type PlaceResult = { result: 'placed' | 'no-room' | 'changed' | 'gone'; usage: NodeUsage };
 
 const ACTION_LOG_MAX = 500;
+/** How many earlier instances' logs are kept besides the current one's. */
+export const KEPT_RUNS = 5;
 
 /** What happened to a pod, from the API, the reconciler and its host (GET /v3/pods/{id}/events). */
 export const PodEventType = z.enum([
@@ -304,10 +306,21 @@ export class PodStore {
     const k = this.keys;
     const r = await this.eval(
       APPEND_LOGS,
-      [k.pod(ref.tenant, ref.podId), k.logs(ref.tenant, ref.podId), k.logMeta(ref.tenant, ref.podId)],
-      [piece.chunk, piece.reset ? '1' : '0', String(maxBytes), ref.uid, String(ref.generation), nodeId, piece.key ?? ''],
+      [k.pod(ref.tenant, ref.podId), k.logs(ref.tenant, ref.podId), k.logMeta(ref.tenant, ref.podId), k.logRuns(ref.tenant, ref.podId)],
+      [piece.chunk, piece.reset ? '1' : '0', String(maxBytes), ref.uid, String(ref.generation), nodeId, piece.key ?? '', k.logRunPrefix(ref.tenant, ref.podId), String(KEPT_RUNS)],
     );
     return r === -2 ? 'duplicate' : r >= 0 ? 'stored' : 'refused';
+  }
+
+  /** The instances (generations) whose output is kept besides the current run's, oldest first. */
+  async logRuns(tenant: string, podId: string): Promise<number[]> {
+    return (await this.redis.lRange(this.keys.logRuns(tenant, podId), 0, -1)).map(Number);
+  }
+
+  /** The output of an earlier instance, or null when it is not kept. */
+  async runLogs(tenant: string, podId: string, generation: number): Promise<string | null> {
+    if (!(await this.logRuns(tenant, podId)).includes(generation)) return null;
+    return (await this.redis.lRange(this.keys.logRun(tenant, podId, generation), 0, -1)).join('');
   }
 
   /** The key of the newest piece of output stored for the pod's current run, if any. */
@@ -315,13 +328,13 @@ export class PodStore {
     return (await this.redis.hGet(this.keys.logMeta(tenant, podId), 'last_key')) ?? undefined;
   }
 
-  async clearLogs(tenant: string, podId: string): Promise<void> {
-    await this.redis.del([this.keys.logs(tenant, podId), this.keys.logMeta(tenant, podId)]);
-  }
-
-  /** The stored output, from a line boundary when older output was dropped. */
-  async getLogs(tenant: string, podId: string): Promise<string> {
-    const { chunks, trimmed } = await this.logChunks(tenant, podId, 0);
+  /**
+   * The stored output of the instance `generation`, from a line boundary when older output was
+   * dropped; empty until that instance prints (what is stored is the previous run's till then).
+   */
+  async getLogs(tenant: string, podId: string, generation: number): Promise<string> {
+    const { chunks, trimmed, gen } = await this.logChunks(tenant, podId, 0);
+    if (gen !== null && gen !== generation) return '';
     const text = chunks.join('');
     if (!trimmed) return text;
     const nl = text.indexOf('\n');
@@ -332,9 +345,9 @@ export class PodStore {
    * The chunks numbered after `after` (all kept ones for 0), with the number of the last one and
    * of the first kept: a reader that is behind `first - 1` has missed output that was dropped.
    */
-  async logChunks(tenant: string, podId: string, after: number): Promise<{ first: number; last: number; trimmed: boolean; chunks: string[] }> {
+  async logChunks(tenant: string, podId: string, after: number): Promise<{ first: number; last: number; trimmed: boolean; gen: number | null; chunks: string[] }> {
     const r = (await this.eval(READ_LOGS, [this.keys.logs(tenant, podId), this.keys.logMeta(tenant, podId)], [String(after)])) as unknown as string[];
-    return { first: Number(r[0]), last: Number(r[1]), trimmed: r[2] === '1', chunks: r.slice(3) };
+    return { first: Number(r[0]), last: Number(r[1]), trimmed: r[2] === '1', gen: r[3] ? Number(r[3]) : null, chunks: r.slice(4) };
   }
 
   /** Record what happened to a pod: an event of `type`, shown in its action log as "time: line". */
@@ -361,6 +374,8 @@ export class PodStore {
   /** Delete a pod and all that is keyed by it, giving back its claim on the node it is placed on. */
   async delete(tenant: string, podId: string, placement: Placement | null): Promise<void> {
     const k = this.keys;
+    const runs = await this.logRuns(tenant, podId);
+    await this.redis.del([k.logRuns(tenant, podId), ...runs.map((g) => k.logRun(tenant, podId, g))]);
     for (let attempt = 0; attempt < 20; attempt++) {
       const nodeId = placement?.nodeId ?? '';
       const r = await this.eval(

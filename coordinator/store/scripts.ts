@@ -279,9 +279,14 @@ return 1`;
  * every other Redis call of the site). Chunks are numbered (seq, never reused within a run:
  * followers resume by it), and a chunk whose key is not newer than the last stored is dropped,
  * so an agent may send a piece again (after a reconnect or a restart) without it showing twice.
- * KEYS[1] pod hash, KEYS[2] logs list, KEYS[3] log meta hash {bytes, trimmed, seq, first, last_key}
+ * The log of an earlier instance is kept when a new one starts: its list is renamed to
+ * ARGV[8] .. generation and its generation added to the runs list (the newest ARGV[9] kept;
+ * older ones are deleted). Those keys are made here from ARGV[8]: one Redis, not a cluster.
+ * KEYS[1] pod hash, KEYS[2] logs list, KEYS[3] log meta hash {bytes, trimmed, seq, first, last_key, gen},
+ * KEYS[4] runs list (generations of the kept earlier runs, oldest first)
  * ARGV[1] chunk, ARGV[2] "1" to start the run's log afresh, ARGV[3] max bytes, ARGV[4] uid,
- * ARGV[5] generation, ARGV[6] the reporting node, ARGV[7] the chunk's key ("" for none)
+ * ARGV[5] generation, ARGV[6] the reporting node, ARGV[7] the chunk's key ("" for none),
+ * ARGV[8] the prefix of kept runs' lists, ARGV[9] how many earlier runs to keep
  * Returns the stored length, -1 when the pod is gone or the chunk is from another instance or
  * node, -2 when the chunk was stored before.
  */
@@ -297,12 +302,22 @@ if ARGV[2] ~= '1' and key ~= '' then
   local last = redis.call('HGET', KEYS[3], 'last_key')
   if last and key <= last then return -2 end
 end
-if ARGV[2] == '1' or redis.call('TYPE', KEYS[2]).ok ~= 'list' then
+local gen = redis.call('HGET', KEYS[3], 'gen')
+if gen and gen ~= ARGV[5] and redis.call('TYPE', KEYS[2]).ok == 'list' then
+  redis.call('RENAME', KEYS[2], ARGV[8] .. gen)
+  redis.call('LREM', KEYS[4], 0, gen)
+  redis.call('RPUSH', KEYS[4], gen)
+  while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[9]) do
+    redis.call('DEL', ARGV[8] .. redis.call('LPOP', KEYS[4]))
+  end
+end
+if ARGV[2] == '1' or redis.call('TYPE', KEYS[2]).ok ~= 'list' or (gen and gen ~= ARGV[5]) then
   local seq = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[3], 'seq', seq, 'first', seq + 1, 'bytes', 0)
 end
 redis.call('HSETNX', KEYS[3], 'first', 1)
+redis.call('HSET', KEYS[3], 'gen', ARGV[5])
 local max = tonumber(ARGV[3])
 local chunk = ARGV[1]
 if string.len(chunk) > max then
@@ -327,15 +342,17 @@ return bytes`;
  * The chunks of a pod's log numbered after ARGV[1], read in one step with their numbering.
  * KEYS[1] logs list, KEYS[2] log meta hash
  * ARGV[1] the last chunk number the reader has (0: none)
- * Returns {first, last, trimmed, chunks...}: the number of the first chunk kept, of the last one, "1"
- * when older output was dropped, then the chunks numbered max(after + 1, first) to last.
+ * Returns {first, last, trimmed, gen, chunks...}: the number of the first chunk kept, of the last one,
+ * "1" when older output was dropped, the instance the chunks are of ("" if unknown), then the chunks
+ * numbered max(after + 1, first) to last.
  */
 export const READ_LOGS = `
 local first = tonumber(redis.call('HGET', KEYS[2], 'first') or '1')
 local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0'
+local gen = redis.call('HGET', KEYS[2], 'gen') or ''
 local from = math.max(tonumber(ARGV[1]) + 1, first)
-local out = {tostring(first), tostring(last), trimmed}
+local out = {tostring(first), tostring(last), trimmed, gen}
 if from <= last and redis.call('TYPE', KEYS[1]).ok == 'list' then
   for _, c in ipairs(redis.call('LRANGE', KEYS[1], from - first, -1)) do table.insert(out, c) end
 end

@@ -106,6 +106,24 @@ describe('live logs', { skip: skipWithoutCaddy() }, () => {
     assertConsecutive([...seen, ...ticks(again.lines())], 'resumed');
   });
 
+  test('a restart keeps the earlier run\'s output apart: the current log starts afresh, the old one is listed and read by run', async () => {
+    const before = ticks((await s.api('GET', '/v3/pods/ticker/logs')).body.result.logs.split('\n'));
+    assert.equal((await s.api('GET', '/v3/pods/ticker/restart')).status, 200);
+    await waitFor('the new run to print', async () => {
+      const r = (await s.api('GET', '/v3/pods/ticker/runs')).body.result;
+      const now = ticks((await s.api('GET', '/v3/pods/ticker/logs')).body.result.logs.split('\n'));
+      return r.current === 2 && r.earlier.includes(1) && now.length >= 3 ? now : null;
+    }, 30_000);
+    const current = ticks((await s.api('GET', '/v3/pods/ticker/logs')).body.result.logs.split('\n'));
+    assert.equal(current[0], 1, 'the new run counts from 1');
+    assertConsecutive(current, 'new run');
+    const old = ticks((await s.api('GET', '/v3/pods/ticker/logs?run=1')).body.result.logs.split('\n'));
+    assert.ok(old.length >= before.length && old[0] === before[0], 'the earlier run is kept whole');
+    assertConsecutive(old, 'earlier run');
+    assert.equal((await s.api('GET', '/v3/pods/ticker/logs?run=7')).status, 404);
+    assert.equal((await s.api('GET', '/v3/pods/ticker/logs?run=x')).status, 400);
+  });
+
   test('the stream ends when the pod stops; bad input is a 400', async () => {
     const f = await follow(s, 'ticker', {}, '&tail=0');
     assert.equal((await s.api('GET', '/v3/pods/ticker/stop')).status, 200);

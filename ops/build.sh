@@ -9,4 +9,8 @@ set -euo pipefail
 tsc=$PODS_ROOT/node_modules/.bin/tsc
 [ -x "$tsc" ] || ensure_node_deps
 [ -x "$tsc" ] || pods_die "no TypeScript compiler in $PODS_ROOT/node_modules (installed without devDependencies?): run npm ci"
-exec "$tsc" -p "$PODS_ROOT/tsconfig.json" "$@"
+"$tsc" -p "$PODS_ROOT/tsconfig.json" "$@"
+# The web console: tsc compiled its modules into dist/coordinator/console/; its page and
+# stylesheet go beside them (served from there by coordinator/api/console.ts).
+mkdir -p "$PODS_ROOT/dist/coordinator/console"
+cp "$PODS_ROOT/coordinator/console/index.html" "$PODS_ROOT/coordinator/console/console.css" "$PODS_ROOT/dist/coordinator/console/"

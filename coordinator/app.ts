@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from '../shared/log.js';
 import { authenticate, tenantResolver } from './api/auth.js';
+import { consoleRouter } from './api/console.js';
 import { errorEnvelope, ok } from './api/envelope.js';
 import { identityRouter, type IdentityDeps } from './api/identity.js';
 import { imagesRouter } from './api/images.js';
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(identityRouter(deps).routes());
   // tapis_auth's login: browsers and the hosts' Caddy call it without a token.
   app.use(podAuthRouter(deps).routes());
+  app.use(consoleRouter().routes()); // the web console's static files, at /ui/
 
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.

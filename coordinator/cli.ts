@@ -1,5 +1,6 @@
-// `npm run pods -- <command>`: site administration on the coordinator's host, straight
-// against Redis with the coordinator's own configuration (PODS_* environment variables).
+// Site administration on the coordinator's host, straight against Redis with the coordinator's
+// own configuration (PODS_* environment variables): `pods admin <command>` (the `pods` CLI,
+// coordinator/cli/pods.ts), also `npm run pods -- <command>` and `node dist/coordinator/cli.js <command>`.
 //
 //   user add <username> [--tenant T] [--admin] [--site-admin]   password from PODS_NEW_PASSWORD or stdin
 //   user passwd <username> [--tenant T]                         the same; ends the user's tokens
@@ -9,12 +10,15 @@
 //   tenant list
 //   node list | node cordon|uncordon|drain <node_id>
 //   node token add --node NODE_ID | node token list | node token revoke <token_id>
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { connectRedis } from './store/redis.js';
 import { NodeId } from '../shared/protocol.js';
 import { Username } from './store/users.js';
 import { openStores } from './stores.js';
+import { CliError, ExitCode, usageError } from './cli/errors.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -27,17 +31,23 @@ function flag(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
+/** The admin commands, as `pods help` lists them. */
+export const ADMIN_USAGE = [
+  'admin user add USERNAME [--tenant T] [--admin] [--site-admin]   (password from PODS_NEW_PASSWORD or stdin)',
+  'admin user passwd|disable|enable|delete USERNAME [--tenant T]',
+  'admin user list [--tenant T]',
+  'admin tenant add TENANT_ID BASE_URL | admin tenant list',
+  'admin node list | admin node cordon|uncordon|drain NODE_ID',
+  'admin node token add --node NODE_ID | admin node token list | admin node token revoke TOKEN_ID',
+];
+
 function usage(): never {
-  console.error(
-    'usage: pods user add <username> [--tenant T] [--admin] [--site-admin] | user passwd|disable|enable|delete <username> [--tenant T]\n' +
-      '       pods user list [--tenant T] | tenant add <id> <base_url> | tenant list\n' +
-      '       pods node list | node cordon|uncordon|drain <node_id> | node token add --node ID | node token list | node token revoke <token_id>',
-  );
-  process.exit(2);
+  throw usageError('admin: unknown or incomplete command (`pods help` lists them)');
 }
 
-async function main(): Promise<void> {
-  const [what, verb, ...rest] = process.argv.slice(2);
+/** Runs one admin command (the words after `pods admin`); a usage error is a CliError of ExitCode.USAGE. */
+export async function runAdmin(args: string[]): Promise<void> {
+  const [what, verb, ...rest] = args;
   if (!what || !verb) usage();
   // The CLI needs Redis only, but the same config loader, so it shares the coordinator's env file.
   const config = loadCoordinatorConfig(process.env);
@@ -109,7 +119,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error((err as Error).message);
-  process.exit(1);
-});
+// Run directly (node dist/coordinator/cli.js ...): the admin commands without the `admin` word.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  runAdmin(process.argv.slice(2)).catch((err) => {
+    console.error((err as Error).message);
+    if (err instanceof CliError && err.exitCode === ExitCode.USAGE) console.error(ADMIN_USAGE.map((l) => `usage: ${l.replace(/^admin /, '')}`).join('\n'));
+    process.exit(err instanceof CliError ? err.exitCode : ExitCode.API_ERROR);
+  });
+}

@@ -84,9 +84,19 @@ export class CaddyClient {
   private tail: Promise<unknown> = Promise.resolve();
 
   private readonly access: AccessContext;
+  /** Told of every call that changes Caddy's config (metrics). */
+  private readonly onWrite: (method: string, result: 'ok' | 'refused' | 'unreachable') => void;
 
-  constructor(opts: { adminUrl: string; httpListen: string; tlsListen?: string; access?: AccessContext; log: Logger }) {
+  constructor(opts: {
+    adminUrl: string;
+    httpListen: string;
+    tlsListen?: string;
+    access?: AccessContext;
+    log: Logger;
+    onWrite?: (method: string, result: 'ok' | 'refused' | 'unreachable') => void;
+  }) {
     this.access = opts.access ?? NO_ACCESS_CONTEXT;
+    this.onWrite = opts.onWrite ?? (() => undefined);
     const url = new URL(opts.adminUrl);
     // Our config keeps the admin endpoint where we reach it, so /load never moves it
     // and the Host header we send is always one Caddy allows.
@@ -329,8 +339,11 @@ export class CaddyClient {
         headersTimeout: ADMIN_TIMEOUT_MS,
         bodyTimeout: ADMIN_TIMEOUT_MS,
       });
-      return { status: res.statusCode, text: await res.body.text() };
+      const reply = { status: res.statusCode, text: await res.body.text() };
+      if (method !== 'GET') this.onWrite(method, ok(reply) ? 'ok' : 'refused');
+      return reply;
     } catch (err) {
+      if (method !== 'GET') this.onWrite(method, 'unreachable');
       throw new CaddyError('CADDY_UNREACHABLE', `Caddy admin ${method} ${path} failed: ${(err as Error).message}`, {
         cause: err,
       });

@@ -6,11 +6,13 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { CaddyClient } from './caddy.js';
 import { PodIsolation } from './isolation.js';
 import { CoordinatorLink } from './link.js';
+import { AgentMetrics } from './metrics.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { AreaStore } from './storage/areas.js';
 import { StorageService } from './storage/service.js';
 import { Transfers } from './storage/transfers.js';
 import { Supervisor } from './supervisor.js';
+import { UsageSampler } from './usage.js';
 
 const AGENT_VERSION = '0.1.0';
 
@@ -58,7 +60,17 @@ async function main(): Promise<void> {
     coordinator: { dial: `${coordinator.hostname}:${coordinator.port || (coordinator.protocol === 'wss:' ? '443' : '80')}`, tls: coordinator.protocol === 'wss:' },
     edgeSources: config.edgeSourceNetworks,
   };
-  const caddy = new CaddyClient({ adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, access, log });
+  const metrics = new AgentMetrics(config.nodeId);
+  const caddy = new CaddyClient({
+    adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, access, log, onWrite: metrics.onCaddyWrite,
+  });
+  const usage = new UsageSampler({
+    source: { list: () => runtime.list(), stats: (id) => runtime.docker.getContainer(id).stats({ stream: false, 'one-shot': true }) },
+    intervalMs: config.metricsSampleMs,
+    log: log.child({ component: 'usage' }),
+    onRound: metrics.onUsage,
+  });
+  if (config.metricsListen) await metrics.serve(config.metricsListen, log.child({ component: 'metrics' }));
 
   const areas = new AreaStore(config.dataRoot, config.containerUser, log.child({ component: 'storage' }));
   await areas.init();
@@ -97,15 +109,20 @@ async function main(): Promise<void> {
     apply: (a) => supervisor.apply(a.assignment),
     remove: (r) => supervisor.remove(r),
     heartbeat: () => ({ running }),
-    serve: (peer) => storage.serve(peer),
+    serve: (peer) => {
+      storage.serve(peer);
+      usage.serve(peer);
+    },
   });
   supervisor.start();
+  usage.start();
   link.start();
   log.info({ coordinator: config.coordinatorUrl, docker: dockerVersion }, 'agent started');
 
   const shutdown = () => {
     log.info('shutting down; containers keep running');
     link.stop();
+    usage.stop();
     supervisor.stop();
     transfers.stop();
     setTimeout(() => process.exit(0), 200).unref();

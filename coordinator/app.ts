@@ -11,6 +11,8 @@ import { openApiRouter } from './api/openapi.js';
 import { podAuthRouter } from './api/pod-auth.js';
 import { podFilesRouter } from './api/pod-files.js';
 import { jupyterRouter } from './api/jupyter.js';
+import { podMetricsRouter, prometheusRouter } from './api/metrics.js';
+import type { CoordinatorMetrics } from './metrics.js';
 import { podAsTemplateRouter } from './api/pod-as-template.js';
 import { podsApi, type PodsDeps } from './api/pods.js';
 import { sharesRouter } from './api/shares.js';
@@ -24,6 +26,8 @@ export interface AppDeps extends PodsDeps, IdentityDeps {
   nodesApi?: Omit<NodesDeps, 'config' | 'nodes'>;
   /** Where new volumes go. */
   scheduler: Pick<Scheduler, 'pick'>;
+  /** Prometheus metrics; without them (API-only tests) GET /metrics is not served. */
+  metrics?: CoordinatorMetrics;
 }
 
 /** The REST API as a Koa app, testable without a port (app.callback()). */
@@ -44,6 +48,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(podAuthRouter(deps).routes());
   app.use(consoleRouter().routes()); // the web console's static files, at /ui/
 
+  // Prometheus scrapes with a Bearer token of its own; a site admin's X-Tapis-Token works too.
+  if (deps.metrics) app.use(prometheusRouter({ config, metrics: deps.metrics, authenticate: authenticate(deps) }).routes());
   app.use(authenticate(deps));
   // Literal segments (/pods/images, /pods/templates, ...) are routed before /pods/{pod_id}.
   if (deps.nodesApi) app.use(nodesRouter({ ...deps.nodesApi, config, nodes: deps.nodes }).routes());
@@ -51,7 +57,7 @@ export function createApp(deps: AppDeps): Koa {
   const podFiles = podFilesRouter(deps);
   const pods = podsApi(deps);
   const jupyter = jupyterRouter({ ...deps, createPod: pods.createPod });
-  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), shares, jupyter, podAsTemplateRouter(deps), unimplementedRouter(), podFiles, pods.router]) {
+  for (const router of [imagesRouter(config, deps.images), templatesRouter(config, deps.templates), shares, jupyter, podAsTemplateRouter(deps), unimplementedRouter(), podFiles, podMetricsRouter(deps), pods.router]) {
     app.use(router.routes());
   }
   return app;

@@ -4,6 +4,7 @@ import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
 import { createApp } from './app.js';
 import { EdgeRouter } from './edge.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from './builtin-templates.js';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       snapshotScheduler.retrySoon();
     },
   });
+  const metrics = new CoordinatorMetrics({ pods, links: () => hub.connected() });
   storage = new StorageClient({ hub, nodes, log: log.child({ component: 'storage' }), sharedStorage: config.sharedStorage });
   const scheduler = new Scheduler(
     pods,
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
     },
     { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory } },
   );
-  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler, storage, volumes: stores.volumes, snapshots: stores.snapshots });
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
   snapshotScheduler = new SnapshotScheduler({
     config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,
     intervalMs: Math.min(1000, config.reconcileIntervalMs),
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
     log: log.child({ component: 'api' }),
     storage,
     scheduler,
+    metrics,
     kick: (tenant, podId) => reconciler.kick(tenant, podId),
     nodeConnected: (nodeId) => hub.isConnected(nodeId),
     nodesApi: {

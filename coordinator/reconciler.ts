@@ -4,6 +4,7 @@ import { podKey } from '../shared/pod.js';
 import type { Assignment } from '../shared/protocol.js';
 import { containerExists, isCurrent } from '../shared/status.js';
 import type { AgentHub } from './agents/hub.js';
+import type { ReconcileObserver } from './metrics.js';
 import type { Scheduler } from './scheduler.js';
 import type { NodeStore } from './store/nodes.js';
 import type { PodRecord, PodStore } from './store/pods.js';
@@ -64,6 +65,7 @@ export class Reconciler {
       storage: StorageClient;
       volumes: ShareStore<'volume'>;
       snapshots: ShareStore<'snapshot'>;
+      metrics?: ReconcileObserver;
     },
   ) {}
 
@@ -87,9 +89,12 @@ export class Reconciler {
     const run = (async () => {
       do {
         this.dirty.delete(key);
+        const started = performance.now();
         try {
           await this.reconcile(tenant, podId);
+          this.deps.metrics?.reconciled((performance.now() - started) / 1000, true);
         } catch (err) {
+          this.deps.metrics?.reconciled((performance.now() - started) / 1000, false);
           this.deps.log.error({ err, pod: key }, 'reconcile failed');
         }
       } while (this.dirty.has(key));
@@ -249,6 +254,7 @@ export class Reconciler {
     if (!nodeId) {
       const chosen = await scheduler.place(tenant, podId, rec.spec.resources, pin.node ?? undefined);
       if ('changed' in chosen) return this.kick(tenant, podId);
+      this.deps.metrics?.placed('reason' in chosen ? 'no_room' : 'placed');
       if ('reason' in chosen) {
         // Stays REQUESTED, saying why; placed when room is given back or a node with room connects.
         if (rec.note !== chosen.reason) await pods.setNote(tenant, podId, chosen.reason);
@@ -355,6 +361,7 @@ export class Reconciler {
     const same = prev && prev.kind === kind && prev.generation === generation;
     if (same && Date.now() - prev.at < backoffMs(prev.attempts)) return false;
     this.sent.set(key, { kind, generation, at: Date.now(), attempts: same ? prev.attempts + 1 : 0 });
+    this.deps.metrics?.dispatched(kind, Boolean(same));
     try {
       await send();
     } catch (err) {

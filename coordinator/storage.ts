@@ -3,7 +3,7 @@ import { Zip, ZipDeflate } from 'fflate';
 import { PodsError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { PeerError } from '../shared/peer.js';
-import type { ExecResult, MessageType, PayloadOf, PodExec, PodRef } from '../shared/protocol.js';
+import type { ExecResult, MessageType, PayloadOf, PodExec, PodRef, PodUsage } from '../shared/protocol.js';
 import { CHUNK_BYTES, type Area, type FileChunk, type FileList, type UsageReply, type Written } from '../shared/storage.js';
 import type { AgentHub } from './agents/hub.js';
 import type { NodeStore } from './store/nodes.js';
@@ -173,6 +173,11 @@ export class StorageClient {
 
   async exec(node: string, req: PodExec): Promise<ExecResult> {
     return (await this.call(node, 'pod_exec', req, (req.totalTimeoutS + 15) * 1000)) as ExecResult;
+  }
+
+  /** The usage samples the pod's host keeps of it (the last hour). */
+  async podUsage(node: string, ref: PodRef): Promise<PodUsage> {
+    return (await this.call(node, 'pod_metrics', ref, 15_000)) as PodUsage;
   }
 
   async listPod(node: string, ref: PodRef, path: string): Promise<FileList> {

@@ -17,6 +17,7 @@ PODS_APT_PACKAGES=(
   maven:mvn
   debootstrap:debootstrap
   busybox-static:-
+  prometheus:promtool
   iproute2:ip
   curl:curl
   ca-certificates:-

@@ -123,6 +123,8 @@ export const CoordinatorConfig = z
      */
     imagePull: z.enum(['pinned', 'any', 'never']).default('pinned'),
     quotas: QuotaConfig.default({ user: { pods: 500, running_pods: 200 }, tenant: {}, users: {}, tenants: {} }),
+    /** A Bearer token that may read GET /metrics (Prometheus), besides a site admin's. */
+    metricsToken: z.string().min(16, 'PODS_METRICS_TOKEN must be at least 16 characters').optional(),
   })
   .superRefine((c, ctx) => {
     const nodeTokens = c.nodeTokens.map((t) => t.token);
@@ -178,6 +180,13 @@ export const AgentConfig = z.object({
   edgeSourceNetworks: csv
     .pipe(z.array(z.string().refine(isCidr, 'PODS_EDGE_SOURCE_NETWORKS entries are IP addresses or CIDRs such as 10.0.0.1/32')))
     .default([]),
+  /** Where GET /metrics (Prometheus) is served, as HOST:PORT (e.g. 127.0.0.1:9105); unset: not served. */
+  metricsListen: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:]+\]|localhost):\d{1,5}$/i, 'PODS_METRICS_LISTEN must be IP:PORT, e.g. 127.0.0.1:9105')
+    .optional(),
+  /** How often each running pod's usage is sampled from Docker's stats (an hour of samples is kept). */
+  metricsSampleMs: z.coerce.number().int().min(500).max(600_000).default(10_000),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -244,6 +253,7 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     loginConcurrentHashes: env.PODS_LOGIN_CONCURRENT_HASHES,
     quotas: parseJson('PODS_QUOTAS', env.PODS_QUOTAS),
     imagePull: env.PODS_IMAGE_PULL,
+    metricsToken: env.PODS_METRICS_TOKEN,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);
@@ -274,6 +284,8 @@ export function loadAgentConfig(env: Env): AgentConfig {
     edgeSourceNetworks: env.PODS_EDGE_SOURCE_NETWORKS,
     dataRoot: env.PODS_DATA_ROOT,
     maxUploadBytes: env.PODS_MAX_UPLOAD_BYTES,
+    metricsListen: env.PODS_METRICS_LISTEN,
+    metricsSampleMs: env.PODS_METRICS_SAMPLE_MS,
   });
   const parsed = AgentConfig.safeParse(raw);
   if (!parsed.success) throw explain('agent', parsed.error);

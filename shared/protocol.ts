@@ -167,6 +167,33 @@ export const PodFetch = PodRef.extend({ path: WirePath });
 export const Staged = z.object({ transferId: UploadChunk.shape.transferId, size: z.number().int().min(0) });
 export const TransferRead = z.object({ transferId: UploadChunk.shape.transferId, offset: z.number().int().min(0), length: AreaRead.shape.length });
 
+/** Usage of a pod as its host sampled it from Docker's stats (GET /v3/pods/{id}/metrics). */
+export const PodMetrics = PodRef;
+export type PodMetrics = z.infer<typeof PodMetrics>;
+
+export const UsageSample = z.object({
+  /** When it was taken (ISO 8601). */
+  at: z.string(),
+  /** CPU in cores (1 = one core busy) since the sample before; null for the first of a container. */
+  cpuCores: z.number().min(0).nullable(),
+  /** Memory in use, page cache left out (as `docker stats` shows it), and the container's limit. */
+  memoryBytes: z.number().int().min(0),
+  memoryLimitBytes: z.number().int().min(0),
+  /** Bytes received and sent since the container started, over all its interfaces. */
+  rxBytes: z.number().int().min(0),
+  txBytes: z.number().int().min(0),
+  /** Starts of the pod's container (a new instance or the same one restarted) this host has seen so far. */
+  restarts: z.number().int().min(0),
+});
+export type UsageSample = z.infer<typeof UsageSample>;
+
+export const PodUsage = z.object({
+  intervalS: z.number().min(0),
+  /** Oldest first, at most an hour of them; empty when the host has not sampled the pod yet. */
+  samples: z.array(UsageSample),
+});
+export type PodUsage = z.infer<typeof PodUsage>;
+
 // ---- replies
 export const Ack = z.object({});
 export type Ack = z.infer<typeof Ack>;
@@ -196,6 +223,7 @@ export const CATALOG = {
   pod_exec: { payload: PodExec, reply: 'exec_result' },
   pod_list: { payload: PodList, reply: 'file_list' },
   pod_fetch: { payload: PodFetch, reply: 'staged' },
+  pod_metrics: { payload: PodMetrics, reply: 'pod_usage' },
   transfer_read: { payload: TransferRead, reply: 'file_chunk' },
   usage: { payload: UsageReply, reply: null },
   file_list: { payload: FileList, reply: null },
@@ -203,6 +231,7 @@ export const CATALOG = {
   written: { payload: Written, reply: null },
   exec_result: { payload: ExecResult, reply: null },
   staged: { payload: Staged, reply: null },
+  pod_usage: { payload: PodUsage, reply: null },
   ack: { payload: Ack, reply: null },
   error: { payload: ErrorReply, reply: null },
 } as const;

@@ -21,13 +21,24 @@ function unreachable(baseUrl: string, err: unknown): CliError {
 }
 
 export class ApiClient {
-  constructor(
-    readonly baseUrl: string,
-    private readonly token: string | null,
-  ) {}
+  private baseUrl = '';
+  private token: string | null = null;
+  private loaded: Promise<void> | null = null;
 
-  static of(session: Session): ApiClient {
-    return new ApiClient(session.base_url, session.access_token);
+  /** A client of the login `session` gives, read on the first call (so a usage error is found before a missing login). */
+  constructor(private readonly session: () => Promise<Pick<Session, 'base_url' | 'access_token'> | { base_url: string; access_token: null }>) {}
+
+  /** A client without a token (for the login itself). */
+  static anonymous(baseUrl: string): ApiClient {
+    return new ApiClient(async () => ({ base_url: baseUrl, access_token: null }));
+  }
+
+  private async load(): Promise<void> {
+    this.loaded ??= this.session().then((s) => {
+      this.baseUrl = s.base_url;
+      this.token = s.access_token;
+    });
+    await this.loaded;
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -36,6 +47,7 @@ export class ApiClient {
 
   /** The envelope of a successful call; an error envelope becomes a CliError carrying its message. */
   async call<T = any>(method: string, path: string, body?: unknown): Promise<Envelope<T>> {
+    await this.load();
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${path}`, {
@@ -79,6 +91,7 @@ export class ApiClient {
    * before the stream starts are the same as call()'s.
    */
   async *events(path: string, lastEventId?: string): AsyncGenerator<SseEvent> {
+    await this.load();
     // A deadline for the answer's headers only: the stream itself may be quiet for as long as the pod is.
     const abort = new AbortController();
     const deadline = setTimeout(() => abort.abort(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), TIMEOUT_MS);

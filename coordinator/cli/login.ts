@@ -33,7 +33,7 @@ export async function login(inv: Invocation, env: NodeJS.ProcessEnv): Promise<vo
   if (password === undefined) password = tty ? await askHidden('Password') : await readStdinLine();
   if (!password) throw usageError('login: no password (type it at the prompt, pipe it on stdin or set PODS_PASSWORD)');
 
-  const api = new ApiClient(baseUrl, null);
+  const api = ApiClient.anonymous(baseUrl);
   let result: any;
   try {
     result = await api.result('POST', '/v3/oauth2/tokens', { username, password, grant_type: 'password' });

@@ -132,7 +132,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if ('local' in command.run) return command.run.local(inv, process.env);
-  return command.run(inv, ApiClient.of(await currentSession(process.env)));
+  return command.run(inv, new ApiClient(() => currentSession(process.env)));
 }
 
 main(process.argv.slice(2)).then(

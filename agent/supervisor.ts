@@ -4,6 +4,7 @@ import type { Logger } from '../shared/log.js';
 import { podKey, type Health, type Observed, type Phase } from '../shared/pod.js';
 import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
+import { restartBackoffMs, runCheck } from './health.js';
 import { LogShipper } from './log-shipper.js';
 import { LogBudget } from './logring.js';
 import { tcpProbe, waitForPort } from './probe.js';
@@ -20,6 +21,10 @@ interface Managed {
   container: PodContainer;
   /** Its output on the way to the coordinator. */
   logs: LogShipper;
+  /** The next liveness check, when the pod has one. */
+  liveTimer: NodeJS.Timeout | null;
+  /** Containers restarted for failing liveness, this instance. */
+  restarts: number;
   follower: Readable | null;
   probeTimer: NodeJS.Timeout | null;
   health: Health;
@@ -206,10 +211,20 @@ export class Supervisor {
     const old = this.managed.get(key);
     if (old) this.detach(old);
     const m: Managed = {
-      a, container: c, logs: this.logShipper(a, a.logSince), follower: null, probeTimer: null, health: 'unknown', removing: false,
+      a, container: c, logs: this.logShipper(a, a.logSince), follower: null, probeTimer: null, health: 'unknown', removing: false, liveTimer: null, restarts: 0,
     };
     this.managed.set(key, m);
     void this.followLogs(m);
+    // With startup or readiness checks, the pod is routed and RUNNING only once they pass.
+    const hc = a.spec.healthchecks;
+    if (hc?.startup || hc?.readiness) {
+      const failed = await this.gate(m);
+      if (failed === 'gone') return;
+      if (failed) {
+        this.report(a.tenant, a.podId, this.observed(c, 'failed', { message: failed }));
+        return;
+      }
+    }
     let message: string | undefined;
     const { http, tcp } = this.routesOf(m);
     const writes = [...http.map((r) => ({ r, write: () => this.deps.caddy.upsertRoute(r) })), ...tcp.map((r) => ({ r, write: () => this.deps.caddy.upsertTcpRoute(r) }))];
@@ -252,6 +267,101 @@ export class Supervisor {
     }
     m.container = now;
     this.report(a.tenant, a.podId, this.observed(now, 'running', { health: m.health, ...(message ? { message } : {}) }));
+    if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
+    this.scheduleLiveness(m, (hc?.liveness?.initial_delay_seconds ?? 0) * 1000);
+  }
+
+  private checkTarget(m: Managed) {
+    return {
+      host: this.deps.config.publishHost,
+      hostPort: (port: number) => {
+        const p = m.a.spec.ports.find((x) => x.port === port);
+        return p ? m.container.hostPorts[p.name] : undefined;
+      },
+      exec: (cmd: string[], timeoutMs: number) => this.deps.runtime.exec(m.container.id, cmd, timeoutMs),
+    };
+  }
+
+  /**
+   * Wait for the startup check (if any) and then the readiness check to pass. While readiness
+   * fails the pod stays CREATING, saying why. Answers why it cannot start (startup failed its
+   * failure_threshold tries), 'gone' when the pod was taken away meanwhile, or null.
+   */
+  private async gate(m: Managed): Promise<string | 'gone' | null> {
+    const hc = m.a.spec.healthchecks!;
+    const here = () => this.managed.get(keyOf(m.a)) === m && !m.removing;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    if (hc.startup) {
+      await sleep(hc.startup.initial_delay_seconds * 1000);
+      let why: string | null = 'not run';
+      for (let i = 0; i < hc.startup.failure_threshold && here(); i++) {
+        if (i > 0) await sleep(hc.startup.period_seconds * 1000);
+        why = await runCheck(hc.startup, this.checkTarget(m));
+        if (!why) break;
+      }
+      if (!here()) return 'gone';
+      if (why) return `startup check failed ${hc.startup.failure_threshold} times: ${why}`;
+    }
+    if (hc.readiness) {
+      await sleep(hc.readiness.initial_delay_seconds * 1000);
+      let said = '';
+      for (;;) {
+        if (!here()) return 'gone';
+        const why = await runCheck(hc.readiness, this.checkTarget(m));
+        if (!why) break;
+        if (why !== said) {
+          said = why;
+          this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'creating', { message: `waiting for the readiness check: ${why}` }));
+        }
+        await sleep(hc.readiness.period_seconds * 1000);
+      }
+    }
+    return null;
+  }
+
+  /** The next liveness round in `delayMs`; failure_threshold failures in a row restart the container. */
+  private scheduleLiveness(m: Managed, delayMs: number, failures = 0): void {
+    const check = m.a.spec.healthchecks?.liveness;
+    if (!check) return;
+    m.liveTimer = setTimeout(() => {
+      m.liveTimer = null;
+      void (async () => {
+        if (this.managed.get(keyOf(m.a)) !== m || m.removing || m.container.state !== 'running') return;
+        const why = await runCheck(check, this.checkTarget(m));
+        if (!why) return this.scheduleLiveness(m, check.period_seconds * 1000);
+        if (failures + 1 < check.failure_threshold) return this.scheduleLiveness(m, check.period_seconds * 1000, failures + 1);
+        await this.enqueue(keyOf(m.a), () => this.restartForLiveness(m, `liveness check failed ${check.failure_threshold} times: ${why}`));
+      })();
+    }, delayMs);
+  }
+
+  /** Restart the container in place (same instance), follow it again, and back off before checking again. */
+  private async restartForLiveness(m: Managed, why: string): Promise<void> {
+    if (this.managed.get(keyOf(m.a)) !== m || m.removing) return;
+    m.restarts++;
+    this.deps.log.warn({ pod: keyOf(m.a), restarts: m.restarts, why }, 'restarting a container that failed its liveness check');
+    let info: PodContainer;
+    try {
+      info = await this.deps.runtime.restart(m.container.id);
+    } catch (err) {
+      this.report(m.a.tenant, m.a.podId, this.observed(m.container, 'failed', { message: `${why}; the restart failed: ${(err as Error).message}` }));
+      return;
+    }
+    await this.reattach(m, info, { message: `${why}; restarted (${m.restarts})`, restarts: m.restarts });
+    const check = m.a.spec.healthchecks!.liveness!;
+    this.scheduleLiveness(m, restartBackoffMs(m.restarts) + check.initial_delay_seconds * 1000);
+  }
+
+  /** Follow a container again after it restarted: logs after what was shipped, routes to its (maybe new) ports. */
+  private async reattach(m: Managed, info: PodContainer, extra: Partial<Observed> = {}): Promise<void> {
+    this.detach(m);
+    m.container = info;
+    void this.followLogs(m);
+    const { http, tcp } = this.routesOf(m);
+    for (const r of http) await this.deps.caddy.upsertRoute(r).catch(() => undefined);
+    for (const r of tcp) await this.deps.caddy.upsertTcpRoute(r).catch(() => undefined);
+    this.report(m.a.tenant, m.a.podId, this.observed(info, 'running', { health: m.health, ...extra }));
+    const probePort = this.probePort(m);
     if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
   }
 
@@ -350,6 +460,8 @@ export class Supervisor {
   private detach(m: Managed): void {
     if (m.probeTimer) clearInterval(m.probeTimer);
     m.probeTimer = null;
+    if (m.liveTimer) clearTimeout(m.liveTimer);
+    m.liveTimer = null;
     m.follower?.destroy();
     m.follower = null;
     m.logs.stop();
@@ -449,15 +561,8 @@ export class Supervisor {
           }
         }
         // Published ports can change across a restart; the log is followed again after what was shipped.
-        this.detach(m);
-        m.container = info;
-        void this.followLogs(m);
-        const { http, tcp } = this.routesOf(m);
-        for (const r of http) await this.deps.caddy.upsertRoute(r).catch(() => undefined);
-        for (const r of tcp) await this.deps.caddy.upsertTcpRoute(r).catch(() => undefined);
-        this.report(m.a.tenant, m.a.podId, this.observed(info, 'running', { health: m.health }));
-        const probePort = this.probePort(m);
-        if (probePort) m.probeTimer = setInterval(() => void this.probe(m, probePort), this.deps.config.probeIntervalMs);
+        await this.reattach(m, info);
+        this.scheduleLiveness(m, (m.a.spec.healthchecks?.liveness?.initial_delay_seconds ?? 0) * 1000);
       });
     }
   }

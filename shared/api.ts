@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NetworkAccess, Protocol, StoredResources } from './pod.js';
+import { NetworkAccess, Protocol, StoredResources, HealthChecks } from './pod.js';
 
 // What the REST API answers with. The handlers' results are typed by these schemas and the
 // served OpenAPI document is generated from them, so the two cannot drift apart.
@@ -20,6 +20,8 @@ export const PodView = z.strictObject({
   data_dir: z.string().optional(),
   /** The pod's data is kept as a volume when it is deleted (our extension). */
   keep_data: z.boolean().optional(),
+  /** Health checks (our extension, in Tapis' newer shape). */
+  healthchecks: HealthChecks.optional(),
   time_to_stop_default: z.number().int(),
   time_to_stop_instance: z.number().int().nullable(),
   networking: z.record(z.string(), NetworkingView),

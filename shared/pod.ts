@@ -143,6 +143,29 @@ const strings = z.array(z.string().max(4096)).max(64);
 const dataDir = containerDir('data_dir');
 const timeToStop = z.number().int();
 
+// Health checks in Tapis' newer shape: each check is an HTTP GET of a path on one of the pod's
+// networking ports, a TCP connect to one, or a command run in the container, with timings.
+const checkPort = z.number().int().min(1).max(65535);
+export const HealthCheck = z
+  .strictObject({
+    http: z.strictObject({ path: z.string().max(1024).regex(/^\/[\x21-\x7e]*$/, 'must be a path such as /healthz').default('/'), port: checkPort }).optional(),
+    tcp: z.strictObject({ port: checkPort }).optional(),
+    exec: z.strictObject({ command: z.array(z.string().max(4096)).min(1).max(64) }).optional(),
+    initial_delay_seconds: z.number().int().min(0).max(3600).default(0),
+    period_seconds: z.number().int().min(1).max(3600).default(10),
+    timeout_seconds: z.number().int().min(1).max(600).default(2),
+    failure_threshold: z.number().int().min(1).max(100).default(3),
+  })
+  .refine((c) => [c.http, c.tcp, c.exec].filter(Boolean).length === 1, 'give exactly one of http, tcp or exec');
+export type HealthCheck = z.infer<typeof HealthCheck>;
+/**
+ * startup: must pass (within failure_threshold tries) before the others start; readiness: the pod
+ * is RUNNING and routed only once it passes; liveness: failing failure_threshold times in a row
+ * restarts the container, with a growing pause between restarts.
+ */
+export const HealthChecks = z.strictObject({ startup: HealthCheck.optional(), readiness: HealthCheck.optional(), liveness: HealthCheck.optional() });
+export type HealthChecks = z.infer<typeof HealthChecks>;
+
 /** Fields a user may set on create (tapipy sends only these). */
 export const NewPod = z.strictObject({
   pod_id: podId,
@@ -159,6 +182,7 @@ export const NewPod = z.strictObject({
   data_dir: dataDir.optional(),
   /** Our extension: when the pod is deleted, keep its data directory as a volume named like the pod. */
   keep_data: z.boolean().optional(),
+  healthchecks: HealthChecks.optional(),
   time_to_stop_default: timeToStop.default(43200),
   time_to_stop_instance: timeToStop.nullable().optional(),
   networking: networkingMap.default({ default: { protocol: 'http', port: 5000 } }),
@@ -176,6 +200,7 @@ export const UpdatePod = z.strictObject({
   status_requested: z.enum(['ON', 'OFF', 'RESTART']).optional(),
   volume_mounts: VolumeMounts.optional(),
   keep_data: z.boolean().optional(),
+  healthchecks: HealthChecks.optional(),
   time_to_stop_default: timeToStop.optional(),
   time_to_stop_instance: timeToStop.nullable().optional(),
   networking: networkingMap.optional(),
@@ -220,6 +245,7 @@ export const PodSpec = z.object({
   readiness: z.object({ exec: z.array(z.string()) }).optional(),
   data_dir: z.string().optional(),
   keep_data: z.boolean().optional(),
+  healthchecks: HealthChecks.optional(),
   /** Whether a host may pull the image when it does not have it (false: only a copy already there runs). */
   image_pull: z.boolean().optional(),
   /** The tag version the pod was derived from ("id:tag@timestamp"), and the fields the user set. */
@@ -266,6 +292,8 @@ export const Observed = z.object({
   exitCode: z.number().int().optional(),
   /** The kernel killed the container for passing its memory limit. */
   oomKilled: z.boolean().optional(),
+  /** How many times the host restarted this instance's container for failing its liveness check. */
+  restarts: z.number().int().min(0).optional(),
   message: z.string().max(2000).optional(),
   health: Health.default('unknown'),
   hostPorts: z.record(z.string(), z.number().int()).default({}),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Health, Observed, Phase, Protocol } from './pod.js';
+import { Health, Observed, Phase, Protocol, HealthChecks } from './pod.js';
 import {
   AreaCopy, AreaCreate, AreaDelete, AreaList, AreaMove, AreaRead, AreaUsage, FileChunk, FileList, Mount, UploadAbort, UploadChunk,
   UploadToArea, UsageReply, WirePath, Written,
@@ -63,6 +63,8 @@ export const ContainerSpec = z.object({
   init: z.array(z.array(z.string())).optional(),
   /** A command that exits 0 once the service is ready; default is a TCP connect to the first port. */
   readiness: z.object({ exec: z.array(z.string()) }).optional(),
+  /** The pod's own health checks (startup, readiness, liveness). */
+  healthchecks: HealthChecks.optional(),
   /** Storage that outlives the container: the pod's data directory, volumes, snapshots. */
   mounts: z.array(Mount).default([]),
   cpuLimitMilli: z.number().int().min(1),

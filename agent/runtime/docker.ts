@@ -40,6 +40,8 @@ export interface Runtime {
   createAndStart(a: Assignment, binds?: Bind[]): Promise<PodContainer>;
   /** Start a created container. */
   start(id: string): Promise<PodContainer>;
+  /** Stop (10 s grace) and start again the same container; its state after. */
+  restart(id: string): Promise<PodContainer>;
   /** Stop (grace period) and remove; a container that is already gone is fine. */
   remove(id: string, graceS?: number): Promise<void>;
   /** Run a command in a running container; its exit code and the tail of its output. */
@@ -265,6 +267,13 @@ export class DockerRuntime implements Runtime {
       throw new RuntimeError('CREATE_FAILED', `could not create the container: ${(err as Error).message}`);
     }
     return this.start(container.id);
+  }
+
+  async restart(id: string): Promise<PodContainer> {
+    await this.docker.getContainer(id).restart({ t: 10 });
+    const info = await this.inspect(id);
+    if (!info) throw new RuntimeError('START_FAILED', `container ${id.slice(0, 12)} vanished while restarting`);
+    return info;
   }
 
   async start(id: string): Promise<PodContainer> {

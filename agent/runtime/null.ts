@@ -49,6 +49,10 @@ export class NullRuntime implements Runtime {
     return { ...c };
   }
 
+  async restart(id: string): Promise<PodContainer> {
+    return this.start(id);
+  }
+
   async start(id: string): Promise<PodContainer> {
     const c = this.containers.get(id);
     if (!c) throw new Error(`no container ${id}`);

@@ -373,6 +373,8 @@ export class AgentHub {
             : '';
       const type = oom ? 'oom_killed' : PHASE_EVENTS[observed.phase];
       await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`, type, { generation: observed.generation, node: observed.nodeId });
+    } else if ((observed.restarts ?? 0) > (prev.restarts ?? 0)) {
+      await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation}: ${observed.message ?? 'container restarted'}`, 'restarted', { generation: observed.generation, node: observed.nodeId });
     }
     if (kick) this.deps.onPodChange(tenant, podId);
   }

@@ -95,6 +95,17 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     }
   }
 
+  /** A health check's HTTP or TCP port must be one of the pod's networking ports (those are published). */
+  function checkHealthPorts(spec: Pick<PodSpec, 'healthchecks' | 'networking'>): void {
+    const ports = Object.values(spec.networking).map((n) => n.port);
+    for (const [kind, check] of Object.entries(spec.healthchecks ?? {})) {
+      const port = check?.http?.port ?? check?.tcp?.port;
+      if (port !== undefined && !ports.includes(port)) {
+        throw badRequest(`healthchecks.${kind}.${check!.http ? 'http' : 'tcp'}.port: must be one of the pod's networking ports (${ports.join(', ')})`);
+      }
+    }
+  }
+
   /**
    * Whether hosts may pull the pod's image: never a tag nobody pinned, unless PODS_IMAGE_PULL=any.
    * `trusted`: the image comes from a site admin's template tag.
@@ -156,9 +167,11 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       update_ts: now.toISOString(),
       ...(resolved ? { template_version: resolved.version, user_fields: mine } : {}),
       ...(body.keep_data ? { keep_data: true } : {}),
+      ...(body.healthchecks ? { healthchecks: body.healthchecks } : {}),
     };
     await checkMounts(spec, id);
     // An image from a tag a site admin added was allowed by them; any other image is checked.
+    checkHealthPorts(spec);
     const checkImage = !resolved || mine.image !== undefined || !resolved.imageTrusted;
     await checkSpecRules(spec, id.tenant, { checkImage });
     spec.image_pull = await mayPull(spec.image, id.tenant, !checkImage);
@@ -219,6 +232,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       };
       const bad = checkResources(spec.resources);
       if (bad) throw badRequest(bad);
+      checkHealthPorts(spec);
       return { spec };
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${ctx.params.pod_id}" was not found`);

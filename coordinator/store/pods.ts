@@ -41,7 +41,7 @@ export const KEPT_RUNS = 5;
 /** What happened to a pod, from the API, the reconciler and its host (GET /v3/pods/{id}/events). */
 export const PodEventType = z.enum([
   'created', 'updated', 'delete_requested', 'start_requested', 'stop_requested', 'restart_requested',
-  'scheduled', 'moved', 'time_to_stop', 'creating', 'started', 'exited', 'oom_killed', 'failed', 'removed', 'note',
+  'scheduled', 'moved', 'time_to_stop', 'creating', 'started', 'restarted', 'exited', 'oom_killed', 'failed', 'removed', 'note',
 ]);
 export type PodEventType = z.infer<typeof PodEventType>;
 export const PodEvent = z.object({

@@ -85,7 +85,7 @@ export async function waitRunning(api: ApiClient, podId: string, timeoutS: numbe
   try {
     for (;;) {
       const pod = await api.result('GET', podPath(podId));
-      const message = String(pod.status_container?.message ?? '');
+      const message = String(pod.status_container?.message ?? '').trim();
       progress.change(pod.status, message);
       if (pod.status === 'RUNNING') return pod;
       if (FAILED.has(pod.status)) throw new CliError(ExitCode.API_ERROR, `pod ${podId} is ${pod.status}: ${message || 'no reason given'} (see \`pods events ${podId}\`)`);

@@ -106,3 +106,54 @@ export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, p
     }
   })();
 }
+
+/**
+ * `GET /v3/pods/{id}/events?follow=true`: the pod's events as server-sent events, those already
+ * recorded first (or those after `Last-Event-ID`), then each new one; `id` is "<time>#<nnnnnn>"
+ * (the nth event of that millisecond), so ids compare as strings. Ends (event `end`) when the pod is deleted.
+ */
+export async function streamEvents(ctx: Context, pods: PodStore, tenant: string, podId: string): Promise<void> {
+  const lastId = ctx.get('last-event-id');
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)#(\d{6})$/.exec(lastId);
+  if (lastId && !m) throw badRequest('Last-Event-ID: must be the id of an event of this stream');
+  const out = new PassThrough();
+  ctx.status = 200;
+  ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+  ctx.set('Cache-Control', 'no-cache');
+  ctx.set('X-Accel-Buffering', 'no');
+  ctx.body = out;
+  ctx.req.socket.setTimeout(0);
+  let closed = false;
+  ctx.req.on('close', () => (closed = true));
+
+  const idOf = (events: Array<{ time: string }>, i: number) => `${events[i]!.time}#${String(events.slice(0, i).filter((e) => e.time === events[i]!.time).length).padStart(6, '0')}`;
+  let last = lastId || '';
+  let lastWrite = Date.now();
+  void (async () => {
+    try {
+      while (!closed) {
+        const events = await pods.events(tenant, podId);
+        events.forEach((e, i) => {
+          const id = idOf(events, i);
+          if (last && id <= last) return;
+          out.write(`id: ${id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+          last = id;
+          lastWrite = Date.now();
+        });
+        const now = await pods.get(tenant, podId);
+        if (!now || now.desired.deleting) {
+          out.write('event: end\ndata: the pod was deleted\n\n');
+          break;
+        }
+        if (Date.now() - lastWrite > KEEPALIVE_MS) {
+          out.write(': keepalive\n\n');
+          lastWrite = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS * 2));
+      }
+    } catch {
+      // the reader went away, or Redis did: the stream ends
+    }
+    out.end();
+  })();
+}

@@ -25,7 +25,7 @@ import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
 import { ok, okPage } from './envelope.js';
-import { streamLogs, wantsStream } from './log-stream.js';
+import { streamEvents, streamLogs, wantsStream } from './log-stream.js';
 import { podUsage, Quotas } from '../quotas.js';
 import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
 import { requireTemplateUse } from './template-access.js';
@@ -310,6 +310,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const id = who(ctx);
     const podId = ctx.params.pod_id!;
     await loadPodFor(pods, id, podId, 'READ');
+    if (wantsStream(ctx)) return streamEvents(ctx, pods, id.tenant, podId);
     okPage(ctx, await pods.events(id.tenant, podId), 'Pod events retrieved successfully.');
   });
 

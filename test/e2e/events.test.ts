@@ -2,6 +2,7 @@
 // container the kernel killed for passing its memory limit named as such.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
 import { skipWithoutCaddy } from '../helpers/caddy.js';
 import { waitFor } from '../helpers/procs.js';
 import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
@@ -52,6 +53,37 @@ describe('pod events', { skip: skipWithoutCaddy() }, () => {
     assert.equal(page.body.result.length, 2);
     assert.equal((page.body.metadata as { total: number }).total, seen.length);
     assert.equal((await s.api('GET', '/v3/pods/lifeline/events', { token: s.otherTenantToken })).status, 401);
+  });
+
+  test('events follow live as server-sent events, and resume after Last-Event-ID', async () => {
+    assert.equal((await s.api('POST', '/v3/pods', { body: { pod_id: 'watched', image: TEST_IMAGE } })).status, 200);
+    const read = async (headers: Record<string, string>, until: (ev: Array<{ id: string; type: string }>) => boolean) => {
+      const res = await request(`${s.apiUrl}/v3/pods/watched/events?follow=true`, { headers: { 'x-tapis-token': s.adminToken, ...headers } });
+      assert.equal(res.statusCode, 200);
+      const got: Array<{ id: string; type: string }> = [];
+      let buf = '';
+      for await (const chunk of res.body) {
+        buf += chunk.toString();
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          const id = /^id: (.*)$/m.exec(block)?.[1];
+          const type = /^event: (.*)$/m.exec(block)?.[1];
+          if (type) got.push({ id: id ?? '', type });
+        }
+        if (until(got)) break;
+      }
+      res.body.destroy();
+      return got;
+    };
+    const first = await read({}, (ev) => ev.some((e) => e.type === 'started'));
+    assert.equal(first[0]!.type, 'created');
+    assert.equal((await s.api('GET', '/v3/pods/watched/stop')).status, 200);
+    const resumed = await read({ 'last-event-id': first.at(-1)!.id }, (ev) => ev.some((e) => e.type === 'removed'));
+    assert.ok(!resumed.some((e) => first.some((f) => f.id === e.id)), 'nothing twice');
+    assert.equal(resumed[0]!.type, 'stop_requested');
+    assert.equal((await s.api('DELETE', '/v3/pods/watched')).status, 200);
   });
 
   test('a container that passes its memory limit is an oom_killed event, and the pod says so', async () => {

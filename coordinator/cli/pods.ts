@@ -110,8 +110,8 @@ function parse(name: string, args: string[], options: Options = {}): Invocation 
 }
 
 async function main(argv: string[]): Promise<void> {
-  const json = argv[0] === '--json';
-  const [name, ...args] = json ? [...argv.slice(1), '--json'] : argv;
+  // `pods --json COMMAND ...`: the option goes right after the command, before any `--`.
+  const [name, ...args] = argv[0] === '--json' ? [argv[1], '--json', ...argv.slice(2)] : argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(await help());
     return;

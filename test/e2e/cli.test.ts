@@ -216,6 +216,8 @@ describe('the pods CLI', { skip: skipWithoutCaddy() }, () => {
     const json = await pods(['exec', 'web', '--json', '--', 'id', '-u'], env);
     assert.equal(json.code, 0, json.stderr);
     assert.equal(JSON.parse(json.stdout).execution_results[0].stdout, '1000\n');
+    const leading = await pods(['--json', 'exec', 'web', '--', 'echo', '--json'], env);
+    assert.equal(JSON.parse(leading.stdout).execution_results[0].stdout, '--json\n', 'a leading --json is not part of the command');
     assertOneLineError(await pods(['exec', 'ticker', 'true'], env), 1, /not running/);
   });
 

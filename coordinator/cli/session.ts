@@ -74,7 +74,8 @@ export async function removeSession(env: NodeJS.ProcessEnv): Promise<boolean> {
  * when set, else the stored login, which must not have expired.
  */
 export async function currentSession(env: NodeJS.ProcessEnv, now = Date.now()): Promise<Session> {
-  const stored = await readSession(env);
+  // With PODS_TOKEN the stored login only lends its URL: a broken file is no reason to fail.
+  const stored = await readSession(env).catch((err: unknown) => (env.PODS_TOKEN ? null : Promise.reject(err)));
   if (env.PODS_TOKEN) {
     const baseUrl = env.PODS_BASE_URL ?? stored?.base_url;
     if (!baseUrl) throw new CliError(ExitCode.USAGE, 'PODS_TOKEN is set but no API URL: set PODS_BASE_URL too');

@@ -68,7 +68,8 @@ function serve(ctx: Context, asset: Asset, cache: string): void {
 }
 
 export function consoleRouter(dir = CONSOLE_DIR): Router {
-  const router = new Router();
+  // strict: /ui and /ui/ are two routes (the first redirects to the second).
+  const router = new Router({ strict: true });
   let assets: Promise<Map<string, Asset>> | null = null;
   const load = async () => {
     assets ??= loadAssets(dir);

@@ -150,7 +150,7 @@ export function podView(podId: string): View {
     h('section', { class: 'card', 'aria-labelledby': 'creds-h' }, h('h2', { id: 'creds-h' }, 'Credentials'), credsButton, credsBox),
     h('section', { class: 'card', 'aria-labelledby': 'log-h' },
       h('div', { class: 'row spread' }, h('h2', { id: 'log-h' }, 'Log'),
-        h('label', { class: 'inline' }, follow, ' Follow'), logState),
+        h('span', { class: 'row' }, h('label', { class: 'inline' }, follow, ' Follow'), logState)),
       log),
     h('section', { class: 'card', 'aria-labelledby': 'events-h' }, h('h2', { id: 'events-h' }, 'Events'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'events' },

@@ -76,7 +76,7 @@ export function adminView(): View {
           h('td', {}, `${n.usage.cpu_milli} / ${n.capacity.cpu_milli} m`),
           h('td', {}, `${n.usage.memory_mb} / ${n.capacity.memory_mb} MB`),
           h('td', {}, n.usage.pods), h('td', {}, when(n.last_heartbeat)),
-          h('td', { class: 'actions' }, ...(n.cordoned || n.draining ? [nodeAction(n, 'uncordon')] : [nodeAction(n, 'cordon'), nodeAction(n, 'drain')])));
+          h('td', {}, h('div', { class: 'actions' }, ...(n.cordoned || n.draining ? [nodeAction(n, 'uncordon')] : [nodeAction(n, 'cordon'), nodeAction(n, 'drain')]))));
       }));
     }
     if (imageList) {

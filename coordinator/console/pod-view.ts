@@ -3,6 +3,7 @@ import { ApiError, call, loadSession, podPath } from './api.js';
 import { announce, fill, h, when } from './dom.js';
 import { setBadge } from './pods-view.js';
 import { followLogs } from './sse.js';
+import { usageCharts, type PodMetrics } from './usage-chart.js';
 import type { View } from './view.js';
 
 // One pod: status, URLs, actions, credentials, its log (followed live) and its events.
@@ -140,8 +141,20 @@ export function podView(podId: string): View {
   follow.addEventListener('change', () => (follow.checked ? startFollow() : (stopFollow(), void loadStatic())));
 
   const events = h('tbody');
-  const metrics = h('div', { class: 'placeholder', id: 'pod-metrics' },
-    'CPU and memory charts will appear here once the API serves GET /v3/pods/{id}/metrics (not yet available on this site).');
+  const metrics = h('div', { id: 'pod-metrics' }, h('p', { class: 'muted' }, 'Loading usage…'));
+  // Usage is asked of the pod's host, which samples every few seconds: no need to ask every poll.
+  let metricsDue = 0;
+  const refreshMetrics = async () => {
+    if (Date.now() < metricsDue) return;
+    try {
+      const m = await call<PodMetrics>('GET', podPath(podId, '/metrics'));
+      fill(metrics, usageCharts(m));
+      metricsDue = Date.now() + Math.max(5, m.interval_s) * 1000;
+    } catch (err) {
+      fill(metrics, h('p', { class: 'muted' }, `Usage is not available now: ${(err as Error).message}`));
+      metricsDue = Date.now() + 10_000;
+    }
+  };
 
   const root = h('div', { class: 'pod-view' },
     h('p', {}, h('a', { href: '#/pods' }, '← All pods')),
@@ -156,7 +169,7 @@ export function podView(podId: string): View {
       h('div', { class: 'table-wrap' }, h('table', { class: 'events' },
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'Message'))),
         events))),
-    h('section', { class: 'card', 'aria-labelledby': 'metrics-h' }, h('h2', { id: 'metrics-h' }, 'Usage'), metrics),
+    h('section', { class: 'card', 'aria-labelledby': 'metrics-h' }, h('h2', { id: 'metrics-h' }, 'Usage (last hour)'), metrics),
   );
 
   let lastStatus = '';
@@ -188,7 +201,7 @@ export function podView(podId: string): View {
         n.protocol === 'http'
           ? h('a', { href: openUrl(n.url), target: '_blank', rel: 'noopener noreferrer' }, `Open ${n.url}`)
           : h('code', {}, n.url))));
-    const list = await call<PodEvent[]>('GET', podPath(podId, '/events')).catch(() => null);
+    const [list] = await Promise.all([call<PodEvent[]>('GET', podPath(podId, '/events')).catch(() => null), refreshMetrics()]);
     if (list) {
       fill(events, ...list.slice(-50).reverse().map((e) =>
         h('tr', {}, h('td', {}, when(e.time)), h('td', {}, e.type), h('td', {}, e.message))));

@@ -55,7 +55,10 @@ describe('web console', { skip: skip() }, () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    s = await startStack({ coordinatorEnv: { PODS_TEMPLATES_LOCAL_DIR: LOCAL_TEMPLATES_DIR } });
+    s = await startStack({
+      coordinatorEnv: { PODS_TEMPLATES_LOCAL_DIR: LOCAL_TEMPLATES_DIR },
+      agentEnv: { PODS_METRICS_SAMPLE_MS: '1000' }, // usage samples every second: the chart has a line within the test
+    });
     await s.addUser(s.tenant, USER, PASSWORD);
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -150,7 +153,10 @@ describe('web console', { skip: skip() }, () => {
     const creds = (await s.api('GET', '/v3/pods/console1/credentials')).body.result;
     assert.equal(await page.inputValue('#cred-user'), creds.user_username);
     assert.equal(await page.inputValue('#cred-password'), creds.user_password);
-    await shot(page, '05-log-events-credentials');
+    // Usage: a CPU and a memory line with their numbers in words.
+    for (const chart of ['cpu', 'mem']) await page.waitForSelector(`#pod-metrics svg.chart.${chart} polyline`, { state: 'attached', timeout: 20_000 });
+    assert.match((await page.textContent('#pod-metrics')) ?? '', /Memory: now [\d.]+ MB of 512 MB/);
+    await shot(page, '05-log-events-credentials-usage');
 
     // Back on the list the pod is there with its status.
     await page.click('text=← All pods');

@@ -22,6 +22,7 @@ import time
 import uuid
 import urllib.error
 import urllib.parse
+import http.client
 import urllib.request
 
 import pytest
@@ -70,14 +71,23 @@ def pod_host(pod):
 
 
 def fetch(host, timeout=5):
-    """GET / from Caddy with the pod's host name: (status, body)."""
+    """GET / from Caddy with the pod's host name: (status, body).
+
+    A connection Caddy accepted just as it applied a new config (another pod's route added or
+    removed) can be reset; a client tries again, and so does this, twice at most.
+    """
     http_url = setting("PODS_HTTP_URL")
     req = urllib.request.Request(http_url.rstrip("/") + "/", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:
-            return res.status, res.read().decode(errors="replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as res:
+                return res.status, res.read().decode(errors="replace")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
 
 
 def delete_quietly(t, pod_id):

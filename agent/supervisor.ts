@@ -156,7 +156,8 @@ export class Supervisor {
   private async ensure(a: Assignment): Promise<void> {
     const { runtime, log } = this.deps;
     const key = keyOf(a);
-    const mine = (await runtime.list()).filter((c) => keyOf(c) === key);
+    // Only this pod's containers: listing (and inspecting) all of them per pod made a sync of N pods cost N^2 calls.
+    const mine = await runtime.list({ tenant: a.tenant, podId: a.podId });
     if (mine.some((c) => c.uid === a.uid && c.generation > a.generation)) {
       log.info({ pod: key, generation: a.generation }, 'ignoring a stale command');
       return;

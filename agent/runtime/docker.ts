@@ -33,7 +33,8 @@ function bridgeInterface(n: { Id: string; Options?: Record<string, string> }): s
 
 export interface Runtime {
   /** Every container labelled for this node. */
-  list(): Promise<PodContainer[]>;
+  /** This node's containers, or only one pod's (a filtered list: no inspect of every other container). */
+  list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]>;
   /** One container, or null when it is gone or not this node's. */
   inspect(id: string): Promise<PodContainer | null>;
   /** Create and start the container of one pod instance (adopting it if it exists already). */
@@ -142,8 +143,9 @@ export class DockerRuntime implements Runtime {
   }
 
   /** Every container on this host labelled for this node. */
-  async list(): Promise<PodContainer[]> {
-    const items = await this.docker.listContainers({ all: true, filters: { label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] } });
+  async list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]> {
+    const label = [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`, ...(pod ? [`${L.tenant}=${pod.tenant}`, `${L.podId}=${pod.podId}`] : [])];
+    const items = await this.docker.listContainers({ all: true, filters: { label } });
     const out: PodContainer[] = [];
     for (const c of items) {
       const found = await this.inspect(c.Id);

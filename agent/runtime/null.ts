@@ -21,8 +21,12 @@ export class NullRuntime implements Runtime {
     return this.containers.size;
   }
 
-  async list(): Promise<PodContainer[]> {
-    return [...this.containers.values()].map((c) => ({ ...c }));
+  /** How many times list() was asked (the agent's sync must not list once per pod). */
+  listCalls = 0;
+
+  async list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]> {
+    if (!pod) this.listCalls++;
+    return [...this.containers.values()].filter((c) => !pod || (c.tenant === pod.tenant && c.podId === pod.podId)).map((c) => ({ ...c }));
   }
 
   async inspect(id: string): Promise<PodContainer | null> {

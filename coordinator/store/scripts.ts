@@ -62,17 +62,25 @@ return 1`;
  * Returns 1 when done, 0 when it would leave the object without an ADMIN, -1 when it is gone.
  */
 export const SET_PERMISSION = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local cur = redis.call('HGET', KEYS[2], ARGV[1])
-if cur == 'ADMIN' and ARGV[2] ~= 'ADMIN' then
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end` + changePermission('ARGV[1]', 'ARGV[2]');
+
+/**
+ * The end of SET_PERMISSION and SET_TEMPLATE_PERMISSION: set or remove `user`'s `level` in the
+ * perms hash KEYS[2], unless that would take its last ADMIN away (then 0); 1 when done.
+ */
+function changePermission(user: string, level: string): string {
+  return `
+local cur = redis.call('HGET', KEYS[2], ${user})
+if cur == 'ADMIN' and ${level} ~= 'ADMIN' then
   local admins = 0
-  for _, level in ipairs(redis.call('HVALS', KEYS[2])) do
-    if level == 'ADMIN' then admins = admins + 1 end
+  for _, l in ipairs(redis.call('HVALS', KEYS[2])) do
+    if l == 'ADMIN' then admins = admins + 1 end
   end
   if admins <= 1 then return 0 end
 end
-if ARGV[2] == '' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+if ${level} == '' then redis.call('HDEL', KEYS[2], ${user}) else redis.call('HSET', KEYS[2], ${user}, ${level}) end
 return 1`;
+}
 
 /**
  * Add a template if its id is free on the site, with its creator (if any) as ADMIN.
@@ -94,17 +102,7 @@ return 1`;
  * Returns 1 when done, 0 when it would leave the template without an ADMIN, -1 when it is gone.
  */
 export const SET_TEMPLATE_PERMISSION = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
-if cur == 'ADMIN' and ARGV[3] ~= 'ADMIN' then
-  local admins = 0
-  for _, level in ipairs(redis.call('HVALS', KEYS[2])) do
-    if level == 'ADMIN' then admins = admins + 1 end
-  end
-  if admins <= 1 then return 0 end
-end
-if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
-return 1`;
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end` + changePermission('ARGV[2]', 'ARGV[3]');
 
 /**
  * Add several images to the allow-list at once.

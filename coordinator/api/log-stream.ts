@@ -21,6 +21,46 @@ function event(lines: string[], id?: number, name?: string): string {
   return `${name ? `event: ${name}\n` : ''}${id !== undefined ? `id: ${id}\n` : ''}${lines.map((l) => `data: ${l}\n`).join('')}\n`;
 }
 
+/**
+ * A server-sent event response being written: a keepalive comment after KEEPALIVE_MS of quiet,
+ * and `poll` runs one round of the stream's work every intervalMs until the round says it is
+ * done, the reader leaves, or a round fails (then the stream just ends).
+ */
+class EventStream {
+  private readonly out = new PassThrough();
+  private left = false;
+  private lastWrite = Date.now();
+
+  constructor(ctx: Context) {
+    ctx.status = 200;
+    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.set('X-Accel-Buffering', 'no');
+    ctx.body = this.out;
+    ctx.req.socket.setTimeout(0);
+    ctx.req.on('close', () => (this.left = true));
+  }
+
+  write(text: string): void {
+    this.out.write(text);
+    this.lastWrite = Date.now();
+  }
+
+  poll(intervalMs: number, round: () => Promise<boolean>): void {
+    void (async () => {
+      try {
+        while (!this.left && !(await round())) {
+          if (Date.now() - this.lastWrite > KEEPALIVE_MS) this.write(': keepalive\n\n');
+          await new Promise((r) => setTimeout(r, intervalMs));
+        }
+      } catch {
+        // the reader went away, or Redis did: the stream ends
+      }
+      this.out.end();
+    })();
+  }
+}
+
 export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, podId: string): Promise<void> {
   const tailRaw = ctx.query.tail;
   const tail = tailRaw === undefined ? 100 : Number(tailRaw);
@@ -32,20 +72,7 @@ export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, p
   if (!start) throw badRequest(`pod "${podId}" was not found`);
   const run = `${start.desired.uid}/${start.desired.generation}`;
 
-  const out = new PassThrough();
-  ctx.status = 200;
-  ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-  ctx.set('Cache-Control', 'no-cache');
-  ctx.set('X-Accel-Buffering', 'no');
-  ctx.body = out;
-  ctx.req.socket.setTimeout(0);
-
-  let closed = false;
-  const close = () => {
-    closed = true;
-    out.end();
-  };
-  ctx.req.on('close', () => (closed = true));
+  const out = new EventStream(ctx);
 
   // The partial last line of what was sent, held back until its chunk's successor ends it.
   let carry = '';
@@ -76,35 +103,19 @@ export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, p
     after = last;
   }
 
-  let lastWrite = Date.now();
-  void (async () => {
-    try {
-      while (!closed) {
-        const { chunks, first, last } = await pods.logChunks(tenant, podId, after);
-        if (after < first - 1) out.write(event([`[pods: ${first - 1 - after} chunks of output were dropped before they were read]`], undefined, 'gap'));
-        const from = Math.max(after + 1, first);
-        chunks.forEach((c, i) => emit(c, from + i));
-        if (chunks.length) {
-          after = last;
-          lastWrite = Date.now();
-        }
-        const now = await pods.get(tenant, podId);
-        const ended = !now || now.desired.deleting || now.desired.status_requested === 'OFF' || `${now.desired.uid}/${now.desired.generation}` !== run;
-        if (ended) {
-          if (carry) out.write(event([carry], after));
-          out.write(event([!now || now.desired.deleting ? 'the pod was deleted' : now.desired.status_requested === 'OFF' ? 'the pod was stopped' : 'the pod started a new run'], undefined, 'end'));
-          return close();
-        }
-        if (Date.now() - lastWrite > KEEPALIVE_MS) {
-          out.write(': keepalive\n\n');
-          lastWrite = Date.now();
-        }
-        await new Promise((r) => setTimeout(r, POLL_MS));
-      }
-    } catch {
-      close();
-    }
-  })();
+  out.poll(POLL_MS, async () => {
+    const { chunks, first, last } = await pods.logChunks(tenant, podId, after);
+    if (after < first - 1) out.write(event([`[pods: ${first - 1 - after} chunks of output were dropped before they were read]`], undefined, 'gap'));
+    const from = Math.max(after + 1, first);
+    chunks.forEach((c, i) => emit(c, from + i));
+    if (chunks.length) after = last;
+    const now = await pods.get(tenant, podId);
+    const ended = !now || now.desired.deleting || now.desired.status_requested === 'OFF' || `${now.desired.uid}/${now.desired.generation}` !== run;
+    if (!ended) return false;
+    if (carry) out.write(event([carry], after));
+    out.write(event([!now || now.desired.deleting ? 'the pod was deleted' : now.desired.status_requested === 'OFF' ? 'the pod was stopped' : 'the pod started a new run'], undefined, 'end'));
+    return true;
+  });
 }
 
 /**
@@ -114,46 +125,21 @@ export async function streamLogs(ctx: Context, pods: PodStore, tenant: string, p
  */
 export async function streamEvents(ctx: Context, pods: PodStore, tenant: string, podId: string): Promise<void> {
   const lastId = ctx.get('last-event-id');
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)#(\d{6})$/.exec(lastId);
-  if (lastId && !m) throw badRequest('Last-Event-ID: must be the id of an event of this stream');
-  const out = new PassThrough();
-  ctx.status = 200;
-  ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-  ctx.set('Cache-Control', 'no-cache');
-  ctx.set('X-Accel-Buffering', 'no');
-  ctx.body = out;
-  ctx.req.socket.setTimeout(0);
-  let closed = false;
-  ctx.req.on('close', () => (closed = true));
-
+  if (lastId && !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#\d{6}$/.test(lastId)) throw badRequest('Last-Event-ID: must be the id of an event of this stream');
+  const out = new EventStream(ctx);
   const idOf = (events: Array<{ time: string }>, i: number) => `${events[i]!.time}#${String(events.slice(0, i).filter((e) => e.time === events[i]!.time).length).padStart(6, '0')}`;
   let last = lastId || '';
-  let lastWrite = Date.now();
-  void (async () => {
-    try {
-      while (!closed) {
-        const events = await pods.events(tenant, podId);
-        events.forEach((e, i) => {
-          const id = idOf(events, i);
-          if (last && id <= last) return;
-          out.write(`id: ${id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-          last = id;
-          lastWrite = Date.now();
-        });
-        const now = await pods.get(tenant, podId);
-        if (!now || now.desired.deleting) {
-          out.write('event: end\ndata: the pod was deleted\n\n');
-          break;
-        }
-        if (Date.now() - lastWrite > KEEPALIVE_MS) {
-          out.write(': keepalive\n\n');
-          lastWrite = Date.now();
-        }
-        await new Promise((r) => setTimeout(r, POLL_MS * 2));
-      }
-    } catch {
-      // the reader went away, or Redis did: the stream ends
-    }
-    out.end();
-  })();
+  out.poll(POLL_MS * 2, async () => {
+    const events = await pods.events(tenant, podId);
+    events.forEach((e, i) => {
+      const id = idOf(events, i);
+      if (last && id <= last) return;
+      out.write(`id: ${id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+      last = id;
+    });
+    const now = await pods.get(tenant, podId);
+    if (now && !now.desired.deleting) return false;
+    out.write('event: end\ndata: the pod was deleted\n\n');
+    return true;
+  });
 }

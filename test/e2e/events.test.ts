@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { skipWithoutCaddy } from '../helpers/caddy.js';
 import { waitFor } from '../helpers/procs.js';
+import { sseEvents } from '../helpers/sse.js';
 import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
 interface PodEvent {
@@ -61,17 +62,8 @@ describe('pod events', { skip: skipWithoutCaddy() }, () => {
       const res = await request(`${s.apiUrl}/v3/pods/watched/events?follow=true`, { headers: { 'x-tapis-token': s.adminToken, ...headers } });
       assert.equal(res.statusCode, 200);
       const got: Array<{ id: string; type: string }> = [];
-      let buf = '';
-      for await (const chunk of res.body) {
-        buf += chunk.toString();
-        let cut;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          const id = /^id: (.*)$/m.exec(block)?.[1];
-          const type = /^event: (.*)$/m.exec(block)?.[1];
-          if (type) got.push({ id: id ?? '', type });
-        }
+      for await (const e of sseEvents(res.body)) {
+        if (e.event) got.push({ id: e.id ?? '', type: e.event });
         if (until(got)) break;
       }
       res.body.destroy();

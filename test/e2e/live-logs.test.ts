@@ -5,13 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { skipWithoutCaddy } from '../helpers/caddy.js';
 import { waitFor } from '../helpers/procs.js';
+import { sseEvents, type SseEvent } from '../helpers/sse.js';
 import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: string[];
-}
 
 /** An SSE reader over a real HTTP response: every event, as it arrives. */
 async function follow(s: Stack, podId: string, headers: Record<string, string> = {}, query = '') {
@@ -22,28 +17,10 @@ async function follow(s: Stack, podId: string, headers: Record<string, string> =
   assert.equal(res.statusCode, 200);
   assert.match(String(res.headers['content-type']), /^text\/event-stream/);
   const events: SseEvent[] = [];
-  let buf = '';
   let ended = false;
   void (async () => {
     try {
-      for await (const chunk of res.body) {
-        buf += chunk.toString();
-        let cut;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          const e: SseEvent = { data: [] };
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue;
-            const [field, ...rest] = line.split(': ');
-            const value = rest.join(': ');
-            if (field === 'data') e.data.push(value);
-            else if (field === 'id') e.id = value;
-            else if (field === 'event') e.event = value;
-          }
-          events.push(e);
-        }
-      }
+      for await (const e of sseEvents(res.body)) events.push(e);
     } catch {
       // closed by the test
     }

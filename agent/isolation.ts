@@ -91,18 +91,22 @@ export class PodIsolation {
     );
   }
 
+  private async ensureChain(chain: string): Promise<void> {
+    if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
+  }
+
   /**
    * Make `chain` hold `rules`, leaving any others (all drops) in place: another agent on this
    * host, or an earlier configuration, may have blocked more; dropping more is never unsafe.
    */
   private async addMissing(chain: string, rules: string[][]): Promise<void> {
-    if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
+    await this.ensureChain(chain);
     for (const rule of rules) if (!(await this.has(chain, ...rule))) await this.ipt('-A', chain, ...rule);
   }
 
   /** Make `chain` hold exactly `rules`; a chain that already does is left alone (no window without them). */
   private async fill(chain: string, rules: string[][]): Promise<void> {
-    if (!(await this.ipt('-n', '-L', chain).then(() => true, () => false))) await this.ipt('-N', chain);
+    await this.ensureChain(chain);
     const count = (await this.ipt('-S', chain)).split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
     let same = count === rules.length;
     for (const rule of rules) same = same && (await this.has(chain, ...rule));

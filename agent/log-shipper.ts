@@ -1,4 +1,4 @@
-import { LogBudget, splitBytes } from './logring.js';
+import { LogBudget, splitBytes } from './log-budget.js';
 
 // One pod instance's output, from `docker logs --timestamps` to the coordinator, with nothing
 // lost and nothing twice. Every piece carries a key, "<timestamp of its last line>#<n>", that

@@ -6,7 +6,7 @@ import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient, PodRoute, TcpRoute } from './caddy.js';
 import { restartBackoffMs, runCheck } from './health.js';
 import { LogShipper } from './log-shipper.js';
-import { LogBudget } from './logring.js';
+import { LogBudget } from './log-budget.js';
 import { tcpProbe, waitForPort } from './probe.js';
 import type { Bind, PodContainer, Runtime } from './runtime/docker.js';
 

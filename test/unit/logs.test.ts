@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dockerSince, LogShipper, normalizeTs, type LogPiece } from '../../agent/log-shipper.js';
-import { LogBudget, splitBytes } from '../../agent/logring.js';
+import { LogBudget, splitBytes } from '../../agent/log-budget.js';
 
 test('splitBytes cuts on character boundaries within the byte limit', () => {
   const pieces = splitBytes('héllo wörld', 4);

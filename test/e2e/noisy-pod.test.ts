@@ -45,7 +45,7 @@ describe('a pod that floods its log', { skip: skipWithoutCaddy() }, () => {
         pod_id: 'flood',
         image: TEST_IMAGE,
         command: ['sh', '-c', `n=0; while :; do n=$((n+1)); echo "$n ${LINE}"; done`],
-        resources: { cpu_request: 250, cpu_limit: 500 },
+        resources: { cpu_request: 250, cpu_limit: 250 },
       },
     });
     assert.equal(flood.status, 200, flood.body.message);

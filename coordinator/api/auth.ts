@@ -2,8 +2,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import type { CoordinatorConfig } from '../../shared/config.js';
 import { PodsError } from '../../shared/errors.js';
-import { verifyToken } from '../identity/jwt.js';
 import type { SigningKeys } from '../identity/keys.js';
+import { verifiedTokens } from '../identity/verified-tokens.js';
 import type { TenantRecord, TenantStore } from '../store/tenants.js';
 import type { UserStore } from '../store/users.js';
 
@@ -47,6 +47,7 @@ export const requestTenant = (ctx: Context) => ctx.state.tenant as TenantRecord;
 export function authenticate(deps: AuthDeps): Middleware {
   const { config, users, keys } = deps;
   const statics = config.extraTokens;
+  const tokens = verifiedTokens(keys.publicKey);
   return async (ctx, next) => {
     const tenant = requestTenant(ctx).tenant_id;
     const presented = ctx.get('x-tapis-token');
@@ -55,7 +56,7 @@ export function authenticate(deps: AuthDeps): Middleware {
     if (same(config.adminToken, presented)) {
       identity = { tenant, username: config.adminUser, admin: true, site: true };
     } else if (presented.split('.').length === 3) {
-      const v = verifyToken(keys.publicKey, presented);
+      const v = tokens.verify(presented);
       if (!v.ok) {
         throw new PodsError('UNAUTHORIZED', v.reason === 'expired' ? 'the X-Tapis-Token has expired; get a new one' : 'the X-Tapis-Token is not valid');
       }

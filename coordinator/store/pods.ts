@@ -371,6 +371,12 @@ export class PodStore {
     return Object.fromEntries(Object.entries(h).filter(([, v]) => PermLevel.safeParse(v).success)) as Record<string, PermLevel>;
   }
 
+  /** One user's level on a pod (null: none): what a permission check needs, without the whole list. */
+  async permission(tenant: string, podId: string, username: string): Promise<PermLevel | null> {
+    const p = PermLevel.safeParse(await this.redis.hGet(this.keys.perms(tenant, podId), username));
+    return p.success ? p.data : null;
+  }
+
   /** Delete a pod and all that is keyed by it, giving back its claim on the node it is placed on. */
   async delete(tenant: string, podId: string, placement: Placement | null): Promise<void> {
     const k = this.keys;

@@ -22,8 +22,13 @@ export function hostOf(baseUrl: string): string {
  */
 export class TenantStore {
   private readonly keys: Keys;
+  private readonly primaryHost: string;
+  /** Added tenants by host. A tenant is never changed or removed once added, so a hit needs no read. */
+  private readonly byHost = new Map<string, TenantRecord>();
+
   constructor(private readonly redis: Redis, prefix: string, private readonly primary: TenantRecord) {
     this.keys = new Keys(prefix);
+    this.primaryHost = hostOf(primary.base_url).toLowerCase();
   }
 
   get primaryId(): string {
@@ -46,7 +51,14 @@ export class TenantStore {
   /** The tenant a request is for, by its Host header; the primary tenant when none matches. */
   async forHost(host: string | undefined): Promise<TenantRecord> {
     const h = (host ?? '').toLowerCase();
-    return (await this.list()).find((t) => hostOf(t.base_url).toLowerCase() === h) ?? this.primary;
+    const known = h === this.primaryHost ? this.primary : this.byHost.get(h);
+    if (known) return known;
+    // Perhaps added since (through another coordinator): read them all again.
+    for (const t of await this.list()) {
+      const th = hostOf(t.base_url).toLowerCase();
+      if (th !== this.primaryHost && !this.byHost.has(th)) this.byHost.set(th, t);
+    }
+    return this.byHost.get(h) ?? this.primary;
   }
 
   /** false when the id or the base URL is taken. */

@@ -26,6 +26,10 @@ export class Proc {
     return this;
   }
 
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get running(): boolean {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
   }

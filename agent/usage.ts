@@ -2,7 +2,7 @@ import type { Logger } from '../shared/log.js';
 import { reply, type Peer } from '../shared/peer.js';
 import { podKey } from '../shared/pod.js';
 import type { PodRef, PodUsage, UsageSample } from '../shared/protocol.js';
-import type { PodContainer } from './runtime/docker.js';
+import type { PodContainer } from './runtime/runtime.js';
 
 /** The parts of Docker's container stats (GET /containers/{id}/stats?stream=false) that are read here. */
 export interface DockerStats {

@@ -3,74 +3,11 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import type { Assignment } from '../../shared/protocol.js';
 import { containerName, L } from './labels.js';
+import { RuntimeError, type Bind, type CommandOutput, type ContainerEvent, type ContainerState, type EventFeed, type PodContainer, type Runtime } from './runtime.js';
 
-export type ContainerState = 'created' | 'running' | 'exited' | 'removing' | 'other';
-
-export interface PodContainer {
-  id: string;
-  tenant: string;
-  podId: string;
-  uid: string;
-  generation: number;
-  state: ContainerState;
-  startedAt?: string;
-  finishedAt?: string;
-  exitCode?: number;
-  /** The kernel killed it for passing its memory limit. */
-  oomKilled?: boolean;
-  /** container port name -> host port on the publish address */
-  hostPorts: Record<string, number>;
-}
-
-/**
- * What the supervisor needs from a container engine. DockerRuntime is the real one;
- * NullRuntime (runtime/null.ts) keeps containers in memory for the scale benchmark.
- */
 /** The host interface of a bridge network: its configured name, else Docker's br-<id>. */
 function bridgeInterface(n: { Id: string; Options?: Record<string, string> }): string {
   return n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`;
-}
-
-export interface Runtime {
-  /** Every container labelled for this node. */
-  /** This node's containers, or only one pod's (a filtered list: no inspect of every other container). */
-  list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]>;
-  /** One container, or null when it is gone or not this node's. */
-  inspect(id: string): Promise<PodContainer | null>;
-  /** Create and start the container of one pod instance (adopting it if it exists already). */
-  createAndStart(a: Assignment, binds?: Bind[]): Promise<PodContainer>;
-  /** Start a created container. */
-  start(id: string): Promise<PodContainer>;
-  /** Stop (10 s grace) and start again the same container; its state after. */
-  restart(id: string): Promise<PodContainer>;
-  /** Stop (grace period) and remove; a container that is already gone is fine. */
-  remove(id: string, graceS?: number): Promise<void>;
-  /** Run a command in a running container; its exit code and the tail of its output. */
-  exec(id: string, cmd: string[], timeoutMs?: number): Promise<{ exitCode: number; output: string }>;
-  /** Run a command with stdout and stderr apart (each cut at maxBytes); killed when the timeout passes. */
-  run(id: string, cmd: string[], opts: { timeoutMs: number; maxBytes: number }): Promise<CommandOutput>;
-  /** Extract a tar stream into a directory of the container (Docker's archive API). */
-  putArchive(id: string, dir: string, tar: Readable): Promise<void>;
-  /** A tar stream of a path in the container. */
-  getArchive(id: string, path: string): Promise<Readable>;
-  /** Lines as `docker logs --timestamps` prints them, from the start or after `since` ("seconds.nanoseconds"). */
-  follow(id: string, since?: string): Promise<Readable>;
-  /** Events (newline-delimited JSON with Action and id) for this node's containers; ends when the engine goes away. */
-  events(): Promise<Readable>;
-}
-
-/** Host paths bound into a container: storage that outlives it. */
-export interface Bind {
-  source: string;
-  target: string;
-  readOnly: boolean;
-}
-
-export interface CommandOutput {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
 }
 
 export interface RuntimeOptions {
@@ -81,13 +18,6 @@ export interface RuntimeOptions {
   network: string;
   pidsLimit: number;
   log: Logger;
-}
-
-export class RuntimeError extends Error {
-  constructor(readonly code: 'IMAGE_UNAVAILABLE' | 'CREATE_FAILED' | 'START_FAILED' | 'DOCKER_UNREACHABLE', message: string) {
-    super(message);
-    this.name = 'RuntimeError';
-  }
 }
 
 function stateOf(s: string | undefined): ContainerState {
@@ -389,10 +319,52 @@ export class DockerRuntime implements Runtime {
     return out;
   }
 
-  /** Docker events for this node's containers; the caller re-subscribes if the stream ends. */
-  async events(): Promise<Readable> {
-    return (await this.docker.getEvents({
-      filters: { type: ['container'], label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] },
+  /** This node's containers stopping or going away; the caller subscribes again when the feed ends. */
+  async events(): Promise<EventFeed> {
+    const raw = (await this.docker.getEvents({
+      filters: { type: ['container'], event: ['die', 'destroy'], label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] },
     })) as unknown as Readable;
+    return eventFeed(raw);
   }
+}
+
+/** Docker's event stream (newline-delimited JSON) as ContainerEvents; a line that is not one is skipped. */
+function eventFeed(raw: Readable): EventFeed {
+  const out = new PassThrough({ objectMode: true });
+  let buf = '';
+  let ended = false;
+  const end = () => {
+    if (!ended) out.end();
+    ended = true;
+  };
+  raw.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const event = containerEvent(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (event && !ended) out.write(event);
+    }
+  });
+  raw.once('end', end);
+  raw.once('close', end);
+  raw.once('error', end);
+  return {
+    [Symbol.asyncIterator]: () => out[Symbol.asyncIterator]() as AsyncIterator<ContainerEvent>,
+    close: () => raw.destroy(),
+  };
+}
+
+function containerEvent(line: string): ContainerEvent | null {
+  let ev: { Action?: string; status?: string; id?: string };
+  try {
+    ev = JSON.parse(line) as typeof ev;
+  } catch {
+    return null;
+  }
+  const action = ev.Action ?? ev.status;
+  if (!ev.id) return null;
+  if (action === 'die') return { containerId: ev.id, kind: 'exited' };
+  if (action === 'destroy') return { containerId: ev.id, kind: 'removed' };
+  return null;
 }

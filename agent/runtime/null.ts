@@ -6,14 +6,14 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import type { Assignment } from '../../shared/protocol.js';
 import { CaddyClient, type PodRoute, type ResyncResult, type TcpRoute } from '../caddy.js';
-import type { CommandOutput, PodContainer, Runtime } from './docker.js';
+import type { CommandOutput, ContainerEvent, EventFeed, PodContainer, Runtime } from './runtime.js';
 
 /**
  * Containers kept in memory: "created and started" at once, always running, serving no
  * port (so the supervisor installs no route and probes nothing), with no output.
  */
 export class NullRuntime implements Runtime {
-  private readonly containers = new Map<string, PodContainer>();
+  protected readonly containers = new Map<string, PodContainer>();
   private readonly subscribers = new Set<PassThrough>();
 
   /** How many containers this runtime holds now. */
@@ -21,11 +21,13 @@ export class NullRuntime implements Runtime {
     return this.containers.size;
   }
 
-  /** How many times list() was asked (the agent's sync must not list once per pod). */
+  /** How many times list() was asked for the whole host, and for one pod (a sync lists once in all). */
   listCalls = 0;
+  podListCalls = 0;
 
   async list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]> {
-    if (!pod) this.listCalls++;
+    if (pod) this.podListCalls++;
+    else this.listCalls++;
     return [...this.containers.values()].filter((c) => !pod || (c.tenant === pod.tenant && c.podId === pod.podId)).map((c) => ({ ...c }));
   }
 
@@ -64,10 +66,11 @@ export class NullRuntime implements Runtime {
     return { ...c };
   }
 
+  /** Gone at once, as `docker rm -f` would have it; followers of events hear of it. */
   async remove(id: string): Promise<void> {
     if (!this.containers.delete(id)) return;
-    const line = `${JSON.stringify({ Action: 'destroy', id })}\n`;
-    for (const s of this.subscribers) s.write(line);
+    const event: ContainerEvent = { containerId: id, kind: 'removed' };
+    for (const s of this.subscribers) s.write(event);
   }
 
   async exec(): Promise<{ exitCode: number; output: string }> {
@@ -91,11 +94,24 @@ export class NullRuntime implements Runtime {
     return new PassThrough();
   }
 
-  async events(): Promise<Readable> {
-    const s = new PassThrough();
+  /** How many times events() was asked: once, and again after each endEvents(). */
+  subscriptions = 0;
+
+  /** End every event feed, as dockerd going away does. */
+  endEvents(): void {
+    for (const s of this.subscribers) s.end();
+    this.subscribers.clear();
+  }
+
+  async events(): Promise<EventFeed> {
+    this.subscriptions++;
+    const s = new PassThrough({ objectMode: true });
     this.subscribers.add(s);
-    s.once('close', () => this.subscribers.delete(s));
-    return s;
+    const close = () => {
+      this.subscribers.delete(s);
+      s.end();
+    };
+    return { [Symbol.asyncIterator]: () => s[Symbol.asyncIterator]() as AsyncIterator<ContainerEvent>, close };
   }
 }
 

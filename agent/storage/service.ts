@@ -2,7 +2,7 @@ import type { Logger } from '../../shared/log.js';
 import { reply, type Peer } from '../../shared/peer.js';
 import { MAX_FRAME_BYTES, type ExecResult, type PodExec, type PodRef } from '../../shared/protocol.js';
 import { StorageError } from '../../shared/storage.js';
-import type { Runtime } from '../runtime/docker.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { numericOwner, type AreaStore } from './areas.js';
 import { ContainerFiles } from './container-files.js';
 import type { Transfers } from './transfers.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { memoryInUse, UsageSampler, type DockerStats } from '../../agent/usage.js';
-import type { PodContainer } from '../../agent/runtime/docker.js';
+import type { PodContainer } from '../../agent/runtime/runtime.js';
 import { usageView } from '../../coordinator/api/metrics.js';
 import { createLogger } from '../../shared/log.js';
 

@@ -79,7 +79,7 @@ export class HealthWatch {
     const port = this.probePort();
     if (port) {
       const t0 = performance.now();
-      const up = await waitForPort(this.deps.publishHost, port, FIRST_PROBE_DEADLINE_MS);
+      const up = await waitForPort(this.host(), port, FIRST_PROBE_DEADLINE_MS);
       this.health = up ? 'healthy' : 'unhealthy';
       this.deps.log.debug({ ms: Math.round(performance.now() - t0), up }, 'first probe');
     }
@@ -106,13 +106,18 @@ export class HealthWatch {
   private target(): CheckTarget {
     const { assignment, container } = this.watched();
     return {
-      host: this.deps.publishHost,
+      host: this.host(),
       hostPort: (port: number) => {
         const p = assignment.spec.ports.find((x) => x.port === port);
         return p ? container.hostPorts[p.name] : undefined;
       },
       exec: (cmd: string[], timeoutMs: number) => this.deps.runtime.exec(container.id, cmd, timeoutMs),
     };
+  }
+
+  /** Where the container's ports are reached: its own address (a Swarm task's), else the publish host. */
+  private host(): string {
+    return this.watched().container.address ?? this.deps.publishHost;
   }
 
   /** The host port of the first routed port: the one the probe connects to. */
@@ -123,7 +128,7 @@ export class HealthWatch {
   }
 
   private async probe(port: number): Promise<void> {
-    const health: Health = (await tcpProbe(this.deps.publishHost, port)) ? 'healthy' : 'unhealthy';
+    const health: Health = (await tcpProbe(this.host(), port)) ? 'healthy' : 'unhealthy';
     if (health === this.health || !this.on.current()) return;
     this.health = health;
     this.on.changed(health);

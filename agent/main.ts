@@ -8,6 +8,7 @@ import { PodIsolation } from './isolation.js';
 import { CoordinatorLink } from './link.js';
 import { AgentMetrics } from './metrics.js';
 import { DockerRuntime } from './runtime/docker.js';
+import { SwarmTaskRuntime } from './runtime/swarm-task.js';
 import { AreaStore } from './storage/areas.js';
 import { StorageService } from './storage/service.js';
 import { Transfers } from './storage/transfers.js';
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger('agent').child({ nodeId: config.nodeId });
-  const runtime = new DockerRuntime({
+  const runtimeOptions = {
     socketPath: config.dockerSocket,
     nodeId: config.nodeId,
     publishHost: config.publishHost,
@@ -33,7 +34,8 @@ async function main(): Promise<void> {
     network: config.dockerNetwork,
     pidsLimit: config.pidsLimit,
     log: log.child({ component: 'docker' }),
-  });
+  };
+  const runtime = config.backend === 'swarm' ? new SwarmTaskRuntime(runtimeOptions, await swarmNodeId(config.dockerSocket, log)) : new DockerRuntime(runtimeOptions);
   let dockerVersion = '';
   let bridge = '';
   for (let i = 0; ; i++) {
@@ -129,6 +131,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+/** This engine's Swarm node id, waiting for dockerd and for it to join a Swarm. */
+async function swarmNodeId(socketPath: string, log: Logger): Promise<string> {
+  for (let i = 0; ; i++) {
+    try {
+      return await SwarmTaskRuntime.nodeIdOf(socketPath);
+    } catch (err) {
+      if (i % 10 === 0) log.warn({ err: (err as Error).message }, 'waiting for the Docker engine to be a Swarm node');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /** The coordinator's address as a CIDR pods may not reach (none when it is on loopback, which pods never reach). */

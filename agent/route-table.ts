@@ -17,7 +17,7 @@ export function routeId(tenant: string, podId: string, name: string): string {
 /** A pod's routes to its published ports: HTTP by Host; TCP by SNI on the shared TLS port, or on a dedicated port. */
 export function podRoutes(
   a: Assignment,
-  c: Pick<PodContainer, 'hostPorts'>,
+  c: Pick<PodContainer, 'hostPorts' | 'address'>,
   net: Pick<AgentConfig, 'publishHost' | 'tcpListenHost' | 'edgeSourceNetworks'>,
 ): PodRoutes {
   const http: PodRoute[] = [];
@@ -26,7 +26,7 @@ export function podRoutes(
     const hostPort = c.hostPorts[p.name];
     if (!hostPort || p.protocol === 'local_only') continue;
     const id = routeId(a.tenant, a.podId, p.name);
-    const upstream = `${net.publishHost}:${hostPort}`;
+    const upstream = `${c.address ?? net.publishHost}:${hostPort}`;
     const ipAllow = p.access?.ipAllow?.length ? { ipAllow: [...p.access.ipAllow, ...net.edgeSourceNetworks] } : {};
     if (p.protocol === 'http') http.push({ id, host: p.host, upstream, ...(p.access ? { access: p.access } : {}) });
     else if (p.dedicatedPort) tcp.push({ kind: 'port', id, listen: `${net.tcpListenHost}:${p.dedicatedPort}`, upstream, ...ipAllow });

@@ -2,6 +2,9 @@ import { createServer } from 'node:http';
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
+import { AgentsBackend } from './backend/agents.js';
+import type { PodBackend } from './backend/backend.js';
+import { SwarmBackend } from './backend/swarm/backend.js';
 import { createApp } from './app.js';
 import { EdgeRouter } from './edge.js';
 import { CoordinatorMetrics } from './metrics.js';
@@ -56,7 +59,11 @@ async function main(): Promise<void> {
     },
     { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory } },
   );
-  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, scheduler, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
+  const backend: PodBackend =
+    config.backend === 'swarm'
+      ? new SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })
+      : new AgentsBackend(scheduler);
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, backend, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
   snapshotScheduler = new SnapshotScheduler({
     config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,
     intervalMs: Math.min(1000, config.reconcileIntervalMs),
@@ -86,6 +93,7 @@ async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
   log.info({ url: `http://${config.listenHost}:${port}` }, 'coordinator listening');
   reconciler.start();
+  backend.start((tenant, podId) => reconciler.kick(tenant, podId));
   snapshotScheduler.start();
   const edge = config.edgeAdminUrl ? new EdgeRouter({ config, log: log.child({ component: 'edge' }), pods, nodes }) : null;
   edge?.start(Math.max(500, config.reconcileIntervalMs));
@@ -93,6 +101,7 @@ async function main(): Promise<void> {
   const shutdown = () => {
     log.info('shutting down');
     reconciler.stop();
+    backend.stop();
     snapshotScheduler.stop();
     edge?.stop();
     hub.close();

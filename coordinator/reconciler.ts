@@ -5,7 +5,7 @@ import type { Assignment } from '../shared/protocol.js';
 import { containerExists, isCurrent } from '../shared/status.js';
 import type { AgentHub } from './agents/hub.js';
 import type { ReconcileObserver } from './metrics.js';
-import type { Scheduler } from './scheduler.js';
+import type { PodBackend } from './backend/backend.js';
 import type { NodeStore } from './store/nodes.js';
 import type { PodRecord, PodStore } from './store/pods.js';
 import { podMounts } from '../shared/mounts.js';
@@ -61,7 +61,7 @@ export class Reconciler {
       pods: PodStore;
       nodes: NodeStore;
       hub: AgentHub;
-      scheduler: Scheduler;
+      backend: PodBackend;
       storage: StorageClient;
       volumes: ShareStore<'volume'>;
       snapshots: ShareStore<'snapshot'>;
@@ -162,7 +162,7 @@ export class Reconciler {
   }
 
   private async reconcile(tenant: string, podId: string): Promise<void> {
-    const { pods, hub, log, scheduler, config } = this.deps;
+    const { pods, hub, log, backend, config } = this.deps;
     const key = podKey(tenant, podId);
     this.settled.delete(key);
     const rec = await pods.get(tenant, podId);
@@ -185,6 +185,7 @@ export class Reconciler {
     }
 
     if (!wantsRunning(rec)) {
+      await backend.remove(rec);
       if (containerExists(observed)) {
         if (hub.isConnected(observed.nodeId)) {
           await this.dispatch(key, 'remove', observed.generation, () =>
@@ -250,9 +251,10 @@ export class Reconciler {
       return this.kick(tenant, podId);
     }
 
+    if ((await backend.ensure(rec)) === 'changed') return this.kick(tenant, podId);
     let nodeId = placement?.nodeId;
     if (!nodeId) {
-      const chosen = await scheduler.place(tenant, podId, rec.spec.resources, pin.node ?? undefined);
+      const chosen = await backend.place(rec, pin.node ?? undefined);
       if ('changed' in chosen) return this.kick(tenant, podId);
       this.deps.metrics?.placed('reason' in chosen ? 'no_room' : 'placed');
       if ('reason' in chosen) {
@@ -277,7 +279,7 @@ export class Reconciler {
         );
       }
       if (observed.phase === 'running' || observed.phase === 'creating' || observed.phase === 'exited') return this.settle(key, nodeId, stopAt);
-      if (observed.phase === 'failed' && (this.sent.get(key)?.attempts ?? 0) >= MAX_START_ATTEMPTS - 1) return;
+      if (observed.phase === 'failed' && (!backend.retriesFailedStarts || (this.sent.get(key)?.attempts ?? 0) >= MAX_START_ATTEMPTS - 1)) return;
     }
     const fresh = await pods.get(tenant, podId);
     if (!fresh || fresh.raw.desired !== rec.raw.desired) return this.kick(tenant, podId);

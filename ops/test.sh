@@ -27,7 +27,8 @@ npm run --silent build
 # dist/test/ as a test file. A compiled test whose source is gone (tsc never deletes) is left out.
 # test/cluster/ makes network namespaces and a dockerd per host: only root can, so it runs when
 # npm test runs as root (CI does) unless PODS_SKIP_CLUSTER=1; `npm run test:cluster` runs it alone.
-skip_cluster=(-not -path 'dist/test/cluster/*')
+# So does test/swarm/ (the same hosts joined into one Swarm; `npm run test:swarm`).
+skip_cluster=(-not -path 'dist/test/cluster/*' -not -path 'dist/test/swarm/*')
 if is_root && [ -z "${PODS_SKIP_CLUSTER:-}" ]; then skip_cluster=(); fi
 files=()
 while IFS= read -r f; do

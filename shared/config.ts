@@ -123,6 +123,19 @@ export const CoordinatorConfig = z
      */
     imagePull: z.enum(['pinned', 'any', 'never']).default('pinned'),
     quotas: QuotaConfig.default({ user: { pods: 500, running_pods: 200 }, tenant: {}, users: {}, tenants: {} }),
+    /** Where pods run: `agents` (our scheduler places them, each host's agent runs them) or `swarm` (a Docker Swarm places and runs them). */
+    backend: z.enum(['agents', 'swarm']).default('agents'),
+    /** With PODS_BACKEND=swarm: the Docker API socket of a Swarm manager. */
+    swarmDockerSocket: z.string().default('/var/run/docker.sock'),
+    /**
+     * With PODS_BACKEND=swarm: `local` runs a service from the image ID the manager's engine has for
+     * its name (no registry is asked; every node must have loaded the same image), `registry` by its
+     * name (each node pulls it, as Swarm does by default).
+     */
+    swarmImages: z.enum(['local', 'registry']).default('registry'),
+    /** With PODS_BACKEND=swarm: the user and pids limit of pods' containers, as the agents' PODS_CONTAINER_USER and PODS_PIDS_LIMIT. */
+    swarmContainerUser: z.string().default('1000:1000'),
+    swarmPidsLimit: z.coerce.number().int().min(16).default(512),
     /** A Bearer token that may read GET /metrics (Prometheus), besides a site admin's. */
     metricsToken: z.string().min(16, 'PODS_METRICS_TOKEN must be at least 16 characters').optional(),
   })
@@ -142,6 +155,8 @@ export const AgentConfig = z.object({
   nodeToken: z.string().min(16, 'PODS_NODE_TOKEN must be at least 16 characters'),
   nodeId: NodeId,
   dockerSocket: z.string().default('/var/run/docker.sock'),
+  /** `agents`: this agent makes its pods' containers; `swarm`: Docker Swarm makes them, the agent takes charge of those on its engine. */
+  backend: z.enum(['agents', 'swarm']).default('agents'),
   caddyAdminUrl: z.string().url().default('http://127.0.0.1:2019'),
   caddyHttpListen: z.string().default('127.0.0.1:8080'),
   /** The shared TLS listener where TCP pods are routed by SNI. */
@@ -254,6 +269,11 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
     quotas: parseJson('PODS_QUOTAS', env.PODS_QUOTAS),
     imagePull: env.PODS_IMAGE_PULL,
     metricsToken: env.PODS_METRICS_TOKEN,
+    backend: env.PODS_BACKEND,
+    swarmDockerSocket: env.PODS_SWARM_DOCKER_SOCKET,
+    swarmImages: env.PODS_SWARM_IMAGES,
+    swarmContainerUser: env.PODS_CONTAINER_USER,
+    swarmPidsLimit: env.PODS_PIDS_LIMIT,
   });
   const parsed = CoordinatorConfig.safeParse(raw);
   if (!parsed.success) throw explain('coordinator', parsed.error);
@@ -266,6 +286,7 @@ export function loadAgentConfig(env: Env): AgentConfig {
     nodeToken: env.PODS_NODE_TOKEN,
     nodeId: env.PODS_NODE_ID ?? hostname().toLowerCase(),
     dockerSocket: env.PODS_DOCKER_SOCKET,
+    backend: env.PODS_BACKEND,
     caddyAdminUrl: env.PODS_CADDY_ADMIN_URL,
     caddyHttpListen: env.PODS_CADDY_HTTP_LISTEN,
     caddyTlsListen: env.PODS_CADDY_TLS_LISTEN,

@@ -18,6 +18,8 @@ export interface RuntimeOptions {
   network: string;
   pidsLimit: number;
   log: Logger;
+  /** The label that marks this node's containers; default pods.node=<nodeId> (Swarm's tasks carry Swarm's node id). */
+  owner?: { label: string; value: string };
 }
 
 function stateOf(s: string | undefined): ContainerState {
@@ -34,8 +36,10 @@ const isoOrUndefined = (t: string | undefined) => (t && !t.startsWith('0001-') ?
  */
 export class DockerRuntime implements Runtime {
   readonly docker: Docker;
-  constructor(private readonly opts: RuntimeOptions) {
+  protected readonly owner: { label: string; value: string };
+  constructor(protected readonly opts: RuntimeOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath });
+    this.owner = opts.owner ?? { label: L.node, value: opts.nodeId };
   }
 
   async version(): Promise<string> {
@@ -74,7 +78,7 @@ export class DockerRuntime implements Runtime {
 
   /** Every container on this host labelled for this node. */
   async list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]> {
-    const label = [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`, ...(pod ? [`${L.tenant}=${pod.tenant}`, `${L.podId}=${pod.podId}`] : [])];
+    const label = [`${L.managed}=1`, `${this.owner.label}=${this.owner.value}`, ...(pod ? [`${L.tenant}=${pod.tenant}`, `${L.podId}=${pod.podId}`] : [])];
     const items = await this.docker.listContainers({ all: true, filters: { label } });
     const out: PodContainer[] = [];
     for (const c of items) {
@@ -93,13 +97,8 @@ export class DockerRuntime implements Runtime {
       throw err;
     }
     const labels = info.Config.Labels ?? {};
-    if (labels[L.node] !== this.opts.nodeId) return null;
-    const hostPorts: Record<string, number> = {};
-    const portNames = JSON.parse(labels['pods.ports'] ?? '{}') as Record<string, number>;
-    for (const [name, port] of Object.entries(portNames)) {
-      const binding = info.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
-      if (binding?.HostPort) hostPorts[name] = Number(binding.HostPort);
-    }
+    if (labels[this.owner.label] !== this.owner.value) return null;
+    const { hostPorts, address } = this.reach(info, JSON.parse(labels['pods.ports'] ?? '{}') as Record<string, number>);
     return {
       id: info.Id,
       tenant: labels[L.tenant] ?? '',
@@ -112,7 +111,18 @@ export class DockerRuntime implements Runtime {
       ...(info.State.Status === 'exited' || info.State.Status === 'dead' ? { exitCode: info.State.ExitCode } : {}),
       ...(info.State.OOMKilled ? { oomKilled: true } : {}),
       hostPorts,
+      ...(address ? { address } : {}),
     };
+  }
+
+  /** Where a container's named ports are reached: the host ports they are published on. */
+  protected reach(info: Docker.ContainerInspectInfo, portNames: Record<string, number>): Pick<PodContainer, 'hostPorts' | 'address'> {
+    const hostPorts: Record<string, number> = {};
+    for (const [name, port] of Object.entries(portNames)) {
+      const binding = info.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
+      if (binding?.HostPort) hostPorts[name] = Number(binding.HostPort);
+    }
+    return { hostPorts };
   }
 
   /** The image on this host: there already, or pulled when `pull` allows it. */
@@ -322,7 +332,7 @@ export class DockerRuntime implements Runtime {
   /** This node's containers stopping or going away; the caller subscribes again when the feed ends. */
   async events(): Promise<EventFeed> {
     const raw = (await this.docker.getEvents({
-      filters: { type: ['container'], event: ['die', 'destroy'], label: [`${L.managed}=1`, `${L.node}=${this.opts.nodeId}`] },
+      filters: { type: ['container'], event: ['die', 'destroy'], label: [`${L.managed}=1`, `${this.owner.label}=${this.owner.value}`] },
     })) as unknown as Readable;
     return eventFeed(raw);
   }

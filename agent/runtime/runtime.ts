@@ -20,8 +20,10 @@ export interface PodContainer {
   exitCode?: number;
   /** The kernel killed it for passing its memory limit. */
   oomKilled?: boolean;
-  /** container port name -> host port on the publish address */
+  /** container port name -> host port on the publish address (the container's own port when `address` is set) */
   hostPorts: Record<string, number>;
+  /** Where its ports are reached when it publishes none (a Swarm task's container): its address on its bridge. */
+  address?: string;
 }
 
 /** Host paths bound into a container: storage that outlives it. */

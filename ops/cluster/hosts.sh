@@ -40,16 +40,20 @@ set -euo pipefail
 BRIDGE=${PODS_CLUSTER_BRIDGE:-podsbr0}
 NET=${PODS_CLUSTER_NET:-10.213.0}          # the hosts' /24; the root namespace is .1
 BIP_PREFIX=${PODS_CLUSTER_BIP_PREFIX:-10.213} # host K's docker0 is $BIP_PREFIX.K.1/24
-LIB=/var/lib/pods-cluster
-RUN=/run/pods-cluster
-LOGS=/tmp/pods-cluster
+# A second cluster of another kind (ops/cluster/swarm.sh) runs beside this one under other names.
+PREFIX=${PODS_CLUSTER_PREFIX:-pods-h}         # host K's namespace and cgroup parent are $PREFIX$K
+LIB=${PODS_CLUSTER_LIB:-/var/lib/pods-cluster}
+RUN=${PODS_CLUSTER_RUN:-/run/pods-cluster}
+LOGS=${PODS_CLUSTER_LOGS:-/tmp/pods-cluster}
+# Swarm mode refuses --live-restore (PODS_CLUSTER_LIVE_RESTORE=0 leaves it out).
+LIVE_RESTORE=${PODS_CLUSTER_LIVE_RESTORE:-1}
 IMAGES=${PODS_CLUSTER_IMAGES:-pods-test/httpd:latest}
 MAX_HOSTS=50
-RULE_COMMENT=pods-cluster
+RULE_COMMENT=${PODS_CLUSTER_RULE_COMMENT:-pods-cluster}
 BRIDGE_MAC=${PODS_CLUSTER_BRIDGE_MAC:-02:70:6f:64:73:01} # locally administered
 
-ns_of() { printf 'pods-h%s' "$1"; }
-veth_of() { printf 'veth-pods-h%s' "$1"; }
+ns_of() { printf '%s%s' "$PREFIX" "$1"; }
+veth_of() { printf 'veth-%s%s' "$PREFIX" "$1"; }
 addr_of() { printf '%s.%s' "$NET" $((10 + $1)); }
 sock_of() { printf '%s/h%s/docker.sock' "$RUN" "$1"; }
 dk() { local k=$1; shift; docker -H "unix://$(sock_of "$k")" "$@"; }
@@ -63,9 +67,9 @@ ns_exists() { [ -e "/run/netns/$(ns_of "$1")" ]; }
 # The hosts that exist now (by namespace or by run directory), as numbers.
 present_hosts() {
   {
-    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^pods-h\([0-9][0-9]*\)$/\1/p'
+    ip netns list 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { k = substr($1, length(p) + 1); if (k ~ /^[0-9]+$/) print k }'
     for d in "$RUN"/h*; do [ -d "$d" ] && basename "$d" | sed -n 's/^h\([0-9][0-9]*\)$/\1/p'; done
-    ip -o link show 2>/dev/null | sed -n 's/^[0-9]*: veth-pods-h\([0-9][0-9]*\)[@:].*/\1/p'
+    ip -o link show 2>/dev/null | sed -n "s/^[0-9]*: veth-$PREFIX\\([0-9][0-9]*\\)[@:].*/\\1/p"
   } | sort -un
 }
 
@@ -186,6 +190,8 @@ launch_dockerd() {
   # which dockerd would take for a live containerd and wait on in vain.
   pid=$(cat "$dir/exec/containerd/containerd.pid" 2>/dev/null || true)
   if [ -n "$pid" ] && ! is_alive "$pid"; then rm -f "$dir/exec/containerd/containerd.pid"; fi
+  local live_restore=()
+  [ "$LIVE_RESTORE" = 1 ] && live_restore=(--live-restore)
   printf '\n==== %s starting dockerd in %s\n' "$(date -Is)" "$ns" >>"$LOGS/h$k-dockerd.log"
   # setsid -f: detached, like a system service, holding no pipe of the caller's.
   setsid -f nsenter "--mount=$dir/ns/mnt" "--net=/run/netns/$ns" -- \
@@ -197,11 +203,11 @@ launch_dockerd() {
     --pidfile "$dir/docker.pid" \
     --bip "$BIP_PREFIX.$k.1/24" \
     --icc=false \
-    --live-restore \
+    "${live_restore[@]}" \
     --iptables=true \
     --ip-masq=true \
     --storage-driver overlay2 \
-    --cgroup-parent "/pods-h$k" \
+    --cgroup-parent "/$PREFIX$k" \
     >>"$LOGS/h$k-dockerd.log" 2>&1 </dev/null
 }
 
@@ -245,7 +251,7 @@ stop_dockerd() {
 host_pids() {
   local k=$1 f
   ip netns pids "$(ns_of "$k")" 2>/dev/null || true
-  for f in /sys/fs/cgroup/*/"pods-h$k"; do
+  for f in /sys/fs/cgroup/*/"$PREFIX$k"; do
     [ -d "$f" ] && find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null
   done
   true
@@ -253,7 +259,7 @@ host_pids() {
 
 remove_cgroups() {
   local k=$1 f
-  for f in /sys/fs/cgroup/*/"pods-h$k"; do
+  for f in /sys/fs/cgroup/*/"$PREFIX$k"; do
     [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   true

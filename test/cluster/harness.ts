@@ -32,16 +32,30 @@ import { repoRoot, TEST_IMAGE } from '../helpers/stack.js';
 export { waitFor } from '../helpers/procs.js';
 export { TEST_IMAGE } from '../helpers/stack.js';
 
-/** The hosts' subnet as ops/cluster/hosts.sh makes it: the root namespace is .1, host K is .(10+K). */
-export const BRIDGE_ADDR = '10.213.0.1';
-export const hostAddr = (k: number) => `10.213.0.${10 + k}`;
-export const LOG_DIR = '/tmp/pods-cluster';
+/**
+ * Where a cluster's hosts are, as its script makes them: ops/cluster/hosts.sh (the default), or
+ * ops/cluster/swarm.sh (the same hosts under other names, joined into one Swarm), which may run
+ * beside it. The root namespace is NET.1, host K is NET.(10+K).
+ */
+export interface Layout {
+  script: string;
+  prefix: string;
+  net: string;
+  run: string;
+  logDir: string;
+}
+export const HOSTS_LAYOUT: Layout = { script: 'hosts.sh', prefix: 'pods-h', net: '10.213.0', run: '/run/pods-cluster', logDir: '/tmp/pods-cluster' };
+export const SWARM_LAYOUT: Layout = { script: 'swarm.sh', prefix: 'pods-s', net: '10.214.0', run: '/run/pods-swarm', logDir: '/tmp/pods-swarm' };
+
+export const BRIDGE_ADDR = `${HOSTS_LAYOUT.net}.1`;
+export const hostAddr = (k: number, layout = HOSTS_LAYOUT) => `${layout.net}.${10 + k}`;
+export const LOG_DIR = HOSTS_LAYOUT.logDir;
 const CADDY_ADMIN = '127.0.0.1:2019'; // inside each host's namespace: every host has its own loopback
 const CADDY_HTTP_PORT = 8080;
 const CADDY_TLS_PORT = 8443;
 
-export function hostsScript(): string {
-  return path.join(repoRoot(), 'ops', 'cluster', 'hosts.sh');
+export function hostsScript(layout = HOSTS_LAYOUT): string {
+  return path.join(repoRoot(), 'ops', 'cluster', layout.script);
 }
 
 /** For `describe(..., { skip })`: why this machine cannot run the cluster, or false. */
@@ -66,14 +80,14 @@ function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ stdout
 }
 
 /** `hosts.sh up N`; returns how long it took (ms). */
-export async function hostsUp(n: number): Promise<number> {
+export async function hostsUp(n: number, layout = HOSTS_LAYOUT): Promise<number> {
   const t0 = performance.now();
-  await run('bash', [hostsScript(), 'up', String(n)], 300_000);
+  await run('bash', [hostsScript(layout), 'up', String(n)], 300_000);
   return performance.now() - t0;
 }
 
-export async function hostsDown(): Promise<void> {
-  await run('bash', [hostsScript(), 'down'], 300_000);
+export async function hostsDown(layout = HOSTS_LAYOUT): Promise<void> {
+  await run('bash', [hostsScript(layout), 'down'], 300_000);
 }
 
 /** A free TCP port on `host` a moment ago (ports.ts does the same for 127.0.0.1). */
@@ -116,6 +130,7 @@ export class HostProc {
     private readonly args: string[],
     private readonly env: Record<string, string> = {},
     readonly netns?: string,
+    private readonly logDir = LOG_DIR,
   ) {}
 
   get pid(): number | undefined {
@@ -134,8 +149,8 @@ export class HostProc {
 
   start(): this {
     if (this.running) throw new Error(`${this.name} is already running`);
-    mkdirSync(LOG_DIR, { recursive: true });
-    this.log ??= createWriteStream(path.join(LOG_DIR, `${this.name}.log`), { flags: 'a' });
+    mkdirSync(this.logDir, { recursive: true });
+    this.log ??= createWriteStream(path.join(this.logDir, `${this.name}.log`), { flags: 'a' });
     this.log.write(`==== ${new Date().toISOString()} start ${this.netns ? `(in ${this.netns}) ` : ''}${this.cmd} ${this.args.join(' ')}\n`);
     const [cmd, args] = this.netns ? ['ip', ['netns', 'exec', this.netns, this.cmd, ...this.args]] : [this.cmd, this.args];
     const proc = spawn(cmd, args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -214,12 +229,12 @@ export class NsCaddy {
   readonly adminUrl = `http://${CADDY_ADMIN}`;
   readonly dir: string;
 
-  constructor(readonly netns: string, name: string) {
-    this.dir = path.join(LOG_DIR, `${name}-state`);
+  constructor(readonly netns: string, name: string, logDir = LOG_DIR) {
+    this.dir = path.join(logDir, `${name}-state`);
     this.proc = new HostProc(name, caddyBin(), ['run', '--config', path.join(this.dir, 'caddy.json')], {
       XDG_CONFIG_HOME: path.join(this.dir, 'config'),
       XDG_DATA_HOME: path.join(this.dir, 'data'),
-    }, netns);
+    }, netns, logDir);
   }
 
   async start(): Promise<void> {
@@ -271,17 +286,17 @@ export class ClusterHost {
   // A cut link makes connects hang rather than fail: give up on them sooner than undici's 10 s.
   private readonly httpAgent = new Agent({ connect: { timeout: 3000 } });
 
-  constructor(readonly k: number) {
+  constructor(readonly k: number, readonly layout = HOSTS_LAYOUT) {
     this.nodeId = `h${k}`;
-    this.netns = `pods-h${k}`;
-    this.addr = hostAddr(k);
-    this.veth = `veth-pods-h${k}`;
-    this.dockerSocket = `/run/pods-cluster/h${k}/docker.sock`;
-    this.dockerPidfile = `/run/pods-cluster/h${k}/docker.pid`;
+    this.netns = `${layout.prefix}${k}`;
+    this.addr = hostAddr(k, layout);
+    this.veth = `veth-${layout.prefix}${k}`;
+    this.dockerSocket = `${layout.run}/h${k}/docker.sock`;
+    this.dockerPidfile = `${layout.run}/h${k}/docker.pid`;
     this.caddyHttpListen = `${this.addr}:${CADDY_HTTP_PORT}`;
     this.caddyTlsListen = `${this.addr}:${CADDY_TLS_PORT}`;
     this.caddyHttpUrl = `http://${this.caddyHttpListen}`;
-    this.caddy = new NsCaddy(this.netns, `h${k}-caddy`);
+    this.caddy = new NsCaddy(this.netns, `h${k}-caddy`, layout.logDir);
     this.dockerAgent = new Agent({ connect: { socketPath: this.dockerSocket } });
   }
 
@@ -302,7 +317,7 @@ export class ClusterHost {
       PODS_CADDY_CHECK_MS: '500',
       PODS_LOG_LEVEL: 'info',
       // Each host keeps its pods' data, volumes and snapshots apart, as separate machines would.
-      PODS_DATA_ROOT: `${LOG_DIR}/data/h${this.k}`,
+      PODS_DATA_ROOT: `${this.layout.logDir}/data/h${this.k}`,
     };
   }
 
@@ -352,13 +367,13 @@ export class ClusterHost {
 
   /** Stop this host's dockerd: SIGKILL by default (its containerd dies with it; shims and containers stay). */
   async killDockerd(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
-    await run('bash', [hostsScript(), 'stop-dockerd', String(this.k), ...(signal === 'SIGKILL' ? ['--kill'] : [])], 120_000);
+    await run('bash', [hostsScript(this.layout), 'stop-dockerd', String(this.k), ...(signal === 'SIGKILL' ? ['--kill'] : [])], 120_000);
   }
 
   /** Start this host's dockerd again and wait until it answers; returns how long it took (ms). */
   async startDockerd(): Promise<number> {
     const t0 = performance.now();
-    await run('bash', [hostsScript(), 'start-dockerd', String(this.k)], 120_000);
+    await run('bash', [hostsScript(this.layout), 'start-dockerd', String(this.k)], 120_000);
     return performance.now() - t0;
   }
 
@@ -384,6 +399,8 @@ export interface ClusterOptions {
   agents?: boolean;
   /** Run the edge Caddy in front of the hosts (default true). */
   edge?: boolean;
+  /** The hosts' script and names (default HOSTS_LAYOUT). */
+  layout?: Layout;
 }
 
 export interface Timings {
@@ -415,11 +432,11 @@ export class Cluster {
   readonly timings: Timings = { hostsUpMs: 0, coordinatorReadyMs: 0, caddiesReadyMs: 0, agentsConnectedMs: 0 };
   private stopped = false;
 
-  constructor(n: number) {
+  constructor(n: number, readonly layout = HOSTS_LAYOUT) {
     const id = randomBytes(3).toString('hex');
     this.tenant = `c${id}`;
     this.redisPrefix = `cluster${id}:`;
-    this.hosts = Array.from({ length: n }, (_, i) => new ClusterHost(i + 1));
+    this.hosts = Array.from({ length: n }, (_, i) => new ClusterHost(i + 1, layout));
     this.nodeTokens = this.hosts.map(() => `node-${randomBytes(16).toString('hex')}`);
   }
 
@@ -494,7 +511,7 @@ export class Cluster {
     h.agent ??= new HostProc(`${h.nodeId}-agent`, process.execPath, [path.join(repoRoot(), 'dist/agent/main.js')], {
       ...h.agentEnv(this.coordinatorUrl, this.nodeTokens[h.k - 1]),
       ...extraEnv,
-    }, h.netns);
+    }, h.netns, this.layout.logDir);
     if (!h.agent.running) h.agent.start();
   }
 
@@ -519,7 +536,7 @@ export class Cluster {
     await this.redis?.stop().catch(() => undefined);
     for (const h of this.hosts) await h.close().catch(() => undefined);
     // The hosts go with everything in them (containers, dockerd, leftovers).
-    if (!process.env.PODS_CLUSTER_KEEP) await hostsDown();
+    if (!process.env.PODS_CLUSTER_KEEP) await hostsDown(this.layout);
   }
 }
 
@@ -529,10 +546,12 @@ export class Cluster {
  * allow-list the test image.
  */
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  const c = new Cluster(opts.hosts ?? 3);
+  const layout = opts.layout ?? HOSTS_LAYOUT;
+  const c = new Cluster(opts.hosts ?? 3, layout);
   const root = repoRoot();
+  const bridgeAddr = `${layout.net}.1`;
   try {
-    c.timings.hostsUpMs = await hostsUp(c.hosts.length);
+    c.timings.hostsUpMs = await hostsUp(c.hosts.length, layout);
 
     let t0 = performance.now();
     c.redis = await startRedis();
@@ -548,12 +567,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         PODS_EDGE_TCP_HOST: '127.0.0.2',
       };
     }
-    const port = await freePortOn(BRIDGE_ADDR);
-    c.apiUrl = `http://${BRIDGE_ADDR}:${port}`;
-    c.coordinatorUrl = `ws://${BRIDGE_ADDR}:${port}/v3/agents/connect`;
+    const port = await freePortOn(bridgeAddr);
+    c.apiUrl = `http://${bridgeAddr}:${port}`;
+    c.coordinatorUrl = `ws://${bridgeAddr}:${port}/v3/agents/connect`;
     c.coordinator = new HostProc('coordinator', process.execPath, [path.join(root, 'dist/coordinator/main.js')], {
       // It must listen where the hosts can reach it: the bridge address, not loopback.
-      PODS_LISTEN_HOST: BRIDGE_ADDR,
+      PODS_LISTEN_HOST: bridgeAddr,
       PODS_LISTEN_PORT: String(port),
       PODS_REDIS_URL: c.redis.url,
       PODS_REDIS_PREFIX: c.redisPrefix,
@@ -567,7 +586,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       PODS_LOG_LEVEL: 'info',
       ...edgeEnv,
       ...opts.coordinatorEnv,
-    }).start();
+    }, undefined, layout.logDir).start();
     await waitFor('the coordinator to answer', async () => {
       if (!c.coordinator.running) throw new Error(`the coordinator exited:\n${c.coordinator.tail()}`);
       return (await c.api('GET', '/v3/pods/healthcheck', { token: null })).status === 200;

@@ -4,6 +4,7 @@
 #
 #   ops/install-agent.sh --coordinator wss://pods.example.org/v3/agents/connect --token TOKEN \
 #       [--node-id ID] [--http-listen ADDR:PORT] [--publish-host ADDR] [--caddy-admin-port PORT]
+#       [--backend agents|swarm]
 #
 #   --coordinator       the coordinator's agent endpoint (ws:// or wss://.../v3/agents/connect)
 #   --token             this node's token: its entry in the coordinator's PODS_NODE_TOKENS
@@ -15,6 +16,9 @@
 #   --caddy-admin-port  Caddy's admin API on this 127.0.0.1 port instead of its default, the
 #                       unix socket /run/pods-caddy/admin.sock that only Caddy's user and root
 #                       may write to
+#   --backend           the coordinator's PODS_BACKEND (default agents); swarm: this host's dockerd
+#                       runs without --live-restore (Swarm refuses it) and the agent takes charge
+#                       of Swarm's task containers (the host must join the Swarm itself)
 #
 # What it does: installs docker.io (and Go when there is none, to build Caddy); builds the
 # layer4 Caddy into /usr/local/bin/pods-caddy; builds the project if needed and copies it
@@ -27,7 +31,7 @@ set -euo pipefail
 # shellcheck source=ops/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 env_file=/etc/pods/agent.env
 coordinator=$(env_value "$env_file" PODS_COORDINATOR_URL)
@@ -36,6 +40,7 @@ node_id=$(env_value "$env_file" PODS_NODE_ID)
 http_listen=$(env_value "$env_file" PODS_CADDY_HTTP_LISTEN)
 publish_host=$(env_value "$env_file" PODS_PUBLISH_HOST)
 admin_url=$(env_value "$env_file" PODS_CADDY_ADMIN_URL)
+backend=$(env_value "$env_file" PODS_BACKEND)
 admin_port=""
 case $admin_url in http://*) admin_port=${admin_url##*:} ;; esac
 
@@ -47,6 +52,7 @@ while [ $# -gt 0 ]; do
     --http-listen) http_listen=${2:?}; shift 2 ;;
     --publish-host) publish_host=${2:?}; shift 2 ;;
     --caddy-admin-port) admin_port=${2:?}; shift 2 ;;
+    --backend) backend=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) pods_log "unknown argument: $1"; usage ;;
   esac
@@ -60,6 +66,8 @@ case $coordinator in ws://* | wss://*) ;; *) pods_die "--coordinator must start 
 node_id=${node_id:-$(hostname | tr '[:upper:]' '[:lower:]')}
 [[ $node_id =~ ^[a-z0-9][a-z0-9.-]*$ ]] || pods_die "--node-id must be lowercase letters, digits, dots and dashes"
 http_listen=${http_listen:-127.0.0.1:8080}
+backend=${backend:-agents}
+case $backend in agents | swarm) ;; *) pods_die "--backend must be agents or swarm" ;; esac
 publish_host=${publish_host:-127.0.0.1}
 # Caddy's admin API: a unix socket only its own user may write to (root, the agent, may too),
 # unless --caddy-admin-port asks for a loopback TCP port, which any local user could reach.
@@ -78,11 +86,16 @@ ensure_packages
 ensure_node_runtime
 # Pods share Docker's default bridge; --icc=false keeps them from reaching each other.
 mkdir -p /etc/docker
+# Swarm mode refuses --live-restore: on a Swarm node a dockerd restart restarts its pods.
+live_restore=true
+[ "$backend" = swarm ] && live_restore=false
 if [ ! -f /etc/docker/daemon.json ]; then
-  printf '{\n  "icc": false,\n  "live-restore": true\n}\n' >/etc/docker/daemon.json
+  printf '{\n  "icc": false,\n  "live-restore": %s\n}\n' "$live_restore" >/etc/docker/daemon.json
   if has_systemd; then systemctl restart docker.service 2>/dev/null || true; fi
 elif ! grep -q '"icc": *false' /etc/docker/daemon.json; then
   pods_log "warning: /etc/docker/daemon.json exists without \"icc\": false; add it so pods cannot reach each other"
+elif [ "$backend" = swarm ] && grep -q '"live-restore": *true' /etc/docker/daemon.json; then
+  pods_log "warning: /etc/docker/daemon.json sets \"live-restore\": true, which Swarm mode refuses; set it to false"
 fi
 if has_systemd; then systemctl enable --now docker.service >/dev/null; fi
 ensure_dockerd /var/log/pods-dockerd.log
@@ -113,6 +126,7 @@ PODS_NODE_ID=$node_id
 PODS_CADDY_ADMIN_URL=$admin_url
 PODS_CADDY_HTTP_LISTEN=$http_listen
 PODS_PUBLISH_HOST=$publish_host
+PODS_BACKEND=$backend
 EOF
 )
 # systemd reads it as root before it drops to the pods user: root-only is enough.

@@ -66,12 +66,6 @@ async function main(): Promise<void> {
   const caddy = new CaddyClient({
     adminUrl: config.caddyAdminUrl, httpListen: config.caddyHttpListen, tlsListen: config.caddyTlsListen, access, log, onWrite: metrics.onCaddyWrite,
   });
-  const usage = new UsageSampler({
-    source: { list: () => runtime.list(), stats: (id) => runtime.docker.getContainer(id).stats({ stream: false, 'one-shot': true }) },
-    intervalMs: config.metricsSampleMs,
-    log: log.child({ component: 'usage' }),
-    onRound: metrics.onUsage,
-  });
   if (config.metricsListen) await metrics.serve(config.metricsListen, log.child({ component: 'metrics' }));
 
   const areas = new AreaStore(config.dataRoot, config.containerUser, log.child({ component: 'storage' }));
@@ -91,6 +85,13 @@ async function main(): Promise<void> {
     },
     binds: (a) => areas.bindsFor(a.spec.mounts, a.spec.user ?? config.containerUser),
     isolation,
+  });
+  // The pods' containers as the supervisor follows them: a round of samples lists nothing (a listing inspects every container).
+  const usage = new UsageSampler({
+    source: { list: async () => supervisor.containers(), stats: (id) => runtime.docker.getContainer(id).stats({ stream: false, 'one-shot': true }) },
+    intervalMs: config.metricsSampleMs,
+    log: log.child({ component: 'usage' }),
+    onRound: metrics.onUsage,
   });
   const storage = new StorageService({ areas, transfers, runtime, pods: supervisor, log: log.child({ component: 'storage' }) });
   let running = 0;

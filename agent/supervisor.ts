@@ -85,6 +85,11 @@ export class Supervisor {
     for (const pod of this.pods.values()) this.stopFollowing(pod);
   }
 
+  /** The containers of the pods this host runs, as last seen: no call to the engine. */
+  containers(): PodContainer[] {
+    return [...this.pods.values()].filter((pod) => !pod.removing).map((pod) => pod.container);
+  }
+
   /** Every labelled container, as hello reports them. */
   async inventory(): Promise<Hello['containers']> {
     return (await this.deps.runtime.list()).map((c) => {
@@ -248,7 +253,9 @@ export class Supervisor {
       }
     }
     if (!this.current(pod)) return;
-    const now = (await runtime.inspect(c.id)) ?? c;
+    // An adopted container that answers its probe is as it was listed a moment ago; any other may have
+    // stopped while it was waited for. (One that stops later is seen by its event.)
+    const now = !fresh && pod.health.health === 'healthy' ? c : ((await runtime.inspect(c.id)) ?? c);
     if (now.state === 'exited') {
       this.report(a, now, 'exited');
       return;

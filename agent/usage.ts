@@ -12,7 +12,7 @@ export interface DockerStats {
   networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
 }
 
-/** Where samples come from: this node's labelled containers, and one container's stats. */
+/** Where samples come from: the containers of the pods this node runs, and one container's stats. */
 export interface StatsSource {
   list(): Promise<PodContainer[]>;
   stats(containerId: string): Promise<DockerStats>;

@@ -21,24 +21,20 @@ import { freePort } from '../test/helpers/ports.js';
 import { Proc, waitFor } from '../test/helpers/procs.js';
 import { startRedis, type TestRedis } from '../test/helpers/redis.js';
 import { repoRoot } from '../test/helpers/root.js';
+import { positiveSetting } from './settings.js';
 
 /** Only named on the allow-list: no agent here pulls or runs it. */
 const TEST_IMAGE = 'pods-test/httpd';
 
-const num = (name: string, dflt: number) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-  return v;
-};
 
-const AGENTS = num('BENCH_AGENTS', 200);
-const PODS = num('BENCH_PODS', 10_000);
-const CONCURRENCY = num('BENCH_CONCURRENCY', 50);
+const AGENTS = positiveSetting('BENCH_AGENTS', 200);
+const PODS = positiveSetting('BENCH_PODS', 10_000);
+const CONCURRENCY = positiveSetting('BENCH_CONCURRENCY', 50);
 /** What each fake host says it has: room for far more than its share of pods at the default requests (250m, 256 MiB). */
-const NODE_CPU_MILLI = num('BENCH_NODE_CPU_MILLI', 64_000);
-const NODE_MEMORY_MB = num('BENCH_NODE_MEMORY_MB', 256 * 1024);
+const NODE_CPU_MILLI = positiveSetting('BENCH_NODE_CPU_MILLI', 64_000);
+const NODE_MEMORY_MB = positiveSetting('BENCH_NODE_MEMORY_MB', 256 * 1024);
 /** Give up (and say so) when the pods are not all RUNNING by then. */
-const DEADLINE_S = num('BENCH_DEADLINE_S', 600);
+const DEADLINE_S = positiveSetting('BENCH_DEADLINE_S', 600);
 const TARGET_PLACEMENTS_PER_S = 1000;
 
 

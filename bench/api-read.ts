@@ -30,6 +30,8 @@ interface Figures {
   req_per_s: number;
   /** CPU time (user + system) the server process spent per request: what contention changes least. */
   cpu_us_per_request: number;
+  /** The same for Redis (0 for the bare server, which uses none). */
+  redis_cpu_us_per_request: number;
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
@@ -58,13 +60,15 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function load(url: string, token: string, durationS: number, serverPid: number): Promise<Figures> {
-  const cpu0 = await cpuSeconds(serverPid);
+async function load(url: string, token: string, durationS: number, serverPid: number, redisPid?: number): Promise<Figures> {
+  const [cpu0, redis0] = [await cpuSeconds(serverPid), redisPid ? await cpuSeconds(redisPid) : 0];
   const r = await autocannon({ url, connections: CONNECTIONS, duration: durationS, headers: { 'x-tapis-token': token } });
   const cpu = (await cpuSeconds(serverPid)) - cpu0;
+  const redisCpu = redisPid ? (await cpuSeconds(redisPid)) - redis0 : 0;
   return {
     req_per_s: Math.round(r.requests.average),
     cpu_us_per_request: Math.round((cpu * 1e6) / Math.max(1, r.requests.total)),
+    redis_cpu_us_per_request: Math.round((redisCpu * 1e6) / Math.max(1, r.requests.total)),
     p50_ms: r.latency.p50,
     p99_ms: r.latency.p99,
     max_ms: r.latency.max,
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       const loadAverage = load1();
       const bareFigures = await load(bareUrl, jwt, DURATION_S, bare.pid!);
-      const ours = await load(podUrl, jwt, DURATION_S, coordinator.pid!);
+      const ours = await load(podUrl, jwt, DURATION_S, coordinator.pid!, redis.proc.pid);
       if (ours.non_2xx || ours.errors) throw new Error(`the coordinator answered ${ours.non_2xx} non-2xx and ${ours.errors} errors`);
       rounds.push({ load_average: loadAverage, bare_node_http: bareFigures, coordinator: ours, ratio_to_bare: round2(ours.req_per_s / bareFigures.req_per_s) });
     }
@@ -157,10 +161,10 @@ async function main(): Promise<void> {
     const dir = path.join(root, 'bench', 'results');
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'api-read.json'), JSON.stringify(result, null, 2) + '\n');
-    console.log('| round | load avg | server | req/s | p50 ms | p99 ms | max ms | CPU µs/req |\n|---|---|---|---|---|---|---|---|');
+    console.log('| round | load avg | server | req/s | p50 ms | p99 ms | max ms | CPU µs/req | Redis CPU µs/req |\n|---|---|---|---|---|---|---|---|---|');
     rounds.forEach((r, i) => {
       for (const [name, f] of [['coordinator', r.coordinator], ['bare node:http', r.bare_node_http]] as const) {
-        console.log(`| ${i + 1} | ${r.load_average} | ${name} | ${f.req_per_s} | ${f.p50_ms} | ${f.p99_ms} | ${f.max_ms} | ${f.cpu_us_per_request} |`);
+        console.log(`| ${i + 1} | ${r.load_average} | ${name} | ${f.req_per_s} | ${f.p50_ms} | ${f.p99_ms} | ${f.max_ms} | ${f.cpu_us_per_request} | ${f.redis_cpu_us_per_request} |`);
       }
     });
     console.log(`\nratio to bare per round: ${rounds.map((r) => r.ratio_to_bare).join(' ')}; median round: ${median.coordinator.req_per_s} req/s, p99 ${median.coordinator.p99_ms} ms`);

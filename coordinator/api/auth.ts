@@ -16,10 +16,9 @@ export interface Identity {
   site: boolean;
 }
 
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+/** Whether a presented token is this one, in constant time for a given length. */
+function tokenEquals(known: Buffer, presented: Buffer): boolean {
+  return known.length === presented.length && timingSafeEqual(known, presented);
 }
 
 export interface AuthDeps {
@@ -46,14 +45,16 @@ export const requestTenant = (ctx: Context) => ctx.state.tenant as TenantRecord;
  */
 export function authenticate(deps: AuthDeps): Middleware {
   const { config, users, keys } = deps;
-  const statics = config.extraTokens;
+  const adminToken = Buffer.from(config.adminToken);
+  const statics = config.extraTokens.map((t) => ({ ...t, bytes: Buffer.from(t.token) }));
   const tokens = verifiedTokens(keys.publicKey);
   return async (ctx, next) => {
     const tenant = requestTenant(ctx).tenant_id;
     const presented = ctx.get('x-tapis-token');
     if (!presented) throw new PodsError('UNAUTHORIZED', 'no X-Tapis-Token header; a token is required');
+    const bytes = Buffer.from(presented);
     let identity: Identity | null = null;
-    if (same(config.adminToken, presented)) {
+    if (tokenEquals(adminToken, bytes)) {
       identity = { tenant, username: config.adminUser, admin: true, site: true };
     } else if (presented.split('.').length === 3) {
       const v = tokens.verify(presented);
@@ -68,7 +69,7 @@ export function authenticate(deps: AuthDeps): Middleware {
       if (v.claims['pods/epoch'] !== user.epoch) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token was revoked (password or rights changed since it was issued); get a new one');
       identity = { tenant, username: user.username, admin: user.admin || user.site_admin, site: user.site_admin };
     } else {
-      const match = statics.find((t) => same(t.token, presented));
+      const match = statics.find((t) => tokenEquals(t.bytes, bytes));
       if (match && match.tenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${match.tenant}", not "${tenant}"`);
       if (match) identity = { tenant, username: match.username, admin: match.admin || match.site_admin, site: match.site_admin };
     }

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { hostname } from 'node:os';
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
@@ -8,12 +10,14 @@ import { SwarmBackend } from './backend/swarm/backend.js';
 import { createApp } from './app.js';
 import { EdgeRouter } from './edge.js';
 import { CoordinatorMetrics } from './metrics.js';
+import { NodeLiveness } from './node-liveness.js';
 import { Reconciler } from './reconciler.js';
 import { Scheduler } from './scheduler.js';
 import { DEFAULT_TEMPLATES_DIR, installBuiltinTemplates } from './builtin-templates.js';
 import { SnapshotScheduler } from './snapshot-schedule.js';
 import { StorageClient } from './storage.js';
 import { openStores } from './stores.js';
+import { ChangeFeed } from './store/changes.js';
 import { connectRedis } from './store/redis.js';
 
 async function main(): Promise<void> {
@@ -26,7 +30,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
-  const stores = await openStores(redis, config);
+  // This coordinator's name: the same across its restarts (where it follows the change stream
+  // from), and with this run's own tag (the changes it makes, its links' leases).
+  const name = `${hostname()}:${config.listenHost}:${config.listenPort}`;
+  const run = `${name}/${randomBytes(4).toString('hex')}`;
+  const stores = await openStores(redis, config, { origin: run });
   await installBuiltinTemplates(config.templatesDir ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }), config.templatesLocalDir);
   const { pods, nodes } = stores;
 
@@ -35,6 +43,7 @@ async function main(): Promise<void> {
   let storage: StorageClient;
   let snapshotScheduler: SnapshotScheduler;
   const hub = new AgentHub({
+    instance: run,
     config,
     log: log.child({ component: 'hub' }),
     pods,
@@ -63,7 +72,9 @@ async function main(): Promise<void> {
     config.backend === 'swarm'
       ? new SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })
       : new AgentsBackend(scheduler);
-  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, backend, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
+  const liveness = new NodeLiveness(nodes, (nodeId) => hub.isConnected(nodeId));
+  await liveness.start();
+  reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, backend, liveness, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
   snapshotScheduler = new SnapshotScheduler({
     config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,
     intervalMs: Math.min(1000, config.reconcileIntervalMs),
@@ -77,10 +88,10 @@ async function main(): Promise<void> {
     scheduler,
     metrics,
     kick: (tenant, podId) => reconciler.kick(tenant, podId),
-    nodeConnected: (nodeId) => hub.isConnected(nodeId),
+    nodeConnected: (nodeId) => liveness.reachable(nodeId),
     nodesApi: {
       scheduler,
-      nodeConnected: (nodeId) => hub.isConnected(nodeId),
+      nodeConnected: (nodeId) => liveness.reachable(nodeId),
       revokeLinks: (tokenId) => hub.revokeLinks(tokenId),
       kickAll: () => void reconciler.sweep(),
     },
@@ -96,12 +107,29 @@ async function main(): Promise<void> {
   backend.start((tenant, podId) => reconciler.kick(tenant, podId));
   snapshotScheduler.start();
   const edge = config.edgeAdminUrl ? new EdgeRouter({ config, log: log.child({ component: 'edge' }), pods, nodes }) : null;
-  edge?.start(Math.max(500, config.reconcileIntervalMs));
+  edge?.start();
+  // Changes made through any coordinator: kick the reconciler here for the pods of nodes linked
+  // here (which it then tells), and update the edge. A gap means a look at every pod.
+  const feed = new ChangeFeed(redis, config.redisPrefix, {
+    consumer: name,
+    log: log.child({ component: 'changes' }),
+    onChanges: (changes) => {
+      reconciler.onChanges(changes);
+      edge?.onChanges(changes);
+    },
+    onGap: () => {
+      void reconciler.sweep();
+      edge?.resync();
+    },
+  });
+  await feed.start();
 
   const shutdown = () => {
     log.info('shutting down');
     reconciler.stop();
     backend.stop();
+    liveness.stop();
+    void feed.stop();
     snapshotScheduler.stop();
     edge?.stop();
     hub.close();

@@ -6,6 +6,8 @@ import { containerExists, isCurrent } from '../shared/status.js';
 import type { AgentHub } from './agents/hub.js';
 import type { ReconcileObserver } from './metrics.js';
 import type { PodBackend } from './backend/backend.js';
+import type { NodeLiveness } from './node-liveness.js';
+import type { PodChange } from './store/changes.js';
 import type { NodeStore } from './store/nodes.js';
 import type { PodRecord, PodStore } from './store/pods.js';
 import { podMounts } from '../shared/mounts.js';
@@ -23,8 +25,11 @@ interface Sent {
 
 const MAX_START_ATTEMPTS = 5;
 const DELETE_GRACE_MS = 30_000;
-/** A settled pod is looked at again by the periodic sweep after 10-15 s (sooner when its node goes away or drains). */
-const SETTLED_RECHECK_MS = 10_000;
+/**
+ * A settled pod is looked at again by the periodic sweep after 60-90 s (sooner when its node
+ * goes away or drains): a safety net only, since every change to it comes through the change stream.
+ */
+const SETTLED_RECHECK_MS = 60_000;
 
 /** Resend delay after `attempts` earlier sends of the same command: 2 s, 4 s, ... 30 s. */
 export function backoffMs(attempts: number): number {
@@ -38,9 +43,14 @@ export function dedicatedEntries(rec: PodRecord): string[] {
 
 /**
  * Drives each pod from its observed state toward its desired state. Level-triggered:
- * it looks at the whole record every time, so a lost message, a restarted agent or a
- * restarted coordinator is repaired by the next pass. Commands are idempotent and carry
- * the pod's generation, so sending one twice does no harm.
+ * it looks at the whole record every time (read once per pass), so a lost message, a
+ * restarted agent or a restarted coordinator is repaired by the next pass. Commands are
+ * idempotent and carry the pod's generation, so sending one twice does no harm.
+ *
+ * A pass is started by a change: made here (the API, a report from an agent linked here, the
+ * reconciler itself), or by another coordinator, read from the change stream (onChanges). Only
+ * the coordinator linked to a pod's node sends it commands; any may place a pod, the placement
+ * script keeping that exact. The periodic sweep is a safety net.
  */
 export class Reconciler {
   private readonly running = new Map<string, Promise<void>>();
@@ -52,7 +62,8 @@ export class Reconciler {
   private fullSweepAgain = false;
   /** Pods whose last pass found nothing to do until `until` while their node (if any) stays connected and not draining. */
   private readonly settled = new Map<string, { nodeId: string | null; until: number }>();
-  private readonly startedAt = Date.now();
+  /** Pods that found no host with room: looked at again as soon as room is given back anywhere. */
+  private readonly waitingForRoom = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -62,6 +73,8 @@ export class Reconciler {
       nodes: NodeStore;
       hub: AgentHub;
       backend: PodBackend;
+      /** Whether a node is reachable (linked to any coordinator), and since when it is not. */
+      liveness: Pick<NodeLiveness, 'reachable' | 'lastSeen' | 'draining' | 'refresh'>;
       storage: StorageClient;
       volumes: ShareStore<'volume'>;
       snapshots: ShareStore<'snapshot'>;
@@ -114,13 +127,14 @@ export class Reconciler {
     }
     this.sweeping = true;
     try {
+      const { liveness } = this.deps;
+      // A full sweep follows a change of nodes (one connected, an admin drained one): see it at once.
+      if (full) await liveness.refresh();
       const keys = await this.deps.pods.allKeys();
-      const draining = new Set<string>();
-      if (!full) for (const [id, a] of await this.deps.nodes.admins()) if (a.draining) draining.add(id);
       const now = Date.now();
       for (const key of keys) {
         const s = this.settled.get(key);
-        if (!full && s && s.until > now && (s.nodeId === null || (this.deps.hub.isConnected(s.nodeId) && !draining.has(s.nodeId)))) continue;
+        if (!full && s && s.until > now && (s.nodeId === null || (liveness.reachable(s.nodeId) && !liveness.draining(s.nodeId)))) continue;
         const [tenant, podId] = key.split('/') as [string, string];
         this.kick(tenant, podId);
       }
@@ -150,6 +164,40 @@ export class Reconciler {
     void this.sweep();
   }
 
+  /**
+   * Changes read from the change stream. Changes made here were acted on when they were made;
+   * of the others, a pass is started for each pod whose node (or whose last observed node) is
+   * linked here: this coordinator is the one to tell that node. A pod's leaving a node gives
+   * room back there, so pods waiting for room are looked at again, whoever made the change.
+   */
+  onChanges(changes: PodChange[]): void {
+    const { hub, pods } = this.deps;
+    let roomFreed = false;
+    for (const c of changes) {
+      if ((c.kind === 'unplaced' || c.kind === 'deleted') && c.node) roomFreed = true;
+      if (c.origin === pods.origin) continue;
+      const key = podKey(c.tenant, c.podId);
+      if (c.kind === 'deleted') {
+        this.forget(key);
+        continue;
+      }
+      if ((c.node && hub.isConnected(c.node)) || (c.observedNode && hub.isConnected(c.observedNode))) this.kick(c.tenant, c.podId);
+    }
+    if (roomFreed) {
+      for (const key of this.waitingForRoom) {
+        const [tenant, podId] = key.split('/') as [string, string];
+        this.kick(tenant, podId);
+      }
+    }
+  }
+
+  private forget(key: string): void {
+    this.sent.delete(key);
+    this.settled.delete(key);
+    this.deletingSince.delete(key);
+    this.waitingForRoom.delete(key);
+  }
+
   /** The pods a node should run now: what it is told on (re)connect. */
   async assignmentsFor(nodeId: string): Promise<Assignment[]> {
     const out: Assignment[] = [];
@@ -162,12 +210,13 @@ export class Reconciler {
   }
 
   private async reconcile(tenant: string, podId: string): Promise<void> {
-    const { pods, hub, log, backend, config } = this.deps;
+    const { pods, hub, liveness, log, backend, config } = this.deps;
     const key = podKey(tenant, podId);
     this.settled.delete(key);
+    this.waitingForRoom.delete(key);
     const rec = await pods.get(tenant, podId);
     if (!rec) {
-      this.sent.delete(key);
+      this.forget(key);
       return;
     }
     const { desired, placement, observed } = rec;
@@ -192,6 +241,9 @@ export class Reconciler {
             hub.remove(observed.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }),
           );
           if (!desired.deleting || !this.graceOver(key)) return;
+        } else if (liveness.reachable(observed.nodeId)) {
+          // Linked to another coordinator: that one removes it, and then (if deleting) the record.
+          return this.settle(key, observed.nodeId, NaN);
         } else if (!desired.deleting) {
           return; // the node will be told on reconnect; its sync set no longer holds this pod
         }
@@ -201,8 +253,7 @@ export class Reconciler {
         const home = rec.home ?? placement?.nodeId ?? observed?.nodeId;
         if (rec.spec.data_dir && home) await this.deps.storage.deleteArea(home, podDataArea(tenant, podId, desired.uid));
         await pods.delete(tenant, podId, placement);
-        this.sent.delete(key);
-        this.deletingSince.delete(key);
+        this.forget(key);
         log.info({ pod: key }, 'pod deleted');
         return;
       }
@@ -228,14 +279,14 @@ export class Reconciler {
       if (rec.note !== pin.reason) await pods.setNote(tenant, podId, pin.reason);
       return;
     }
-    if (placement && pin.node === placement.nodeId && !hub.isConnected(placement.nodeId)) {
+    if (placement && pin.node === placement.nodeId && !liveness.reachable(placement.nodeId)) {
       // Its data is on that host: it waits there, and is never started elsewhere on empty data.
       const why = `host ${placement.nodeId}, which holds this pod's data, is unreachable; the pod waits for it`;
       if (rec.note !== why) await pods.setNote(tenant, podId, why);
       return;
     }
-    if (placement && pin.node !== placement.nodeId && (await this.shouldMove(placement.nodeId))) {
-      const why = hub.isConnected(placement.nodeId) ? `node ${placement.nodeId} is draining` : `node ${placement.nodeId} has been unreachable for over ${config.lostAfterS} s`;
+    if (placement && pin.node !== placement.nodeId && this.shouldMove(placement.nodeId)) {
+      const why = liveness.reachable(placement.nodeId) ? `node ${placement.nodeId} is draining` : `node ${placement.nodeId} has been unreachable for over ${config.lostAfterS} s`;
       const moved = await pods.update(tenant, podId, (cur) =>
         cur.raw.placement === rec.raw.placement && cur.desired.generation === desired.generation
           ? { desired: { ...cur.desired, generation: cur.desired.generation + 1 } }
@@ -259,6 +310,7 @@ export class Reconciler {
       this.deps.metrics?.placed('reason' in chosen ? 'no_room' : 'placed');
       if ('reason' in chosen) {
         // Stays REQUESTED, saying why; placed when room is given back or a node with room connects.
+        this.waitingForRoom.add(key);
         if (rec.note !== chosen.reason) await pods.setNote(tenant, podId, chosen.reason);
         return;
       }
@@ -266,10 +318,11 @@ export class Reconciler {
       if (rec.spec.data_dir && !rec.home && !config.sharedStorage) await pods.setHome(tenant, podId, chosen.nodeId);
       await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`, 'scheduled', { node: chosen.nodeId });
       nodeId = chosen.nodeId;
-    } else if (rec.note && hub.isConnected(nodeId)) {
+    } else if (rec.note && liveness.reachable(nodeId)) {
       await pods.setNote(tenant, podId, null);
     }
-    if (!hub.isConnected(nodeId)) return;
+    // The coordinator linked to the node tells it (it reads this change from the stream).
+    if (!hub.isConnected(nodeId)) return liveness.reachable(nodeId) ? this.settle(key, nodeId, stopAt) : undefined;
 
     if (isCurrent(desired, observed)) {
       if (desired.status_requested === 'RESTART' && (observed.phase === 'running' || observed.phase === 'exited')) {
@@ -281,11 +334,10 @@ export class Reconciler {
       if (observed.phase === 'running' || observed.phase === 'creating' || observed.phase === 'exited') return this.settle(key, nodeId, stopAt);
       if (observed.phase === 'failed' && (!backend.retriesFailedStarts || (this.sent.get(key)?.attempts ?? 0) >= MAX_START_ATTEMPTS - 1)) return;
     }
-    const fresh = await pods.get(tenant, podId);
-    if (!fresh || fresh.raw.desired !== rec.raw.desired) return this.kick(tenant, podId);
+    // What was read at the start is sent: a change since then starts another pass, which sends anew.
     const target = nodeId;
     const first = this.sent.get(key)?.generation !== desired.generation;
-    const sentNow = await this.dispatch(key, 'apply', desired.generation, async () => hub.apply(target, await this.assignmentOf(fresh)));
+    const sentNow = await this.dispatch(key, 'apply', desired.generation, async () => hub.apply(target, await this.assignmentOf(rec)));
     if (sentNow && first) await pods.action(tenant, podId, `asked node ${target} to start instance ${desired.generation}`);
   }
 
@@ -340,15 +392,9 @@ export class Reconciler {
    * heartbeat is read from Redis, not from this coordinator's links, so a node connected to
    * another coordinator on the same Redis is not taken for lost.
    */
-  private async shouldMove(nodeId: string): Promise<boolean> {
-    const { hub, nodes, config } = this.deps;
-    if ((await nodes.admin(nodeId)).draining) return true;
-    if (hub.isConnected(nodeId)) return false;
-    const rec = await nodes.get(nodeId);
-    // Count from when this coordinator could first have heard from the node, so a restarted
-    // coordinator does not move every pod before the agents have had time to reconnect.
-    const lastSign = Math.max(this.startedAt, rec ? Date.parse(rec.lastHeartbeat) : 0);
-    return Date.now() - lastSign > config.lostAfterS * 1000;
+  private shouldMove(nodeId: string): boolean {
+    const { liveness, config } = this.deps;
+    return liveness.draining(nodeId) || Date.now() - liveness.lastSeen(nodeId) > config.lostAfterS * 1000;
   }
 
   private graceOver(key: string): boolean {

@@ -30,11 +30,14 @@ export function primaryBaseUrl(config: CoordinatorConfig): string {
   return config.publicUrl ?? `http://${config.listenHost}:${config.listenPort}`;
 }
 
-/** Every store over one Redis connection and key prefix. */
-export async function openStores(redis: Redis, config: CoordinatorConfig): Promise<Stores> {
+/**
+ * Every store over one Redis connection and key prefix. `origin`: the coordinator run that
+ * makes the pod changes (named on the change stream; none for the CLI).
+ */
+export async function openStores(redis: Redis, config: CoordinatorConfig, opts: { origin?: string } = {}): Promise<Stores> {
   const prefix = config.redisPrefix;
   return {
-    pods: new PodStore(redis, prefix),
+    pods: new PodStore(redis, prefix, { origin: opts.origin ?? '' }),
     images: new ImageStore(redis, prefix),
     nodes: new NodeStore(redis, prefix),
     tenants: new TenantStore(redis, prefix, { tenant_id: config.tenant, base_url: primaryBaseUrl(config), description: 'primary tenant', created_by: config.adminUser }),

@@ -13,6 +13,8 @@ import type { NodeStore } from '../store/nodes.js';
 import type { PodEventType, PodStore } from '../store/pods.js';
 
 export interface HubDeps {
+  /** This coordinator run's name on node link leases (default: host, listener and a random tag). */
+  instance?: string;
   config: CoordinatorConfig;
   log: Logger;
   pods: PodStore;
@@ -93,7 +95,7 @@ export class AgentHub {
   private readonly networks = new BlockList();
 
   constructor(private readonly deps: HubDeps) {
-    this.instance = `${hostname()}:${deps.config.listenHost}:${deps.config.listenPort}/${randomBytes(4).toString('hex')}`;
+    this.instance = deps.instance ?? `${hostname()}:${deps.config.listenHost}:${deps.config.listenPort}/${randomBytes(4).toString('hex')}`;
     for (const cidr of deps.config.nodeNetworks) {
       const [net, bits] = cidr.split('/') as [string, string];
       this.networks.addSubnet(net, Number(bits), isIP(net) === 6 ? 'ipv6' : 'ipv4');
@@ -358,10 +360,9 @@ export class AgentHub {
   /** Store an observation and note phase changes in the pod's action log. */
   private async record(tenant: string, podId: string, observed: Observed, kick = true): Promise<void> {
     const { pods } = this.deps;
-    const before = await pods.get(tenant, podId);
-    if (!before) return;
-    if (!(await pods.setObserved(tenant, podId, observed))) return;
-    const prev = before.observed;
+    const stored = await pods.setObserved(tenant, podId, observed);
+    if (stored === 'stale') return;
+    const prev = stored.previous;
     if (!prev || prev.phase !== observed.phase || prev.generation !== observed.generation) {
       const oom = observed.phase === 'exited' && observed.oomKilled;
       const detail = oom

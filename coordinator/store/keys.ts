@@ -3,6 +3,15 @@
 
 export class Keys {
   constructor(readonly prefix: string) {}
+  /**
+   * Stream of pod changes, bounded (XADD MAXLEN ~): one entry per state transition, appended by
+   * the script that makes it (see recordChange in scripts.ts); coordinators follow it (ChangeFeed).
+   */
+  changes() { return `${this.prefix}changes`; }
+  /** Integer: the number of the last entry appended to changes(), so a follower sees a gap. */
+  changeSeq() { return `${this.prefix}changes:seq`; }
+  /** String "entry id seq": how far one coordinator has followed changes(), to resume after a restart. */
+  changeFeedPosition(consumer: string) { return `${this.prefix}changes:read:${consumer}`; }
   /** Hash: spec | desired | placement | observed (each a JSON string with one owner). */
   pod(tenant: string, podId: string) { return `${this.prefix}pod:${tenant}:${podId}`; }
   /** Set of pod ids in a tenant. */

@@ -122,9 +122,24 @@ export function newUid(): string {
   return randomBytes(4).toString('hex');
 }
 
-/** Pod state in Redis. Each hash field has one owner; multi-key changes run as Lua scripts. */
+/** How many entries the change stream keeps (roughly): minutes of changes at thousands a second. */
+export const CHANGES_KEPT = 100_000;
+
+export interface PodStoreOptions {
+  /** The coordinator making the changes, named on each change-stream entry ("" = none: the CLI). */
+  origin?: string;
+  /** Entries the change stream keeps (roughly); CHANGES_KEPT unless a test wants a gap. */
+  changesKept?: number;
+}
+
+/**
+ * Pod state in Redis. Each hash field has one owner; multi-key changes run as Lua scripts,
+ * and each state change appends to the change stream in the same step (see scripts.ts).
+ */
 export class PodStore {
   readonly keys: Keys;
+  readonly origin: string;
+  private readonly changesKept: string;
   private readonly parsed = {
     spec: new ParsedField(PodSpec, 'spec'),
     desired: new ParsedField(Desired, 'desired'),
@@ -132,8 +147,15 @@ export class PodStore {
     observed: new ParsedField(Observed, 'observed'),
     ports: new ParsedField(Ports, 'ports'),
   };
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(private readonly redis: Redis, prefix: string, opts: PodStoreOptions = {}) {
     this.keys = new Keys(prefix);
+    this.origin = opts.origin ?? '';
+    this.changesKept = String(opts.changesKept ?? CHANGES_KEPT);
+  }
+
+  /** The change KEYS and ARGV a state-changing script takes after its own (see scripts.ts). */
+  private change(tenant: string, podId: string): { keys: string[]; args: string[] } {
+    return { keys: [this.keys.changes(), this.keys.changeSeq()], args: [podKey(tenant, podId), this.origin, this.changesKept] };
   }
 
   private eval(script: string, keys: string[], args: string[]): Promise<number> {
@@ -144,10 +166,11 @@ export class PodStore {
   async create(spec: PodSpec, desired: Desired): Promise<boolean> {
     const k = this.keys;
     const { tenant, pod_id: id } = spec;
+    const c = this.change(tenant, id);
     const created = await this.eval(
       CREATE_POD,
-      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id)],
-      [JSON.stringify(spec), JSON.stringify(desired), id, podKey(tenant, id), spec.owner, id, newSecret(), newSecret()],
+      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id), ...c.keys],
+      [JSON.stringify(spec), JSON.stringify(desired), id, spec.owner, id, newSecret(), newSecret(), ...c.args],
     );
     return created === 1;
   }
@@ -180,9 +203,10 @@ export class PodStore {
 
   /** Dedicated TCP ports for these entries (kept if already given); throws PORTS_EXHAUSTED. */
   async allocatePorts(tenant: string, podId: string, names: string[], range: [number, number]): Promise<Record<string, number>> {
+    const c = this.change(tenant, podId);
     const r = (await this.redis.eval(ALLOCATE_PORTS, {
-      keys: [this.keys.pod(tenant, podId), this.keys.tcpPorts()],
-      arguments: [String(range[0]), String(range[1]), podKey(tenant, podId), ...names],
+      keys: [this.keys.pod(tenant, podId), this.keys.tcpPorts(), ...c.keys],
+      arguments: [String(range[0]), String(range[1]), ...c.args, ...names],
     })) as string;
     return JSON.parse(r) as Record<string, number>;
   }
@@ -200,7 +224,8 @@ export class PodStore {
   }
 
   async releasePorts(tenant: string, podId: string): Promise<void> {
-    await this.eval(RELEASE_PORTS, [this.keys.pod(tenant, podId), this.keys.tcpPorts()], []);
+    const c = this.change(tenant, podId);
+    await this.eval(RELEASE_PORTS, [this.keys.pod(tenant, podId), this.keys.tcpPorts(), ...c.keys], c.args);
   }
 
   /** 'set' | 'last-admin' (would leave no ADMIN) | 'gone'. */
@@ -239,7 +264,8 @@ export class PodStore {
 
   /** Compare-and-set a field: 'set' | 'changed' | 'gone'. */
   async casField(tenant: string, podId: string, field: 'spec' | 'desired', expected: string, next: string): Promise<'set' | 'changed' | 'gone'> {
-    const r = await this.eval(CAS_FIELD, [this.keys.pod(tenant, podId)], [field, expected, next]);
+    const c = this.change(tenant, podId);
+    const r = await this.eval(CAS_FIELD, [this.keys.pod(tenant, podId), ...c.keys], [field, expected, next, ...c.args]);
     return r === 1 ? 'set' : r === 0 ? 'changed' : 'gone';
   }
 
@@ -274,10 +300,11 @@ export class PodStore {
   async place(tenant: string, podId: string, placement: Placement, capacity: { cpuMilli: number; memoryMb: number }): Promise<PlaceResult> {
     const k = this.keys;
     const { nodeId } = placement;
+    const c = this.change(tenant, podId);
     for (let attempt = 0; ; attempt++) {
       const [code, cpuMilli, memoryMb, pods] = (await this.redis.eval(PLACE_POD, {
-        keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId)],
-        arguments: [JSON.stringify(placement), podKey(tenant, podId), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb)],
+        keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId), ...c.keys],
+        arguments: [JSON.stringify(placement), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb), ...c.args],
       })) as [number, number, number, number];
       const usage = { cpuMilli, memoryMb, pods };
       if (code === 3 && attempt < 5) {
@@ -324,14 +351,21 @@ export class PodStore {
   /** Take a pod off its node, giving back its claim there: 'set' | 'changed' | 'gone'. */
   async unplace(tenant: string, podId: string, from: Placement, fromRaw: string): Promise<'set' | 'changed' | 'gone'> {
     const k = this.keys;
-    const r = await this.eval(UNPLACE_POD, [k.pod(tenant, podId), k.nodePods(from.nodeId), k.nodeUsage(from.nodeId)], [fromRaw, podKey(tenant, podId)]);
+    const c = this.change(tenant, podId);
+    const r = await this.eval(UNPLACE_POD, [k.pod(tenant, podId), k.nodePods(from.nodeId), k.nodeUsage(from.nodeId), ...c.keys], [fromRaw, ...c.args]);
     return r === 1 ? 'set' : r === 0 ? 'changed' : 'gone';
   }
 
-  /** Store an agent observation; false when ignored as stale or the pod is gone. */
-  async setObserved(tenant: string, podId: string, observed: Observed): Promise<boolean> {
-    const r = await this.eval(SET_OBSERVED, [this.keys.pod(tenant, podId)], [JSON.stringify(observed)]);
-    return r === 1;
+  /**
+   * Store an agent observation: 'stale' when ignored as stale or the pod is gone, else what it
+   * replaced (null: nothing was observed before), read in the same step.
+   */
+  async setObserved(tenant: string, podId: string, observed: Observed): Promise<{ previous: Observed | null } | 'stale'> {
+    const key = this.keys.pod(tenant, podId);
+    const c = this.change(tenant, podId);
+    const [code, previous] = (await this.redis.eval(SET_OBSERVED, { keys: [key, ...c.keys], arguments: [JSON.stringify(observed), ...c.args] })) as [number, string?];
+    if (code !== 1) return 'stale';
+    return { previous: parseField(Observed, previous, key, 'observed') };
   }
 
   /**
@@ -421,10 +455,11 @@ export class PodStore {
     await this.redis.del([k.logRuns(tenant, podId), ...runs.map((g) => k.logRun(tenant, podId, g))]);
     for (let attempt = 0; attempt < 20; attempt++) {
       const nodeId = placement?.nodeId ?? '';
+      const c = this.change(tenant, podId);
       const r = await this.eval(
         DELETE_POD,
-        [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), nodeId ? k.nodePods(nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts(), k.logMeta(tenant, podId), nodeId ? k.nodeUsage(nodeId) : k.pod(tenant, podId)],
-        [podId, podKey(tenant, podId), nodeId],
+        [k.pod(tenant, podId), k.tenantPods(tenant), k.allPods(), k.perms(tenant, podId), k.logs(tenant, podId), k.actions(tenant, podId), nodeId ? k.nodePods(nodeId) : k.pod(tenant, podId), k.credentials(tenant, podId), k.tcpPorts(), k.logMeta(tenant, podId), nodeId ? k.nodeUsage(nodeId) : k.pod(tenant, podId), ...c.keys],
+        [podId, nodeId, ...c.args],
       );
       if (r === 1) return;
       // Placed elsewhere than the caller saw: delete it from where it is now.

@@ -1,36 +1,65 @@
 // Lua scripts for state changes that must be atomic. Each header documents KEYS and ARGV.
 
+// Every script that changes a pod's state also appends one entry to the change stream, in the
+// same atomic step, so a coordinator following the stream (ChangeFeed) misses no change and
+// sees them in the order they were made. Such a script takes, after its own KEYS and ARGV:
+//   KEYS: the change stream, the change counter
+//   ARGV: "tenant/podId", the coordinator that makes the change ("" = none: the CLI), the
+//         stream's bound (entries kept, roughly: XADD MAXLEN ~)
+// and says so in its header as "+ change KEYS/ARGV at N".
+
+/**
+ * Lua: append a change of `kind` of the pod in hash `pod` to the stream: {seq (the counter, so a
+ * follower sees a gap), pod, kind, gen (its generation), node (the node it is placed on), obs
+ * (the node of what was last observed), by}. Called after the change (for a deletion, before).
+ * `k` and `a` are the indexes of the change KEYS and ARGV.
+ */
+const RECORD_CHANGE = `
+local function record_change(pod, k, a, kind)
+  local f = redis.call('HMGET', pod, 'desired', 'placement', 'observed')
+  local gen, node, obs = '', '', ''
+  if f[1] then gen = tostring(cjson.decode(f[1]).generation) end
+  if f[2] then node = cjson.decode(f[2]).nodeId end
+  if f[3] then obs = cjson.decode(f[3]).nodeId end
+  local seq = redis.call('INCR', KEYS[k + 1])
+  redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[a + 2], '*', 'seq', seq, 'pod', ARGV[a], 'kind', kind, 'gen', gen, 'node', node, 'obs', obs, 'by', ARGV[a + 1])
+end
+`;
+
 /**
  * Create a pod if its id is free.
  * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash, KEYS[5] credentials hash
- * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] "tenant/podId", ARGV[5] owner,
- * ARGV[6] user_username, ARGV[7] user_password, ARGV[8] service_password
+ * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] owner,
+ * ARGV[5] user_username, ARGV[6] user_password, ARGV[7] service_password
+ * + change KEYS at 6, ARGV at 8 (ARGV[8] is "tenant/podId"); kind "created".
  * Returns 1 when created, 0 when the id is taken.
  */
-export const CREATE_POD = `
+export const CREATE_POD = RECORD_CHANGE + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'desired', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[8])
 redis.call('DEL', KEYS[4], KEYS[5])
-redis.call('HSET', KEYS[4], ARGV[5], 'ADMIN')
-redis.call('HSET', KEYS[5], 'user_username', ARGV[6], 'user_password', ARGV[7], 'service_password', ARGV[8])
+redis.call('HSET', KEYS[4], ARGV[4], 'ADMIN')
+redis.call('HSET', KEYS[5], 'user_username', ARGV[5], 'user_password', ARGV[6], 'service_password', ARGV[7])
+record_change(KEYS[1], 6, 8, 'created')
 return 1`;
 
 /**
  * Give a pod's dedicated-port networking entries a TCP port each, once; returns the pod's
  * ports as JSON ({} when the pod is gone).
  * KEYS[1] pod hash, KEYS[2] ports-in-use hash (port -> "tenant/podId/name")
- * ARGV[1] first port, ARGV[2] last port, ARGV[3] "tenant/podId", ARGV[4..] entry names
+ * ARGV[1] first port, ARGV[2] last port, ARGV[6..] entry names
+ * + change KEYS at 3, ARGV at 3 (ARGV[3] is "tenant/podId"); kind "ports", when a port was given.
  */
-export const ALLOCATE_PORTS = `
+export const ALLOCATE_PORTS = RECORD_CHANGE + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return '{}' end
 local have = redis.call('HGET', KEYS[1], 'ports')
 local ports = {}
 if have then ports = cjson.decode(have) end
 local changed = false
 local candidate = tonumber(ARGV[1])
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   local name = ARGV[i]
   if not ports[name] then
     while candidate <= tonumber(ARGV[2]) and redis.call('HEXISTS', KEYS[2], tostring(candidate)) == 1 do candidate = candidate + 1 end
@@ -40,19 +69,24 @@ for i = 4, #ARGV do
     changed = true
   end
 end
-if changed then redis.call('HSET', KEYS[1], 'ports', cjson.encode(ports)) end
+if changed then
+  redis.call('HSET', KEYS[1], 'ports', cjson.encode(ports))
+  record_change(KEYS[1], 3, 3, 'ports')
+end
 if next(ports) == nil then return '{}' end
 return cjson.encode(ports)`;
 
 /**
  * Give back a pod's dedicated ports.
  * KEYS[1] pod hash, KEYS[2] ports-in-use hash
+ * + change KEYS at 3, ARGV at 1; kind "ports", when it had any.
  */
-export const RELEASE_PORTS = `
+export const RELEASE_PORTS = RECORD_CHANGE + `
 local have = redis.call('HGET', KEYS[1], 'ports')
 if not have then return 0 end
 for _, port in pairs(cjson.decode(have)) do redis.call('HDEL', KEYS[2], tostring(port)) end
 redis.call('HDEL', KEYS[1], 'ports')
+record_change(KEYS[1], 3, 1, 'ports')
 return 1`;
 
 /**
@@ -122,17 +156,19 @@ end
 return {added, listed}`;
 
 /**
- * Compare-and-set one field of a pod hash; the pod must exist.
+ * Compare-and-set one field of a pod hash (spec or desired); the pod must exist.
  * KEYS[1] pod hash
  * ARGV[1] field, ARGV[2] expected value ("" = field absent), ARGV[3] new value ("" = delete field)
+ * + change KEYS at 2, ARGV at 4; kind: the field's name.
  * Returns 1 when set, 0 when the field changed meanwhile, -1 when the pod is gone.
  */
-export const CAS_FIELD = `
+export const CAS_FIELD = RECORD_CHANGE + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+record_change(KEYS[1], 2, 4, ARGV[1])
 return 1`;
 
 // A pod placed on a node holds a claim there: the pod hash's `claim` field, JSON {nodeId,
@@ -162,14 +198,15 @@ end
  * left; the fit, the claim and the placement are one step, so two coordinators racing for the
  * last room cannot both get it.
  * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash
- * ARGV[1] placement JSON, ARGV[2] "tenant/podId", ARGV[3] node id, ARGV[4] the node's CPU
- * capacity (milli, overcommit included), ARGV[5] its memory capacity (MiB, likewise)
+ * ARGV[1] placement JSON, ARGV[2] node id, ARGV[3] the node's CPU capacity (milli, overcommit
+ * included), ARGV[4] its memory capacity (MiB, likewise)
+ * + change KEYS at 4, ARGV at 5 (ARGV[5] is "tenant/podId"); kind "placed", when placed.
  * Returns {result, cpu_milli, memory_mb, pods}: the node's usage after the step, and result
  * 1 placed, 0 not placed because the pod is placed already or no longer wants to run, -1 the pod
  * is gone, 2 no room, 3 the node's usage has not been counted yet (pods placed before usage was
  * kept: run RECOUNT_USAGE, then try again).
  */
-export const PLACE_POD = `
+export const PLACE_POD = RECORD_CHANGE + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if redis.call('SCARD', KEYS[2]) > 0 then return {3, 0, 0, 0} end
@@ -182,12 +219,13 @@ local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
 if desired.deleting or desired.status_requested == 'OFF' then return {0, cpu, mem, pods} end
 local res = cjson.decode(redis.call('HGET', KEYS[1], 'spec')).resources
 local want_cpu, want_mem = res.cpu_request, res.mem_request
-if cpu + want_cpu > tonumber(ARGV[4]) or mem + want_mem > tonumber(ARGV[5]) then return {2, cpu, mem, pods} end
+if cpu + want_cpu > tonumber(ARGV[3]) or mem + want_mem > tonumber(ARGV[4]) then return {2, cpu, mem, pods} end
 cpu = redis.call('HINCRBY', KEYS[3], 'cpu_milli', want_cpu)
 mem = redis.call('HINCRBY', KEYS[3], 'memory_mb', want_mem)
 pods = redis.call('HINCRBY', KEYS[3], 'pods', 1)
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'placement', ARGV[1], 'claim', cjson.encode({nodeId = ARGV[3], cpu_milli = want_cpu, memory_mb = want_mem}))
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[1], 'placement', ARGV[1], 'claim', cjson.encode({nodeId = ARGV[2], cpu_milli = want_cpu, memory_mb = want_mem}))
+record_change(KEYS[1], 4, 5, 'placed')
 return {1, cpu, mem, pods}`;
 
 /**
@@ -228,14 +266,17 @@ return 1`;
 /**
  * Take a pod off its node (its container is gone, or it moves), giving back its claim there.
  * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash
- * ARGV[1] expected placement JSON (on that node), ARGV[2] "tenant/podId"
+ * ARGV[1] expected placement JSON (on that node)
+ * + change KEYS at 4, ARGV at 2 (ARGV[2] is "tenant/podId"); kind "unplaced", its node the one
+ * the pod left (which has room again).
  * Returns 1 when done, 0 when the placement changed meanwhile, -1 when the pod is gone.
  */
-export const UNPLACE_POD = RELEASE_CLAIM + `
+export const UNPLACE_POD = RELEASE_CLAIM + RECORD_CHANGE + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HGET', KEYS[1], 'placement') ~= ARGV[1] then return 0 end
 redis.call('SREM', KEYS[2], ARGV[2])
 release_claim(KEYS[1], KEYS[3])
+record_change(KEYS[1], 4, 2, 'unplaced')
 redis.call('HDEL', KEYS[1], 'placement')
 return 1`;
 
@@ -245,30 +286,33 @@ return 1`;
  * and not older than what is stored.
  * KEYS[1] pod hash
  * ARGV[1] observed JSON
- * Returns 1 when stored, 0 when ignored as stale, -1 when the pod is gone.
+ * + change KEYS at 2, ARGV at 2; kind "observed", when stored.
+ * Returns {1, the observed JSON it replaced ("" for none)} when stored, {0} when ignored as
+ * stale, {-1} when the pod is gone.
  */
-export const SET_OBSERVED = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+export const SET_OBSERVED = RECORD_CHANGE + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local new = cjson.decode(ARGV[1])
 local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
-if desired.uid ~= new.uid then return 0 end
+if desired.uid ~= new.uid then return {0} end
 local placement = redis.call('HGET', KEYS[1], 'placement')
 local old = redis.call('HGET', KEYS[1], 'observed')
 local placed = placement and cjson.decode(placement).nodeId or nil
 if placed ~= new.nodeId then
   -- A report from a node the pod is not placed on only counts if it says that node's container is gone.
-  if new.phase ~= 'removed' then return 0 end
+  if new.phase ~= 'removed' then return {0} end
   if old then
     local o = cjson.decode(old)
-    if o.nodeId ~= new.nodeId then return 0 end
+    if o.nodeId ~= new.nodeId then return {0} end
   end
 end
 if old then
   local o = cjson.decode(old)
-  if o.uid == new.uid and o.generation > new.generation then return 0 end
+  if o.uid == new.uid and o.generation > new.generation then return {0} end
 end
 redis.call('HSET', KEYS[1], 'observed', ARGV[1])
-return 1`;
+record_change(KEYS[1], 2, 2, 'observed')
+return {1, old or ''}`;
 
 /**
  * Append container output for the current run, from the node the pod is placed on, keeping
@@ -360,13 +404,16 @@ return out`;
  * Delete a pod and everything keyed by it, giving back its dedicated ports and its claim on its node.
  * KEYS[1] pod hash, KEYS[2] tenant set, KEYS[3] all set, KEYS[4] perms, KEYS[5] logs, KEYS[6] actions, KEYS[7] node set (or any key),
  * KEYS[8] credentials, KEYS[9] ports-in-use hash, KEYS[10] log meta, KEYS[11] the node's usage hash (or any key)
- * ARGV[1] pod id, ARGV[2] "tenant/podId", ARGV[3] the node the caller saw it placed on ("" = none)
+ * ARGV[1] pod id, ARGV[2] the node the caller saw it placed on ("" = none)
+ * + change KEYS at 12, ARGV at 3 (ARGV[3] is "tenant/podId"); kind "deleted", when it existed,
+ * its node the one it was placed on.
  * Returns 1 when deleted (or gone already), 0 when it is placed elsewhere than the caller saw (read it again).
  */
-export const DELETE_POD = RELEASE_CLAIM + `
+export const DELETE_POD = RELEASE_CLAIM + RECORD_CHANGE + `
 local placement = redis.call('HGET', KEYS[1], 'placement')
 local placed = placement and cjson.decode(placement).nodeId or ''
-if placed ~= ARGV[3] then return 0 end
+if placed ~= ARGV[2] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then record_change(KEYS[1], 12, 3, 'deleted') end
 if placed ~= '' then release_claim(KEYS[1], KEYS[11]) end
 local have = redis.call('HGET', KEYS[1], 'ports')
 if have then
@@ -374,8 +421,8 @@ if have then
 end
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[10])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[3], ARGV[2])
-if placed ~= '' then redis.call('SREM', KEYS[7], ARGV[2]) end
+redis.call('SREM', KEYS[3], ARGV[3])
+if placed ~= '' then redis.call('SREM', KEYS[7], ARGV[3]) end
 return 1`;
 
 /**

@@ -17,7 +17,7 @@ export class NodeLiveness {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly nodes: Pick<NodeStore, 'list' | 'admins'>,
+    private readonly nodes: Pick<NodeStore, 'list' | 'admins' | 'get'>,
     /** Whether this coordinator holds a live link to the node. */
     private readonly linkedHere: (nodeId: string) => boolean,
     private readonly opts: { refreshMs?: number; staleMs?: number } = {},
@@ -50,6 +50,27 @@ export class NodeLiveness {
     if (this.linkedHere(nodeId)) return true;
     const rec = this.records.get(nodeId);
     return !!rec && !rec.disconnectedAt && Date.now() - Date.parse(rec.lastHeartbeat) < (this.opts.staleMs ?? HEARTBEAT_STALE_MS);
+  }
+
+  /**
+   * Like reachable, but a node the records call unreachable is read again first (it may have
+   * connected since the last refresh): for what cannot be undone, such as deleting a pod's record.
+   */
+  async reachableNow(nodeId: string): Promise<boolean> {
+    if (!this.reachable(nodeId)) await this.reread(nodeId);
+    return this.reachable(nodeId);
+  }
+
+  /** lastSeen, with a node the records call unreachable read again first (before moving its pods). */
+  async lastSeenNow(nodeId: string): Promise<number> {
+    if (!this.reachable(nodeId)) await this.reread(nodeId);
+    return this.lastSeen(nodeId);
+  }
+
+  private async reread(nodeId: string): Promise<void> {
+    const rec = await this.nodes.get(nodeId);
+    if (rec) this.records.set(nodeId, { lastHeartbeat: rec.lastHeartbeat, disconnectedAt: rec.disconnectedAt });
+    else this.records.delete(nodeId);
   }
 
   /**

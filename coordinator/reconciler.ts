@@ -74,7 +74,7 @@ export class Reconciler {
       hub: AgentHub;
       backend: PodBackend;
       /** Whether a node is reachable (linked to any coordinator), and since when it is not. */
-      liveness: Pick<NodeLiveness, 'reachable' | 'lastSeen' | 'draining' | 'refresh'>;
+      liveness: Pick<NodeLiveness, 'reachable' | 'reachableNow' | 'lastSeenNow' | 'draining' | 'refresh'>;
       storage: StorageClient;
       volumes: ShareStore<'volume'>;
       snapshots: ShareStore<'snapshot'>;
@@ -241,7 +241,7 @@ export class Reconciler {
             hub.remove(observed.nodeId, { tenant, podId, uid: observed.uid, generation: observed.generation }),
           );
           if (!desired.deleting || !this.graceOver(key)) return;
-        } else if (liveness.reachable(observed.nodeId)) {
+        } else if (await liveness.reachableNow(observed.nodeId)) {
           // Linked to another coordinator: that one removes it, and then (if deleting) the record.
           return this.settle(key, observed.nodeId, NaN);
         } else if (!desired.deleting) {
@@ -285,7 +285,7 @@ export class Reconciler {
       if (rec.note !== why) await pods.setNote(tenant, podId, why);
       return;
     }
-    if (placement && pin.node !== placement.nodeId && this.shouldMove(placement.nodeId)) {
+    if (placement && pin.node !== placement.nodeId && (await this.shouldMove(placement.nodeId))) {
       const why = liveness.reachable(placement.nodeId) ? `node ${placement.nodeId} is draining` : `node ${placement.nodeId} has been unreachable for over ${config.lostAfterS} s`;
       const moved = await pods.update(tenant, podId, (cur) =>
         cur.raw.placement === rec.raw.placement && cur.desired.generation === desired.generation
@@ -392,9 +392,11 @@ export class Reconciler {
    * heartbeat is read from Redis, not from this coordinator's links, so a node connected to
    * another coordinator on the same Redis is not taken for lost.
    */
-  private shouldMove(nodeId: string): boolean {
+  private async shouldMove(nodeId: string): Promise<boolean> {
     const { liveness, config } = this.deps;
-    return liveness.draining(nodeId) || Date.now() - liveness.lastSeen(nodeId) > config.lostAfterS * 1000;
+    if (liveness.draining(nodeId)) return true;
+    if (liveness.reachable(nodeId)) return false;
+    return Date.now() - (await liveness.lastSeenNow(nodeId)) > config.lostAfterS * 1000;
   }
 
   private graceOver(key: string): boolean {

@@ -23,7 +23,7 @@ interface PodInstance {
   assignment: Assignment;
   container: PodContainer;
   output: PodOutput;
-  health: HealthWatch;
+  checks: HealthWatch;
   /** Containers restarted for failing liveness, this instance. */
   restarts: number;
   removing: boolean;
@@ -94,7 +94,7 @@ export class Supervisor {
   async inventory(): Promise<Hello['containers']> {
     return (await this.deps.runtime.list()).map((c) => {
       const pod = this.pods.get(keyOf(c));
-      const health = pod && pod.container.id === c.id ? pod.health.health : 'unknown';
+      const health = pod && pod.container.id === c.id ? pod.checks.health : 'unknown';
       const phase = phaseOf(c);
       return { tenant: c.tenant, podId: c.podId, uid: c.uid, generation: c.generation, phase, observed: this.observed(c, phase, { health }) };
     });
@@ -219,7 +219,7 @@ export class Supervisor {
       assignment: a,
       container: c,
       output: new PodOutput({ runtime, ref: a, config, send: (msg) => this.deps.reporter.logs(msg), log, ...(a.logSince ? { since: a.logSince } : {}) }),
-      health: new HealthWatch(() => pod, { runtime, publishHost: config.publishHost, probeIntervalMs: config.probeIntervalMs, log: log.child({ pod: key }) }, {
+      checks: new HealthWatch(() => pod, { runtime, publishHost: config.publishHost, probeIntervalMs: config.probeIntervalMs, log: log.child({ pod: key }) }, {
         current: () => this.current(pod),
         changed: (health) => this.report(a, pod.container, 'running', { health }),
         waiting: (why) => this.report(a, pod.container, 'creating', { message: `waiting for the readiness check: ${why}` }),
@@ -233,7 +233,7 @@ export class Supervisor {
     // With startup or readiness checks, the pod is routed and RUNNING only once they pass.
     const hc = a.spec.healthchecks;
     if (hc?.startup || hc?.readiness) {
-      const failed = await pod.health.gate();
+      const failed = await pod.checks.gate();
       if (failed === 'gone') return;
       if (failed) {
         this.report(a, c, 'failed', { message: failed });
@@ -241,8 +241,8 @@ export class Supervisor {
       }
     }
     const unserved = await this.routes.install(key, podRoutes(a, c, config));
-    await pod.health.firstProbe();
-    if (fresh && a.spec.init && pod.health.health === 'healthy') {
+    await pod.checks.firstProbe();
+    if (fresh && a.spec.init && pod.checks.health === 'healthy') {
       for (const [i, cmd] of a.spec.init.entries()) {
         const r = await runtime.exec(c.id, cmd).catch((err: Error) => ({ exitCode: -1, output: err.message }));
         if (r.exitCode !== 0) {
@@ -255,14 +255,14 @@ export class Supervisor {
     if (!this.current(pod)) return;
     // An adopted container that answers its probe is as it was listed a moment ago; any other may have
     // stopped while it was waited for. (One that stops later is seen by its event.)
-    const now = !fresh && pod.health.health === 'healthy' ? c : ((await runtime.inspect(c.id)) ?? c);
+    const now = !fresh && pod.checks.health === 'healthy' ? c : ((await runtime.inspect(c.id)) ?? c);
     if (now.state === 'exited') {
       this.report(a, now, 'exited');
       return;
     }
     pod.container = now;
-    this.report(a, now, 'running', { health: pod.health.health, ...(unserved ? { message: unserved } : {}) });
-    pod.health.start();
+    this.report(a, now, 'running', { health: pod.checks.health, ...(unserved ? { message: unserved } : {}) });
+    pod.checks.start();
   }
 
   /** Restart the container in place (same instance), follow it again, and back off before checking again. */
@@ -289,8 +289,8 @@ export class Supervisor {
     pod.container = info;
     void pod.output.follow(info.id);
     await this.routes.install(keyOf(pod.assignment), podRoutes(pod.assignment, info, this.deps.config));
-    this.report(pod.assignment, info, 'running', { health: pod.health.health, ...extra });
-    pod.health.start(livenessDelayMs);
+    this.report(pod.assignment, info, 'running', { health: pod.checks.health, ...extra });
+    pod.checks.start(livenessDelayMs);
   }
 
   private async removePod(ref: PodRef): Promise<void> {
@@ -329,7 +329,7 @@ export class Supervisor {
   }
 
   private stopFollowing(pod: PodInstance): void {
-    pod.health.stop();
+    pod.checks.stop();
     pod.output.stop();
   }
 
@@ -369,7 +369,7 @@ export class Supervisor {
       const info = await this.deps.runtime.inspect(pod.container.id);
       if (!info) return this.forget(pod, 'container was removed outside the service');
       if (info.state === 'exited') {
-        pod.health.stop();
+        pod.checks.stop();
         pod.container = info;
         this.report(pod.assignment, info, 'exited');
       }

@@ -1,3 +1,6 @@
+// The health of one pod instance, from its first check to its removal: the pod's own startup,
+// readiness and liveness checks (shared/pod.ts HealthChecks, run by health.ts) and the agent's
+// TCP probe of its first routed port.
 import type { Logger } from '../shared/log.js';
 import type { Health } from '../shared/pod.js';
 import type { Assignment } from '../shared/protocol.js';

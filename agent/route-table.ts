@@ -1,3 +1,6 @@
+// Which Caddy routes this host serves, pod by pod, and the one way they are written: a pod's
+// routes are built from its assignment and container (podRoutes), held in the RouteTable,
+// and written to Caddy through CaddyClient (agent/caddy.ts).
 import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import type { Assignment } from '../shared/protocol.js';

@@ -1,8 +1,10 @@
-// npm run bench:scale: placement throughput and coordinator memory at scale. One real
-// coordinator process with a real Redis (AOF, fsync always), BENCH_AGENTS agents running the
-// real agent code (CoordinatorLink + Supervisor, each with its own node id and WebSocket link)
-// in one other Node process on a NullRuntime that starts no containers, and BENCH_PODS pods
-// created through the real API, BENCH_CONCURRENCY at a time. Docker is never touched.
+// npm run bench:scale: placement throughput and coordinator memory at scale. Real coordinator
+// processes with a real Redis (AOF, fsync always), BENCH_AGENTS agents running the real agent
+// code (CoordinatorLink + Supervisor, each with its own node id and WebSocket link) in one other
+// Node process on a NullRuntime that starts no containers, and BENCH_PODS pods created through
+// the real API, BENCH_CONCURRENCY at a time. Docker is never touched. Two runs: one coordinator;
+// then two sharing the load (half the agents linked to each, creates sent to each in turn),
+// where pods on hosts linked to B are stopped through A, timing when B's host has removed them.
 //
 // Results: bench/results/scale.json. This file is also the agents' process (`--agents`).
 import { randomBytes } from 'node:crypto';
@@ -26,7 +28,6 @@ import { positiveSetting } from './settings.js';
 /** Only named on the allow-list: no agent here pulls or runs it. */
 const TEST_IMAGE = 'pods-test/httpd';
 
-
 const AGENTS = positiveSetting('BENCH_AGENTS', 200);
 const PODS = positiveSetting('BENCH_PODS', 10_000);
 const CONCURRENCY = positiveSetting('BENCH_CONCURRENCY', 50);
@@ -35,7 +36,11 @@ const NODE_CPU_MILLI = positiveSetting('BENCH_NODE_CPU_MILLI', 64_000);
 const NODE_MEMORY_MB = positiveSetting('BENCH_NODE_MEMORY_MB', 256 * 1024);
 /** Give up (and say so) when the pods are not all RUNNING by then. */
 const DEADLINE_S = positiveSetting('BENCH_DEADLINE_S', 600);
-const TARGET_PLACEMENTS_PER_S = 1000;
+const TARGET_PLACEMENTS_PER_S = 3000;
+const TARGET_RSS_MB = 200;
+/** Pods stopped through A on hosts linked to B, a few at a time. */
+const STOP_SAMPLES = positiveSetting('BENCH_STOP_SAMPLES', 200);
+const STOP_CONCURRENCY = 4;
 
 
 // ---------------------------------------------------------------------------------------
@@ -52,9 +57,11 @@ async function runAgents(): Promise<void> {
   const connected = new Set<string>();
   let announced = false;
 
-  const startAgent = (nodeId: string) => {
+  const urls = env.SCALE_COORDINATOR_URLS!.split(',');
+  const startAgent = (nodeId: string, i: number) => {
     const config = loadAgentConfig({
-      PODS_COORDINATOR_URL: env.SCALE_COORDINATOR_URL,
+      // Agent i is linked to coordinator i mod n.
+      PODS_COORDINATOR_URL: urls[i % urls.length],
       // Each node has a token of its own, bound to its id.
       PODS_NODE_TOKEN: `${env.SCALE_NODE_TOKEN}-${nodeId}`,
       PODS_NODE_ID: nodeId,
@@ -99,7 +106,7 @@ async function runAgents(): Promise<void> {
 
   // Connect in small waves, as hosts coming up would, not all in one instant.
   for (let i = 0; i < count; i++) {
-    startAgent(`${prefix}${String(i).padStart(3, '0')}`);
+    startAgent(`${prefix}${String(i).padStart(3, '0')}`, i);
     if (i % 20 === 19) await new Promise((r) => setTimeout(r, 50));
   }
   const shutdown = () => {
@@ -126,8 +133,9 @@ interface ProcStats {
   cpuS: number;
 }
 
-/** A child of this process running `script` (Proc does not say its pid). */
-async function childPid(script: string): Promise<number> {
+/** The children of this process running `script` (Proc does not say its pid), oldest first. */
+async function childPids(script: string): Promise<number[]> {
+  const out: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -135,12 +143,13 @@ async function childPid(script: string): Promise<number> {
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid !== process.pid) continue;
       // Redis rewrites its title ("redis-server 127.0.0.1:port"), so match within the whole line.
-      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').includes(script)) return Number(entry);
+      if ((await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').includes(script)) out.push(Number(entry));
     } catch {
       /* gone meanwhile */
     }
   }
-  throw new Error(`no child process runs ${script}`);
+  if (!out.length) throw new Error(`no child process runs ${script}`);
+  return out.sort((a, b) => a - b);
 }
 
 async function procStats(pid: number): Promise<ProcStats> {
@@ -161,9 +170,10 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
-async function bench(): Promise<void> {
-  // The processes started here get only the settings below (say var/up.env was sourced: no edge, no other Redis).
-  for (const k of Object.keys(process.env)) if (k.startsWith('PODS_') && k !== 'PODS_LOG_LEVEL') delete process.env[k];
+type RunResult = Record<string, unknown> & { placements_per_s: number; coordinator_rss_mb: number[] };
+
+/** One run: `coordinators` coordinator processes on one fresh Redis, the agents split over them. */
+async function run(coordinators: number): Promise<RunResult> {
   const root = repoRoot();
   const thisFile = fileURLToPath(import.meta.url);
   const coordinatorJs = path.join(root, 'dist/coordinator/main.js');
@@ -176,18 +186,18 @@ async function bench(): Promise<void> {
   const nodeIds = Array.from({ length: AGENTS }, (_, i) => `${nodePrefix}${String(i).padStart(3, '0')}`);
 
   let redis: TestRedis | null = null;
-  let coordinator: Proc | null = null;
+  const procs: Proc[] = [];
   let agents: Proc | null = null;
   let client: ReturnType<typeof createClient> | null = null;
-  let pool: Pool | null = null;
+  const pools: Pool[] = [];
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
-    await pool?.close().catch(() => undefined);
+    for (const p of pools) await p.close().catch(() => undefined);
     client?.destroy();
     await agents?.kill('SIGTERM');
-    await coordinator?.kill('SIGTERM');
+    for (const c of procs) await c.kill('SIGTERM');
     await redis?.stop();
   };
   const onSignal = () => void cleanup().finally(() => process.exit(130));
@@ -196,28 +206,29 @@ async function bench(): Promise<void> {
 
   try {
     const loadBefore = round(loadavg()[0]!, 2);
-    console.log(`scale bench: ${AGENTS} agents (NullRuntime), ${PODS} pods, ${CONCURRENCY} creates in flight; load average ${loadBefore} on ${cpus().length} CPUs`);
+    console.log(`\nscale bench: ${coordinators} coordinator(s), ${AGENTS} agents (NullRuntime), ${PODS} pods, ${CONCURRENCY} creates in flight; load average ${loadBefore} on ${cpus().length} CPUs`);
     if (loadBefore > 1) console.log('  (the machine is busy with something else: throughput will be lower than on a quiet one)');
     redis = await startRedis();
-    const port = await freePort();
-    const apiUrl = `http://127.0.0.1:${port}`;
+    const ports = await Promise.all(Array.from({ length: coordinators }, () => freePort()));
     // BENCH_COORDINATOR_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": where the coordinator spends its time.
     const nodeArgs = (process.env.BENCH_COORDINATOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    coordinator = new Proc('coordinator', process.execPath, [...nodeArgs, coordinatorJs], {
-      PODS_LISTEN_HOST: '127.0.0.1',
-      PODS_LISTEN_PORT: String(port),
-      PODS_REDIS_URL: redis.url,
-      PODS_REDIS_PREFIX: redisPrefix,
-      PODS_TENANT: tenant,
-      PODS_ADMIN_TOKEN: adminToken,
-      PODS_NODE_TOKENS: nodeIds.map((n) => `${n}=${nodeToken}-${n}`).join(','),
-      PODS_LOG_LEVEL: process.env.PODS_LOG_LEVEL ?? 'info',
-      // The production default (1 s) unless BENCH_RECONCILE_INTERVAL_MS says otherwise (to see what the sweep costs).
-      ...(process.env.BENCH_RECONCILE_INTERVAL_MS ? { PODS_RECONCILE_INTERVAL_MS: process.env.BENCH_RECONCILE_INTERVAL_MS } : {}),
-    }).start();
-    pool = new Pool(apiUrl, { connections: CONCURRENCY + 4, pipelining: 1 });
-    const api = async (method: 'GET' | 'POST', p: string, body?: unknown) => {
-      const res = await pool!.request({
+    for (const [i, port] of ports.entries()) {
+      procs.push(new Proc(`coordinator${'AB'[i] ?? i}`, process.execPath, [...nodeArgs, coordinatorJs], {
+        PODS_LISTEN_HOST: '127.0.0.1',
+        PODS_LISTEN_PORT: String(port),
+        PODS_REDIS_URL: redis.url,
+        PODS_REDIS_PREFIX: redisPrefix,
+        PODS_TENANT: tenant,
+        PODS_ADMIN_TOKEN: adminToken,
+        PODS_NODE_TOKENS: nodeIds.map((n) => `${n}=${nodeToken}-${n}`).join(','),
+        PODS_LOG_LEVEL: process.env.PODS_LOG_LEVEL ?? 'info',
+        // The production default (1 s) unless BENCH_RECONCILE_INTERVAL_MS says otherwise (to see what the sweep costs).
+        ...(process.env.BENCH_RECONCILE_INTERVAL_MS ? { PODS_RECONCILE_INTERVAL_MS: process.env.BENCH_RECONCILE_INTERVAL_MS } : {}),
+      }).start());
+    }
+    for (const port of ports) pools.push(new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY + 4, pipelining: 1 }));
+    const api = async (via: number, method: 'GET' | 'POST', p: string, body?: unknown) => {
+      const res = await pools[via]!.request({
         method,
         path: p,
         headers: { 'x-tapis-token': adminToken, ...(body ? { 'content-type': 'application/json' } : {}) },
@@ -228,15 +239,17 @@ async function bench(): Promise<void> {
       const text = await res.body.text();
       return { status: res.statusCode, body: JSON.parse(text) as { message: string; result: any } };
     };
-    await waitFor('the coordinator to answer', async () => (await api('GET', '/v3/pods/healthcheck')).status === 200, 30_000).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${coordinator!.output}`);
-    });
-    const allowed = await api('POST', '/v3/pods/images', { image: TEST_IMAGE, description: 'scale bench (nothing is pulled: the agents run a NullRuntime)' });
+    for (const [i, c] of procs.entries()) {
+      await waitFor('the coordinator to answer', async () => (await api(i, 'GET', '/v3/pods/healthcheck').catch(() => null))?.status === 200, 30_000).catch((err) => {
+        throw new Error(`${(err as Error).message}\n${c.output}`);
+      });
+    }
+    const allowed = await api(0, 'POST', '/v3/pods/images', { image: TEST_IMAGE, description: 'scale bench (nothing is pulled: the agents run a NullRuntime)' });
     if (allowed.status !== 200) throw new Error(`could not allow ${TEST_IMAGE}: ${allowed.body.message}`);
 
     const tAgents = performance.now();
     agents = new Proc('agents', process.execPath, [thisFile, '--agents'], {
-      SCALE_COORDINATOR_URL: `ws://127.0.0.1:${port}/v3/agents/connect`,
+      SCALE_COORDINATOR_URLS: ports.map((p) => `ws://127.0.0.1:${p}/v3/agents/connect`).join(','),
       SCALE_NODE_TOKEN: nodeToken,
       SCALE_AGENTS: String(AGENTS),
       SCALE_NODE_PREFIX: nodePrefix,
@@ -245,13 +258,13 @@ async function bench(): Promise<void> {
       PODS_LOG_LEVEL: 'warn',
     }).start();
     await waitFor(`${AGENTS} agents to connect`, async () => agents!.output.includes('SCALE-AGENTS all'), 120_000, 100).catch((err) => {
-      throw new Error(`${(err as Error).message}\n--- agents:\n${agents!.output.slice(-3000)}\n--- coordinator:\n${coordinator!.output.slice(-3000)}`);
+      throw new Error(`${(err as Error).message}\n--- agents:\n${agents!.output.slice(-3000)}\n--- coordinator:\n${procs[0]!.output.slice(-3000)}`);
     });
     const agentsConnectS = (performance.now() - tAgents) / 1000;
-    const coordPid = await childPid(coordinatorJs);
-    const agentsPid = await childPid(thisFile);
-    const coordBefore = await procStats(coordPid);
-    console.log(`${AGENTS} agents connected in ${agentsConnectS.toFixed(1)} s; coordinator RSS ${coordBefore.rssMb} MB`);
+    const coordPids = await childPids(coordinatorJs);
+    const agentsPid = (await childPids(thisFile))[0]!;
+    const coordBefore = await Promise.all(coordPids.map(procStats));
+    console.log(`${AGENTS} agents connected in ${agentsConnectS.toFixed(1)} s; coordinator RSS ${coordBefore.map((c) => c.rssMb).join(', ')} MB`);
 
     client = createClient({ url: redis.url });
     client.on('error', () => undefined);
@@ -279,7 +292,7 @@ async function bench(): Promise<void> {
       }
     })();
 
-    // Creates, CONCURRENCY at a time.
+    // Creates, CONCURRENCY at a time, sent to each coordinator in turn.
     const createMs: number[] = [];
     const failures: string[] = [];
     let next = 0;
@@ -289,10 +302,11 @@ async function bench(): Promise<void> {
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < PODS && failures.length < 20) {
-          const podId = podIds[next++]!;
+          const n = next++;
+          const podId = podIds[n]!;
           const t = performance.now();
           try {
-            const r = await api('POST', '/v3/pods', { pod_id: podId, image: TEST_IMAGE });
+            const r = await api(n % coordinators, 'POST', '/v3/pods', { pod_id: podId, image: TEST_IMAGE });
             if (r.status !== 200) failures.push(`${podId}: ${r.status} ${r.body.message}`);
             else createMs.push(performance.now() - t);
           } catch (err) {
@@ -302,7 +316,7 @@ async function bench(): Promise<void> {
       }),
     );
     const createdS = (performance.now() - p0) / 1000;
-    if (failures.length) throw new Error(`${failures.length} creates failed, e.g.\n${failures.slice(0, 5).join('\n')}\n--- coordinator:\n${coordinator.output.slice(-3000)}`);
+    if (failures.length) throw new Error(`${failures.length} creates failed, e.g.\n${failures.slice(0, 5).join('\n')}\n--- coordinator:\n${procs[0]!.output.slice(-3000)}`);
     console.log(`${PODS} pods created in ${createdS.toFixed(2)} s`);
     await watchPlacements;
     if (!(placed >= PODS)) throw new Error(`only ${placed} of ${PODS} pods were placed within ${DEADLINE_S} s`);
@@ -333,47 +347,80 @@ async function bench(): Promise<void> {
 
     // Exact times from the records: each placement says when the scheduler made it.
     const placedAt: number[] = [];
+    const placedOn = new Map<string, string>();
     for (let i = 0; i < PODS; i += 1000) {
-      const raws = await Promise.all(podIds.slice(i, i + 1000).map((p) => redisClient.hGet(podHash(p), 'placement')));
-      for (const raw of raws) placedAt.push(Date.parse((JSON.parse(raw!) as { at: string }).at));
+      const ids = podIds.slice(i, i + 1000);
+      const raws = await Promise.all(ids.map((p) => redisClient.hGet(podHash(p), 'placement')));
+      raws.forEach((raw, j) => {
+        const pl = JSON.parse(raw!) as { at: string; nodeId: string };
+        placedAt.push(Date.parse(pl.at));
+        placedOn.set(ids[j]!, pl.nodeId);
+      });
     }
     placedAt.sort((a, b) => a - b);
     const placeS = (placedAt[placedAt.length - 1]! - t0) / 1000;
     const runningS = (Math.max(...runningAt.values()) - t0) / 1000;
     const p10 = placedAt[Math.floor(PODS * 0.1)]!;
     const p90 = placedAt[Math.floor(PODS * 0.9) - 1]!;
-    const coord = await procStats(coordPid);
-    // What 10,000 pods cost the coordinator when nothing happens: its CPU over a few idle seconds.
+    const coord = await Promise.all(coordPids.map(procStats));
+    // What 10,000 pods cost the coordinators when nothing happens: their CPU over a few idle seconds.
     const IDLE_S = 5;
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
-    const idleCpuPct = round(((await procStats(coordPid)).cpuS - coord.cpuS) / IDLE_S * 100);
+    const idle = await Promise.all(coordPids.map(procStats));
+    const idleCpuPct = idle.map((c, i) => round(((c.cpuS - coord[i]!.cpuS) / IDLE_S) * 100));
+
+    // Two coordinators: pods on hosts linked to B (odd agents) stopped through A; the time until
+    // B's host says it removed the container (its report's own time), a few stops at a time.
+    let stopMs: number[] = [];
+    if (coordinators > 1) {
+      const linkedToB = new Set(nodeIds.filter((_, i) => i % coordinators === 1));
+      const targets = podIds.filter((p) => linkedToB.has(placedOn.get(p)!)).slice(0, STOP_SAMPLES);
+      let k = 0;
+      await Promise.all(
+        Array.from({ length: STOP_CONCURRENCY }, async () => {
+          while (k < targets.length) {
+            const podId = targets[k++]!;
+            const sent = Date.now();
+            const r = await api(0, 'GET', `/v3/pods/${podId}/stop`);
+            if (r.status !== 200) throw new Error(`stop ${podId} through A: ${r.status} ${r.body.message}`);
+            for (;;) {
+              const raw = await redisClient.hGet(podHash(podId), 'observed');
+              const o = raw ? (JSON.parse(raw) as { phase: string; at: string; nodeId: string }) : null;
+              if (o?.phase === 'removed' && linkedToB.has(o.nodeId)) {
+                stopMs.push(Date.parse(o.at) - sent);
+                break;
+              }
+              if (Date.now() - sent > 60_000) throw new Error(`${podId} stopped through A was not removed by its host (linked to B) within 60 s`);
+              await new Promise((r) => setTimeout(r, 5));
+            }
+          }
+        }),
+      );
+      stopMs = stopMs.sort((a, b) => a - b);
+      console.log(`stop through A seen by B's host: p50 ${pct(stopMs, 50)} ms, p99 ${pct(stopMs, 99)} ms, max ${stopMs[stopMs.length - 1]} ms (${stopMs.length} pods)`);
+    }
+
     const agentStats = await procStats(agentsPid);
-    const redisPid = await childPid('redis-server').catch(() => null);
+    const redisPid = (await childPids('redis-server').catch(() => []))[0];
     const redisStats = redisPid ? await procStats(redisPid) : null;
     const perNode = await Promise.all(nodeSets.map((k) => redisClient.sCard(k)));
-    // What the whole run asked of Redis, per pod (the coordinator is nearly its only client).
+    // What the whole run asked of Redis, per pod (the coordinators are nearly its only clients).
     const commandStats: Record<string, number> = {};
     for (const line of (await redisClient.info('commandstats')).split('\n')) {
       const m = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line.trim());
       if (m && Number(m[2]) >= PODS / 10) commandStats[m[1]!] = round(Number(m[2]) / PODS, 2);
     }
 
-    const result = {
-      measured_at: new Date().toISOString(),
-      cpus: cpus().length,
+    return {
+      coordinators,
       load_average_before: loadBefore,
-      agents: AGENTS,
-      pods: PODS,
-      create_concurrency: CONCURRENCY,
-      runtime: 'NullRuntime (no containers) + NullCaddy',
-      node_capacity: { cpu_milli: NODE_CPU_MILLI, memory_mb: NODE_MEMORY_MB },
-      pod_requests: { cpu_milli: 250, memory_mb: 256 },
+      load_average_after: round(loadavg()[0]!, 2),
       placements_per_s: round(PODS / placeS),
       placements_per_s_p10_p90: round((0.8 * PODS) / ((p90 - p10) / 1000)),
-      coordinator_rss_mb: coord.rssMb,
-      coordinator_peak_rss_mb: coord.peakRssMb,
-      coordinator_rss_before_pods_mb: coordBefore.rssMb,
-      coordinator_cpu_s: round(coord.cpuS - coordBefore.cpuS, 1),
+      coordinator_rss_mb: coord.map((c) => c.rssMb),
+      coordinator_peak_rss_mb: coord.map((c) => c.peakRssMb),
+      coordinator_rss_before_pods_mb: coordBefore.map((c) => c.rssMb),
+      coordinator_cpu_s: coord.map((c, i) => round(c.cpuS - coordBefore[i]!.cpuS, 1)),
       coordinator_idle_cpu_pct: idleCpuPct,
       agents_process_rss_mb: agentStats.rssMb,
       agents_process_cpu_s: round(agentStats.cpuS, 1),
@@ -384,37 +431,63 @@ async function bench(): Promise<void> {
       create_per_s: round(PODS / createdS),
       create_latency_p50_ms: round(pct(createMs, 50), 1),
       create_latency_p95_ms: round(pct(createMs, 95), 1),
+      create_latency_max_ms: round(Math.max(...createMs), 1),
       first_create_to_last_placement_s: round(placeS, 2),
       first_create_to_all_running_s: round(runningS, 2),
       all_placed_seen_by_poll_s: round((allPlacedSeenAt - t0) / 1000, 2),
       all_running_seen_by_poll_s: round((allRunningSeenAt - t0) / 1000, 2),
       pods_per_node: { min: Math.min(...perNode), max: Math.max(...perNode) },
+      ...(stopMs.length ? { stop_via_a_seen_by_b_host_ms: { samples: stopMs.length, p50: pct(stopMs, 50), p95: pct(stopMs, 95), p99: pct(stopMs, 99), max: stopMs[stopMs.length - 1] } } : {}),
       redis_calls_per_pod: commandStats,
-      targets: { placements_per_s: TARGET_PLACEMENTS_PER_S },
-      notes: 'placements_per_s = pods / (last placement.at - first create sent); all on one 2-vCPU machine: coordinator, Redis, the agents process and this client share it',
     };
-    const dir = path.join(root, 'bench', 'results');
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
-
-    const rows: Array<[string, string]> = [
-      ['agents / pods / creates in flight', `${AGENTS} / ${PODS} / ${CONCURRENCY}`],
-      ['creates', `${result.create_s} s (${result.create_per_s}/s, p50 ${result.create_latency_p50_ms} ms, p95 ${result.create_latency_p95_ms} ms)`],
-      ['first create -> last placement', `${result.first_create_to_last_placement_s} s`],
-      ['placements_per_s', `${result.placements_per_s} (p10-p90: ${result.placements_per_s_p10_p90}; target >= ${TARGET_PLACEMENTS_PER_S})`],
-      ['first create -> all RUNNING', `${result.first_create_to_all_running_s} s`],
-      ['coordinator_rss_mb', `${result.coordinator_rss_mb} (peak ${result.coordinator_peak_rss_mb}, ${result.coordinator_rss_before_pods_mb} before the pods)`],
-      ['coordinator CPU', `${result.coordinator_cpu_s} s; afterwards, with nothing to do, ${result.coordinator_idle_cpu_pct} % of a core`],
-      ['pods per node', `${result.pods_per_node.min}..${result.pods_per_node.max}`],
-    ];
-    console.log('\n| scale | |\n|---|---|');
-    for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
-    console.log(`\nplacements_per_s = ${result.placements_per_s} (target >= ${TARGET_PLACEMENTS_PER_S}); coordinator_rss_mb = ${result.coordinator_rss_mb}`);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await cleanup();
   }
+}
+
+async function bench(): Promise<void> {
+  // The processes started here get only the settings given them (say var/up.env was sourced: no edge, no other Redis).
+  for (const k of Object.keys(process.env)) if (k.startsWith('PODS_') && k !== 'PODS_LOG_LEVEL') delete process.env[k];
+  const one = await run(1);
+  const two = await run(2);
+  const result = {
+    measured_at: new Date().toISOString(),
+    cpus: cpus().length,
+    agents: AGENTS,
+    pods: PODS,
+    create_concurrency: CONCURRENCY,
+    runtime: 'NullRuntime (no containers) + NullCaddy',
+    node_capacity: { cpu_milli: NODE_CPU_MILLI, memory_mb: NODE_MEMORY_MB },
+    pod_requests: { cpu_milli: 250, memory_mb: 256 },
+    one_coordinator: one,
+    two_coordinators: two,
+    targets: { placements_per_s: TARGET_PLACEMENTS_PER_S, coordinator_rss_mb: TARGET_RSS_MB },
+    notes:
+      'placements_per_s = pods / (last placement.at - first create sent); all on one 2-vCPU machine shared with other work (see the load averages): coordinators, Redis, the agents process and this client share it. stop_via_a_seen_by_b_host_ms: a pod on a host linked to coordinator B stopped through A, until the removed report of B\'s host (its own time).',
+  };
+  const dir = path.join(repoRoot(), 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
+
+  const rows: Array<[string, string]> = [['agents / pods / creates in flight', `${AGENTS} / ${PODS} / ${CONCURRENCY}`]];
+  for (const r of [one, two]) {
+    const n = `${r.coordinators} coordinator${r.coordinators === 1 ? '' : 's'}`;
+    rows.push(
+      [`${n}: load average before / after`, `${r.load_average_before} / ${r.load_average_after}`],
+      [`${n}: creates`, `${r.create_s} s (${r.create_per_s}/s, p50 ${r.create_latency_p50_ms} ms, p95 ${r.create_latency_p95_ms} ms, max ${r.create_latency_max_ms} ms)`],
+      [`${n}: placements_per_s`, `${r.placements_per_s} (p10-p90: ${r.placements_per_s_p10_p90}; target >= ${TARGET_PLACEMENTS_PER_S})`],
+      [`${n}: first create -> all RUNNING`, `${r.first_create_to_all_running_s} s`],
+      [`${n}: coordinator_rss_mb`, `${r.coordinator_rss_mb.join(', ')} (peak ${(r.coordinator_peak_rss_mb as number[]).join(', ')}; target <= ${TARGET_RSS_MB})`],
+      [`${n}: coordinator CPU`, `${(r.coordinator_cpu_s as number[]).join(', ')} s; afterwards, with nothing to do, ${(r.coordinator_idle_cpu_pct as number[]).join(', ')} % of a core`],
+      [`${n}: pods per node`, `${(r.pods_per_node as { min: number }).min}..${(r.pods_per_node as { max: number }).max}`],
+    );
+  }
+  const stop = two.stop_via_a_seen_by_b_host_ms as { samples: number; p50: number; p95: number; p99: number; max: number } | undefined;
+  if (stop) rows.push(['stop through A seen by B\'s host', `p50 ${stop.p50} ms, p95 ${stop.p95} ms, p99 ${stop.p99} ms, max ${stop.max} ms (${stop.samples} pods)`]);
+  console.log('\n| scale | |\n|---|---|');
+  for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
 }
 
 const main = process.argv.includes('--agents') ? runAgents : bench;

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { ImageView } from '../../shared/api.js';
 import { Keys } from './keys.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import { ADD_IMAGES } from './scripts.js';
 
 /** An allow-list entry is stored exactly as the API shows it. */
@@ -56,7 +56,7 @@ export class ImageStore {
    * are; without it nothing is added when any is. `listed` names those already on the list.
    */
   async addMany(recs: ImageRecord[], skipListed: boolean): Promise<{ added: ImageRecord[]; listed: string[] }> {
-    const r = (await this.redis.eval(ADD_IMAGES, {
+    const r = (await runScript(this.redis, ADD_IMAGES, {
       keys: [this.keys.images()],
       arguments: [skipListed ? '1' : '0', ...recs.flatMap((rec) => [rec.image, JSON.stringify(rec)])],
     })) as [string[], string[]];

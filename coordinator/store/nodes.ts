@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Area } from '../../shared/storage.js';
 import { Capacity } from '../../shared/protocol.js';
 import { Keys } from './keys.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import { NODE_LINK_LEASE, NODE_LINK_RELEASE } from './scripts.js';
 
 export const NodeRecord = z.object({
@@ -77,11 +77,11 @@ export class NodeStore {
    */
   async leaseLink(nodeId: string, holder: string, ttlMs: number, take: boolean): Promise<string> {
     const coordinator = holder.split('/')[0]!;
-    return String(await this.redis.eval(NODE_LINK_LEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder, String(ttlMs), take ? '1' : '0', coordinator] }));
+    return String(await runScript(this.redis, NODE_LINK_LEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder, String(ttlMs), take ? '1' : '0', coordinator] }));
   }
 
   async releaseLink(nodeId: string, holder: string): Promise<void> {
-    await this.redis.eval(NODE_LINK_RELEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder] });
+    await runScript(this.redis, NODE_LINK_RELEASE, { keys: [this.keys.nodeLink(nodeId)], arguments: [holder] });
   }
 
   /** Tell every coordinator a node token was revoked (they cut its links at once). */

@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
 import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, READ_LOGS, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
 
@@ -159,7 +159,7 @@ export class PodStore {
   }
 
   private eval(script: string, keys: string[], args: string[]): Promise<number> {
-    return this.redis.eval(script, { keys, arguments: args }) as Promise<number>;
+    return runScript(this.redis, script, { keys, arguments: args }) as Promise<number>;
   }
 
   /** Create a pod with its owner as ADMIN and freshly generated credentials; false when the id is taken. */
@@ -204,7 +204,7 @@ export class PodStore {
   /** Dedicated TCP ports for these entries (kept if already given); throws PORTS_EXHAUSTED. */
   async allocatePorts(tenant: string, podId: string, names: string[], range: [number, number]): Promise<Record<string, number>> {
     const c = this.change(tenant, podId);
-    const r = (await this.redis.eval(ALLOCATE_PORTS, {
+    const r = (await runScript(this.redis, ALLOCATE_PORTS, {
       keys: [this.keys.pod(tenant, podId), this.keys.tcpPorts(), ...c.keys],
       arguments: [String(range[0]), String(range[1]), ...c.args, ...names],
     })) as string;
@@ -302,7 +302,7 @@ export class PodStore {
     const { nodeId } = placement;
     const c = this.change(tenant, podId);
     for (let attempt = 0; ; attempt++) {
-      const [code, cpuMilli, memoryMb, pods] = (await this.redis.eval(PLACE_POD, {
+      const [code, cpuMilli, memoryMb, pods] = (await runScript(this.redis, PLACE_POD, {
         keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId), ...c.keys],
         arguments: [JSON.stringify(placement), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb), ...c.args],
       })) as [number, number, number, number];
@@ -363,7 +363,7 @@ export class PodStore {
   async setObserved(tenant: string, podId: string, observed: Observed): Promise<{ previous: Observed | null } | 'stale'> {
     const key = this.keys.pod(tenant, podId);
     const c = this.change(tenant, podId);
-    const [code, previous] = (await this.redis.eval(SET_OBSERVED, { keys: [key, ...c.keys], arguments: [JSON.stringify(observed), ...c.args] })) as [number, string?];
+    const [code, previous] = (await runScript(this.redis, SET_OBSERVED, { keys: [key, ...c.keys], arguments: [JSON.stringify(observed), ...c.args] })) as [number, string?];
     if (code !== 1) return 'stale';
     return { previous: parseField(Observed, previous, key, 'observed') };
   }

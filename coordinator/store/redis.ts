@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import type { Logger } from '../../shared/log.js';
 
@@ -18,4 +19,25 @@ export async function connectRedis(url: string, log: Logger): Promise<Redis> {
   });
   await client.connect();
   return client as Redis;
+}
+
+const shas = new Map<string, string>();
+
+/**
+ * Run a Lua script by its SHA1 (EVALSHA), so each call sends the script's digest rather than
+ * its text (kilobytes on every pod change); Redis is given the text once, when it says it does
+ * not have it (after a restart or SCRIPT FLUSH).
+ */
+export async function runScript(redis: Redis, script: string, opts: { keys: string[]; arguments: string[] }): Promise<unknown> {
+  let sha = shas.get(script);
+  if (!sha) {
+    sha = createHash('sha1').update(script).digest('hex');
+    shas.set(script, sha);
+  }
+  try {
+    return await redis.evalSha(sha, opts);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return redis.eval(script, opts);
+  }
 }

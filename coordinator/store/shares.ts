@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Keys } from './keys.js';
 import { parseField, PermLevel } from './pods.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import { CAS_SHARE, CREATE_SHARE, DELETE_SHARE, SET_PERMISSION } from './scripts.js';
 
 // Volumes and snapshots: storage that outlives pods, each a directory on one host (or on a
@@ -73,7 +73,7 @@ export class ShareStore<K extends ShareKind> {
   /** false when the id is taken. */
   async create(tenant: string, id: string, rec: RecordOf<K>): Promise<boolean> {
     const k = this.keys;
-    const r = await this.redis.eval(CREATE_SHARE, {
+    const r = await runScript(this.redis, CREATE_SHARE, {
       keys: [k.share(this.kind, tenant, id), k.tenantShares(this.kind, tenant), k.sharePerms(this.kind, tenant, id)],
       arguments: [JSON.stringify(rec), id, rec.owner],
     });
@@ -90,7 +90,7 @@ export class ShareStore<K extends ShareKind> {
       if (!cur) return null;
       const next = change(cur);
       if (!next) return cur;
-      const r = await this.redis.eval(CAS_SHARE, { keys: [key], arguments: [raw!, JSON.stringify(next)] });
+      const r = await runScript(this.redis, CAS_SHARE, { keys: [key], arguments: [raw!, JSON.stringify(next)] });
       if (r === -1) return null;
       if (r === 1) {
         if (this.kind === 'snapshot') {
@@ -106,7 +106,7 @@ export class ShareStore<K extends ShareKind> {
 
   async delete(tenant: string, id: string): Promise<void> {
     const k = this.keys;
-    await this.redis.eval(DELETE_SHARE, {
+    await runScript(this.redis, DELETE_SHARE, {
       keys: [k.share(this.kind, tenant, id), k.tenantShares(this.kind, tenant), k.sharePerms(this.kind, tenant, id), k.scheduledSnapshots()],
       arguments: [id, `${tenant}/${id}`],
     });
@@ -120,7 +120,7 @@ export class ShareStore<K extends ShareKind> {
   /** 'set' | 'last-admin' (would leave no ADMIN) | 'gone'. */
   async setPermission(tenant: string, id: string, user: string, level: PermLevel | null): Promise<'set' | 'last-admin' | 'gone'> {
     const k = this.keys;
-    const r = await this.redis.eval(SET_PERMISSION, { keys: [k.share(this.kind, tenant, id), k.sharePerms(this.kind, tenant, id)], arguments: [user, level ?? ''] });
+    const r = await runScript(this.redis, SET_PERMISSION, { keys: [k.share(this.kind, tenant, id), k.sharePerms(this.kind, tenant, id)], arguments: [user, level ?? ''] });
     return r === 1 ? 'set' : r === 0 ? 'last-admin' : 'gone';
   }
 

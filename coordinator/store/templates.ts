@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PodDefinition, tagTimestamp, type NewTemplate, type NewTemplateTag, type TemplateRef } from '../../shared/template.js';
 import { Keys } from './keys.js';
 import { PermLevel } from './pods.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import { CREATE_TEMPLATE, SET_TEMPLATE_PERMISSION } from './scripts.js';
 
 // Template ids are unique on the site, as in Tapis (one table for every tenant). A template
@@ -78,7 +78,7 @@ export class TemplateStore {
     const now = new Date().toISOString();
     const rec: TemplateRecord = { ...t, creation_ts: now, update_ts: now, added_by: by, tenant_id: owner.tenant, site: owner.site };
     const k = this.keys;
-    const r = await this.redis.eval(CREATE_TEMPLATE, {
+    const r = await runScript(this.redis, CREATE_TEMPLATE, {
       keys: [k.templates(), k.templatePerms(t.template_id), k.templateTags(t.template_id)],
       arguments: [t.template_id, JSON.stringify(rec), owner.admin ?? ''],
     });
@@ -107,7 +107,7 @@ export class TemplateStore {
 
   /** 'set' | 'last-admin' (would leave no ADMIN) | 'gone'. */
   async setPermission(id: string, user: string, level: PermLevel | null): Promise<'set' | 'last-admin' | 'gone'> {
-    const r = await this.redis.eval(SET_TEMPLATE_PERMISSION, { keys: [this.keys.templates(), this.keys.templatePerms(id)], arguments: [id, user, level ?? ''] });
+    const r = await runScript(this.redis, SET_TEMPLATE_PERMISSION, { keys: [this.keys.templates(), this.keys.templatePerms(id)], arguments: [id, user, level ?? ''] });
     return r === 1 ? 'set' : r === 0 ? 'last-admin' : 'gone';
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { z } from 'zod';
 import { Keys } from './keys.js';
-import type { Redis } from './redis.js';
+import { runScript, type Redis } from './redis.js';
 import { CAS_HASH_FIELD } from './scripts.js';
 
 // Passwords are hashed with scrypt, a memory-hard KDF, at OWASP's current minimum for it:
@@ -107,7 +107,7 @@ export class UserStore {
       };
       const ends = hash !== undefined || (next.disabled && !cur.disabled) || (cur.admin && !next.admin) || (cur.site_admin && !next.site_admin);
       if (ends) next.epoch = cur.epoch + 1;
-      const r = await this.redis.eval(CAS_HASH_FIELD, { keys: [this.keys.users(tenant)], arguments: [username, raw!, JSON.stringify(next)] });
+      const r = await runScript(this.redis, CAS_HASH_FIELD, { keys: [this.keys.users(tenant)], arguments: [username, raw!, JSON.stringify(next)] });
       if (r === -1) return null;
       if (r === 1) return next;
     }
@@ -139,7 +139,7 @@ export class UserStore {
     if (!(await checkPassword(password, rec.hash)) || rec.disabled) return null;
     if (!currentParams(rec.hash)) {
       const next = { ...rec, hash: await hashPassword(password) };
-      await this.redis.eval(CAS_HASH_FIELD, { keys: [this.keys.users(tenant)], arguments: [username, raw!, JSON.stringify(next)] });
+      await runScript(this.redis, CAS_HASH_FIELD, { keys: [this.keys.users(tenant)], arguments: [username, raw!, JSON.stringify(next)] });
     }
     return rec;
   }

@@ -7,7 +7,8 @@
 // BENCH_API_ROUNDS (3) rounds of BENCH_API_DURATION_S (10) per server, after a 2 s warm-up of
 // each; BENCH_API_CONNECTIONS (50);
 // BENCH_API_CPU_PROF=DIR runs the coordinator with --cpu-prof into DIR (a .cpuprofile, for
-// Chrome's DevTools or `node --cpu-prof` readers).
+// Chrome's DevTools or `node --cpu-prof` readers); BENCH_API_COORDINATOR=PATH runs another build's
+// dist/coordinator/main.js (an older commit's, to compare under the same load).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   const adminToken = `admin-${randomBytes(16).toString('hex')}`;
   if (CPU_PROF) await mkdir(CPU_PROF, { recursive: true });
-  const coordinator = new Proc('coordinator', process.execPath, [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), path.join(root, 'dist/coordinator/main.js')], {
+  const coordinator = new Proc('coordinator', process.execPath, [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), process.env.BENCH_API_COORDINATOR || path.join(root, 'dist/coordinator/main.js')], {
     PODS_LISTEN_HOST: '127.0.0.1',
     PODS_LISTEN_PORT: String(port),
     PODS_REDIS_URL: redis.url,
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
       measured_at: new Date().toISOString(),
       machine: `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), shared with other work`,
       load_average_after: loadavg().map(round2),
+      coordinator_build: process.env.BENCH_API_COORDINATOR || 'this checkout',
       request: 'GET /v3/pods/{id} by its owner, a plain user (no admin role), with a JWT in X-Tapis-Token',
       body_bytes: Buffer.byteLength(answer.text),
       connections: CONNECTIONS,

@@ -540,6 +540,18 @@ export class Cluster {
   }
 }
 
+/** A test body whose failure also says what the coordinator and the agents were doing. */
+export function withDiagnostics(cluster: () => Cluster | undefined, fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof Error) err.message += `\n${cluster()?.diagnostics() ?? ''}`;
+      throw err;
+    }
+  };
+}
+
 /**
  * Bring up `hosts` hosts (default 3), Redis, the edge Caddy and the coordinator in the root
  * namespace, a Caddy and an agent in each host; wait until every agent is connected and

@@ -5,7 +5,7 @@
 // heals.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { skipWithoutCluster, startCluster, waitFor, TEST_IMAGE, type Cluster } from './harness.js';
+import { skipWithoutCluster, withDiagnostics, startCluster, waitFor, TEST_IMAGE, type Cluster } from './harness.js';
 
 const PODS = ['smoke1', 'smoke2', 'smoke3', 'smoke4', 'smoke5', 'smoke6'];
 
@@ -25,14 +25,7 @@ describe('cluster smoke', { skip: skipWithoutCluster() }, () => {
   });
 
   /** A failing test says what the coordinator and the agents were doing. */
-  const diag = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof Error) err.message += `\n${c.diagnostics()}`;
-      throw err;
-    }
-  };
+  const diag = (fn: () => Promise<void>) => withDiagnostics(() => c, fn);
 
   /** pod id -> the node that runs it (status_container.node). */
   const placement = async () => {

@@ -6,7 +6,7 @@
 // another node.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { skipWithoutCluster, startCluster, SWARM_LAYOUT, waitFor, TEST_IMAGE, type Cluster } from '../cluster/harness.js';
+import { skipWithoutCluster, withDiagnostics, startCluster, SWARM_LAYOUT, waitFor, TEST_IMAGE, type Cluster } from '../cluster/harness.js';
 
 describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
   let c: Cluster;
@@ -23,14 +23,8 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
     await c?.stop();
   });
 
-  const diag = (fn: () => Promise<void>) => async () => {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof Error) err.message += `\n${c.diagnostics()}`;
-      throw err;
-    }
-  };
+  /** A failing test says what the coordinator and the agents were doing. */
+  const diag = (fn: () => Promise<void>) => withDiagnostics(() => c, fn);
 
   const create = async (podId: string, extra: object = {}) => {
     const r = await c.api('POST', '/v3/pods', { body: { pod_id: podId, image: TEST_IMAGE, ...extra } });

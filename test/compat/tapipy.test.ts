@@ -6,56 +6,17 @@
 // PODS_PYTHON when ops/test.sh already ran it, otherwise it is run here.
 // PODS_COMPAT_VERBOSE=1 prints pytest's and schemathesis's whole output even when they pass.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { issueToken } from '../../coordinator/identity/jwt.js';
 import { LOCAL_TEMPLATES_DIR } from '../../coordinator/builtin-templates.js';
 import { freePort } from '../helpers/ports.js';
-import { repoRoot, startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
-
-const root = repoRoot();
-
-/** The virtualenv's python with tapipy, pytest and schemathesis. */
-async function python(): Promise<string> {
-  if (process.env.PODS_PYTHON) return process.env.PODS_PYTHON;
-  const { stdout } = await promisify(execFile)('bash', ['-c', '. ops/lib.sh && ensure_python_deps >&2 && printf %s "$PODS_PYTHON"'], {
-    cwd: root,
-    maxBuffer: 16 << 20,
-    timeout: 10 * 60_000,
-  });
-  return stdout.trim();
-}
-
-/** Run a command to its end; stdout and stderr together, in order. */
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number, cwd = root): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-200_000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const timer = setTimeout(() => {
-      output += `\n[killed after ${timeoutMs} ms]`;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
+import { python, runToEnd as run } from '../helpers/python.js';
+import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
 const pw = () => `pw-${randomBytes(12).toString('hex')}`;
 

@@ -2,10 +2,12 @@
 // (ops/cluster/swarm.sh; host 1 the manager), an agent and a Caddy on each, the coordinator,
 // Redis and the edge in the root namespace. A pod's story (create, RUNNING, its URL through the
 // edge, logs, stop, start, delete), pods placed across the nodes by Swarm, a pod that fits
-// nowhere waiting with Swarm's reason, a drained node, and a node cut off whose pod starts on
-// another node.
+// nowhere waiting with Swarm's reason, a drained node, a node cut off whose pod starts on
+// another node, and the tapipy quickstart.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { python, runToEnd } from '../helpers/python.js';
 import { skipWithoutCluster, withDiagnostics, startCluster, SWARM_LAYOUT, waitFor, TEST_IMAGE, type Cluster } from '../cluster/harness.js';
 
 describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
@@ -146,6 +148,31 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
     } finally {
       await h.restoreLink();
     }
+  }));
+
+  test('tapipy: the quickstart (test/compat/test_quickstart.py) as with the default backend', diag(async () => {
+    const py = await python();
+    const users = { alice: `pw-${randomBytes(12).toString('hex')}`, bob: `pw-${randomBytes(12).toString('hex')}` };
+    for (const [username, password] of Object.entries(users)) {
+      const r = await c.api('POST', '/v3/admin/users', { body: { tenant_id: c.tenant, username, password, admin: false } });
+      assert.equal(r.status, 200, `add user ${username}: ${r.body.message}`);
+    }
+    const r = await runToEnd(py, ['-m', 'pytest', 'test/compat/test_quickstart.py', '-q', '-p', 'no:cacheprovider', '--color=no', '--tb=short', '-rfEXx'], {
+      PODS_COMPAT_STRICT: '1',
+      PODS_BASE_URL: c.apiUrl,
+      PODS_TENANT_ID: c.tenant,
+      PODS_USERNAME: 'alice',
+      PODS_PASSWORD: users.alice,
+      PODS_USERNAME2: 'bob',
+      PODS_PASSWORD2: users.bob,
+      PODS_HTTP_URL: c.edge!.httpUrl,
+      PODS_BASE_DOMAIN: c.baseDomain,
+      PODS_IMAGE: TEST_IMAGE,
+      PYTHONDONTWRITEBYTECODE: '1',
+      PYTHONUNBUFFERED: '1',
+    }, 10 * 60_000);
+    assert.equal(r.code, 0, `pytest exited ${r.code}:\n${r.output}`);
+    assert.match(r.output.trim().split('\n').at(-1) ?? '', /^\d+ passed/, r.output);
   }));
 
   /** Served through the edge by the container on `node` (the cut-off node's container cannot be listed). */

@@ -2,7 +2,8 @@
 # Docker hosts on one machine joined into one Swarm, for the Swarm backend's tests (test/swarm/).
 #
 #   ops/cluster/swarm.sh up N     hosts pods-s1..pods-sN (ops/cluster/hosts.sh up N under other
-#                                 names), host 1 the only manager, the others workers
+#                                 names), host 1 the only manager, the others workers; no
+#                                 service left from an earlier run
 #   ops/cluster/swarm.sh down [--purge] | status | env K | exec K CMD... | link K up|down
 #                                 as ops/cluster/hosts.sh, for these hosts
 #
@@ -65,6 +66,12 @@ main() {
     up)
       bash "$HOSTS" "$@"
       join_swarm "${2:?usage: $0 up N}"
+      # Like the containers (hosts.sh up removes them), no service is left from an earlier run:
+      # the Swarm's state outlives `down` in the manager's data root.
+      local ids
+      ids=$(dk 1 service ls -q)
+      # shellcheck disable=SC2086
+      [ -z "$ids" ] || dk 1 service rm $ids >/dev/null
       pods_log "swarm of ${2} hosts ready"
       ;;
     *) exec bash "$HOSTS" "$@" ;;

@@ -497,7 +497,7 @@ export class Cluster {
   async containersOf(podId: string): Promise<Array<{ node: string; id: string; state: string }>> {
     const out: Array<{ node: string; id: string; state: string }> = [];
     for (const h of this.hosts) {
-      for (const c of await h.containers({ 'pods.pod_id': podId })) out.push({ node: h.nodeId, id: c.Id, state: c.State });
+      for (const c of await h.containers({ 'pods.pod_id': podId, 'pods.tenant': this.tenant })) out.push({ node: h.nodeId, id: c.Id, state: c.State });
     }
     return out;
   }

@@ -68,6 +68,10 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
       return /pod starting/.test(l) ? l : null;
     }, 15_000);
     assert.match(logs, /pod starting/);
+    const exec = await c.api('POST', '/v3/pods/story/exec', { body: { commands: ['echo hello from $(hostname)'] } });
+    assert.equal(exec.status, 200, `exec: ${exec.body.message}`);
+    const [ctr] = await running('story');
+    assert.equal(exec.body.result.execution_results[0].stdout.trim(), `hello from ${ctr!.id.slice(0, 12)}`, 'exec runs in the task\'s container');
 
     assert.equal((await c.api('GET', '/v3/pods/story/stop')).status, 200);
     await c.waitStatus('story', 'STOPPED', 30_000);
@@ -102,6 +106,18 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
     assert.equal(pod.status, 'REQUESTED');
     assert.match(pod.status_container.message, /Pod is waiting for a host: Swarm: no suitable node/);
     assert.equal((await c.api('DELETE', '/v3/pods/huge')).status, 200);
+  }));
+
+  test('a task that fails before its container runs: the pod is ERROR with Swarm\'s reason', diag(async () => {
+    // Allowed, but on no node: each node looks for it in a registry (none answers here) and gives up.
+    const image = 'pods-test/absent:latest';
+    assert.equal((await c.api('POST', '/v3/pods/images', { body: { image, description: 'an image no node has' } })).status, 200);
+    const r = await c.api('POST', '/v3/pods', { body: { pod_id: 'noimage', image } });
+    assert.equal(r.status, 200, r.body.message);
+    const pod = await c.waitStatus('noimage', 'ERROR', 120_000);
+    assert.match(pod.status_container.message, /^Swarm: /, JSON.stringify(pod.status_container));
+    console.log(`noimage: ${pod.status_container.message}`);
+    assert.equal((await c.api('DELETE', '/v3/pods/noimage')).status, 200);
   }));
 
   test('a drained node\'s pod runs elsewhere; the node takes pods again after uncordon', diag(async () => {
@@ -178,7 +194,7 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
   /** Served through the edge by the container on `node` (the cut-off node's container cannot be listed). */
   const assertServedOn = async (podId: string, node: string) => {
     const h = c.host(node);
-    const ctr = await waitFor(`${podId}'s container on ${node}`, async () => (await h.containers({ 'pods.pod_id': podId })).find((x) => x.State === 'running') ?? null, 30_000);
+    const ctr = await waitFor(`${podId}'s container on ${node}`, async () => (await h.containers({ 'pods.pod_id': podId, 'pods.tenant': c.tenant })).find((x) => x.State === 'running') ?? null, 30_000);
     await waitFor(`${podId} through the edge from ${node}`, async () => {
       const x = await c.viaEdge(podId);
       return x.status === 200 && x.body.trim() === `hello from ${ctr.Id.slice(0, 12)}`;

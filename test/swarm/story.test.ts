@@ -17,7 +17,8 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
     c = await startCluster({
       hosts: 3,
       layout: SWARM_LAYOUT,
-      coordinatorEnv: { PODS_BACKEND: 'swarm', PODS_SWARM_DOCKER_SOCKET: `${SWARM_LAYOUT.run}/h1/docker.sock`, PODS_SWARM_IMAGES: 'local' },
+      // A node cut off is lost after 20 s (Swarm calls it down after ~15 s without heartbeats).
+      coordinatorEnv: { PODS_BACKEND: 'swarm', PODS_SWARM_DOCKER_SOCKET: `${SWARM_LAYOUT.run}/h1/docker.sock`, PODS_SWARM_IMAGES: 'local', PODS_LOST_AFTER_S: '20' },
       agentEnv: { PODS_BACKEND: 'swarm' },
     });
   });
@@ -153,10 +154,15 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
     const h = c.host(from);
     await h.cutLink();
     try {
+      // Swarm's update waits for the old task to stop, or a minute when its node does not answer.
+      let last = '';
       const to = await waitFor('the pod RUNNING on another node', async () => {
         const p = await c.pod('cutoff');
+        last = JSON.stringify({ status: p.status, status_container: p.status_container });
         return p.status === 'RUNNING' && p.status_container.node !== from ? p.status_container.node : null;
-      }, 90_000);
+      }, 150_000).catch((err: Error) => {
+        throw new Error(`${err.message}; last seen ${last}`);
+      });
       assert.equal(await assertServedOn('cutoff', to), to);
       // Moved by Swarm (its node is down after ~15 s) or by the coordinator (PODS_LOST_AFTER_S), whichever is first.
       const events = (await c.api('GET', '/v3/pods/cutoff/events')).body.result as Array<{ type: string; node?: string }>;

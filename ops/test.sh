@@ -28,12 +28,15 @@ npm run --silent build
 # test/cluster/ makes network namespaces and a dockerd per host: only root can, so it runs when
 # npm test runs as root (CI does) unless PODS_SKIP_CLUSTER=1; `npm run test:cluster` runs it alone.
 # So does test/swarm/ (the same hosts joined into one Swarm; `npm run test:swarm`).
-skip_cluster=(-not -path 'dist/test/cluster/*' -not -path 'dist/test/swarm/*')
-if is_root && [ -z "${PODS_SKIP_CLUSTER:-}" ]; then skip_cluster=(); fi
+# test/machines/ boots Debian machines with systemd-nspawn and installs the service on them with
+# ops/install-*.sh: root too, unless PODS_SKIP_MACHINES=1; `npm run test:machines` runs it alone.
+left_out=(-not -path 'dist/test/cluster/*' -not -path 'dist/test/swarm/*')
+if is_root && [ -z "${PODS_SKIP_CLUSTER:-}" ]; then left_out=(); fi
+if ! is_root || [ -n "${PODS_SKIP_MACHINES:-}" ]; then left_out+=(-not -path 'dist/test/machines/*'); fi
 files=()
 while IFS= read -r f; do
   src=${f#dist/}
   [ -f "${src%.js}.ts" ] && files+=("$f")
-done < <(find dist/test -name '*.test.js' "${skip_cluster[@]}" 2>/dev/null | sort)
+done < <(find dist/test -name '*.test.js' "${left_out[@]}" 2>/dev/null | sort)
 [ ${#files[@]} -gt 0 ] || pods_die "no tests: nothing matches test/**/*.test.ts"
 exec node --test --test-concurrency=1 "$@" "${files[@]}"

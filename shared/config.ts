@@ -47,6 +47,9 @@ export const CoordinatorConfig = z
   .object({
     listenHost: z.string().default('127.0.0.1'),
     listenPort: port.default(8000),
+    /** PEM files: when both are set the API and the agents' endpoint are served over TLS (https://, wss://). */
+    tlsCertFile: z.string().min(1).optional(),
+    tlsKeyFile: z.string().min(1).optional(),
     redisUrl: z.string().url().default('redis://127.0.0.1:6379'),
     redisPrefix: z.string().regex(/^[A-Za-z0-9:_-]*$/).default('pods:'),
     baseDomain: z.string().regex(/^[a-z0-9.-]+$/).default('localhost'),
@@ -144,6 +147,9 @@ export const CoordinatorConfig = z
     if (new Set(nodeTokens).size !== nodeTokens.length) ctx.addIssue({ code: 'custom', path: ['nodeTokens'], message: 'PODS_NODE_TOKENS must give each node its own token' });
     const nodeIds = c.nodeTokens.map((t) => t.nodeId);
     if (new Set(nodeIds).size !== nodeIds.length) ctx.addIssue({ code: 'custom', path: ['nodeTokens'], message: 'PODS_NODE_TOKENS names a node id twice' });
+    if (!c.tlsCertFile !== !c.tlsKeyFile) {
+      ctx.addIssue({ code: 'custom', path: ['tlsCertFile'], message: 'PODS_TLS_CERT_FILE and PODS_TLS_KEY_FILE go together: set both to serve TLS, or neither' });
+    }
     if (c.extraTokens.some((t) => t.token === c.adminToken)) {
       ctx.addIssue({ code: 'custom', path: ['extraTokens'], message: 'PODS_EXTRA_TOKENS must not reuse PODS_ADMIN_TOKEN' });
     }
@@ -228,6 +234,8 @@ export function loadCoordinatorConfig(env: Env): CoordinatorConfig {
   const raw = defined({
     listenHost: env.PODS_LISTEN_HOST,
     listenPort: env.PODS_LISTEN_PORT,
+    tlsCertFile: env.PODS_TLS_CERT_FILE,
+    tlsKeyFile: env.PODS_TLS_KEY_FILE,
     redisUrl: env.PODS_REDIS_URL,
     redisPrefix: env.PODS_REDIS_PREFIX,
     baseDomain: env.PODS_BASE_DOMAIN,

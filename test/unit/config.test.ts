@@ -12,6 +12,7 @@ test('coordinator config: defaults, and what is wrong said in words', () => {
   assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `Bad_Node=${'n'.repeat(20)}` }), /node ids are/);
   assert.throws(() => loadCoordinatorConfig({ PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}` }), /adminToken/);
   assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'short', PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}` }), /PODS_ADMIN_TOKEN must be at least 16/);
+  assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_TLS_CERT_FILE: '/etc/pods/tls/c.crt' }), /PODS_TLS_CERT_FILE and PODS_TLS_KEY_FILE go together/);
   assert.throws(() => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_EXTRA_TOKENS: '{oops' }), /PODS_EXTRA_TOKENS is not valid JSON/);
   assert.throws(
     () => loadCoordinatorConfig({ PODS_ADMIN_TOKEN: 'a'.repeat(20), PODS_NODE_TOKENS: `host1=${'n'.repeat(20)}`, PODS_EXTRA_TOKENS: JSON.stringify([{ token: 'a'.repeat(20), tenant: 'x', username: 'u' }]) }),

@@ -19,7 +19,6 @@ mkdir -p "$dest"
 dest=$(cd "$dest" && pwd)
 case $dest/ in "$PODS_ROOT"/ | "$PODS_ROOT"/dist/* | "$PODS_ROOT"/ops/*) pods_die "DEST must not be the repository or inside its sources" ;; esac
 
-ensure_node_deps
 (cd "$PODS_ROOT" && npm run --silent build)
 "$PODS_ROOT/ops/build-caddy.sh" >/dev/null
 caddy=$(caddy_cache_path)
@@ -28,12 +27,13 @@ node_tgz=$(PODS_CACHE_DIR=${PODS_CACHE_DIR:-$HOME/.cache/pods} fetch_node_runtim
 # Everything but the node modules (kept when the lock file is the same) is copied afresh.
 find "$dest" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
 if git -C "$PODS_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  (cd "$PODS_ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' files \
-    | tar --null -T - -cf -) | tar -C "$dest" -xf -
+  # Tracked and untracked-but-not-ignored files that exist, but node_modules (a symlink in a
+  # worktree), dist and var.
+  (cd "$PODS_ROOT" && git ls-files -z --cached --others --exclude-standard | grep -zv '^\(node_modules\|dist\|var\)\(/\|$\)' \
+    | xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' files | tar --null -T - -cf -) | tar -C "$dest" -xf -
 else
   tar -C "$PODS_ROOT" --exclude=./.git --exclude=./node_modules --exclude=./dist --exclude=./var -cf - . | tar -C "$dest" -xf -
 fi
-rm -f "$dest/node_modules" 2>/dev/null || true # a symlink in a worktree is not a copy
 cp -a "$PODS_ROOT/dist" "$dest/dist"
 rm -rf "$dest/dist/test" "$dest/dist/bench"
 

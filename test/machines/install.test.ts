@@ -102,8 +102,10 @@ describe('installers on booted machines: a coordinator and two Docker hosts', { 
     assert.equal(allowed.status, 200, JSON.stringify(allowed.json));
     const added = await c.api('POST', '/v3/admin/users', { tenant_id: 'dev', username: user.name, password: user.password });
     assert.equal(added.status, 200, JSON.stringify(added.json));
-    const nodes = await c.api('GET', '/v3/admin/nodes');
-    assert.deepEqual(nodes.json.result.map((n: { node_id: string; state: string }) => `${n.node_id} ${n.state}`).sort(), ['host1 ready', 'host2 ready']);
+    await waitFor('both hosts connected', async () => {
+      const nodes = (await c.api('GET', '/v3/admin/nodes')).json.result as { node_id: string; state: string }[];
+      return nodes.map((n) => `${n.node_id} ${n.state}`).sort().join() === 'host1 ready,host2 ready';
+    }, 30_000, 250);
 
     let pod: PodSeen = await tapipy('create');
     assert.equal(pod.status, 'RUNNING', JSON.stringify(pod));

@@ -52,6 +52,10 @@ machines_present() { for d in "$LIB"/*/; do [ -d "$d/upper" ] && basename "$d"; 
 ensure_host_tools() {
   PODS_APT_PACKAGES=(systemd-container:systemd-nspawn debootstrap:debootstrap iproute2:ip iptables:iptables)
   ensure_packages
+  # The cgroup set-up below (a cgroup per machine in each v1 hierarchy, the controllers made
+  # writable inside) is for cgroup v1 hosts, where it was measured; v2 has not been tried.
+  [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] \
+    || pods_die "this host has cgroup v2 only; ops/machines/machines.sh supports cgroup v1 hosts (untried on v2)"
 }
 
 # ---- this namespace: the bridge and its guard rules -----------------------------------------

@@ -116,6 +116,24 @@ describe('identity: tokens, sites, tenants', () => {
     assert.match(bad.stderr, /^username: /);
   });
 
+  test('a tenant added by another process (the CLI) is served by its host at once', async () => {
+    // The coordinator keeps tenants it has seen in memory; a host it does not know is looked up again.
+    const usersAt = async (host: string) => {
+      const res = await request(`${primary}/v3/admin/users`, { headers: { host, 'x-tapis-token': ADMIN } });
+      const body = (await res.body.json()) as { result: Array<{ username: string; tenant_id: string }> };
+      return body.result.map((u) => `${u.tenant_id}/${u.username}`);
+    };
+    const host = `late.example:${port}`;
+    assert.ok((await usersAt(host)).includes('dev/alice'), 'an unknown host is the primary tenant');
+    const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'tenant', 'add', 'late', `http://${host}`], {
+      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
+      encoding: 'utf8',
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(await usersAt(host), []);
+    assert.ok((await usersAt(`127.0.0.1:${port}`)).includes('dev/alice'));
+  });
+
   test('forged, expired and other-tenant tokens get 401; a good one works', async () => {
     const alice = await token(primary, 'alice', 'alice-secret-pw');
     assert.equal((await call(primary, 'GET', '/v3/pods', { token: alice })).status, 200);

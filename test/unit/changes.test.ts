@@ -152,3 +152,13 @@ test('a stream reset under a follower (Redis lost its data) is a gap too', async
   assert.ok(await pods.create(spec('fresh'), desired('f')));
   await waitFor('the change after the reset', async () => f.seen.some((x) => x.podId === 'fresh'), 5000, 20);
 });
+
+test('scripts run by digest are sent again when Redis has forgotten them (SCRIPT FLUSH, a restart)', async () => {
+  const p = prefix();
+  const c = await connect();
+  const pods = new PodStore(c, p, { origin: 'coordA/1' });
+  assert.ok(await pods.create(spec('before'), desired('b')));
+  await c.sendCommand(['SCRIPT', 'FLUSH']);
+  assert.ok(await pods.create(spec('after'), desired('a')));
+  assert.ok(await pods.get(TENANT, 'after'));
+});

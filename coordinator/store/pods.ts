@@ -4,7 +4,7 @@ import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
-import { ALLOCATE_PORTS, APPEND_LOGS, CAS_FIELD, READ_LOGS, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
+import { ALLOCATE_PORTS, APPEND_EVENT, APPEND_LOGS, CAS_FIELD, READ_LOGS, CREATE_POD, DELETE_POD, PLACE_POD, RECOUNT_USAGE, RELEASE_PORTS, SET_HOME, SET_NOTE, SET_OBSERVED, SET_PERMISSION, UNPLACE_POD } from './scripts.js';
 
 export const PermLevel = z.enum(['READ', 'USER', 'ADMIN']);
 export type PermLevel = z.infer<typeof PermLevel>;
@@ -425,7 +425,7 @@ export class PodStore {
   async action(tenant: string, podId: string, line: string, type: PodEventType = 'note', extra: { generation?: number; node?: string } = {}): Promise<void> {
     const key = this.keys.actions(tenant, podId);
     const event: PodEvent = { time: new Date().toISOString(), type, message: line, ...extra };
-    await this.redis.multi().rPush(key, JSON.stringify(event)).lTrim(key, -ACTION_LOG_MAX, -1).exec();
+    await this.eval(APPEND_EVENT, [key], [JSON.stringify(event), String(ACTION_LOG_MAX)]);
   }
 
   /** The pod's events, oldest first (the newest ACTION_LOG_MAX). */

@@ -156,6 +156,16 @@ end
 return {added, listed}`;
 
 /**
+ * Append an event to a pod's event list, keeping the newest ARGV[2] (one command, not four).
+ * KEYS[1] the pod's event list
+ * ARGV[1] event JSON, ARGV[2] how many to keep
+ */
+export const APPEND_EVENT = `
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+return 1`;
+
+/**
  * Compare-and-set one field of a pod hash (spec or desired); the pod must exist.
  * KEYS[1] pod hash
  * ARGV[1] field, ARGV[2] expected value ("" = field absent), ARGV[3] new value ("" = delete field)

@@ -26,7 +26,10 @@ async function createToUrl(name: string, opts: ClusterOptions): Promise<number[]
       const t0 = performance.now();
       const r = await c.api('POST', '/v3/pods', { body: { pod_id: podId, image: TEST_IMAGE } });
       if (r.status !== 200) throw new Error(`create failed: ${r.body.message}`);
-      await waitFor(`${podId} through the edge`, async () => (await c.viaEdge(podId, 2000).catch(() => ({ status: 0 }))).status === 200, 60_000, 10);
+      await waitFor(`${podId} through the edge`, async () => (await c.viaEdge(podId, 2000).catch(() => ({ status: 0 }))).status === 200, 60_000, 10).catch(async (err: Error) => {
+        const pod = await c.pod(podId).catch(() => null);
+        throw new Error(`${err.message}; the pod: ${JSON.stringify(pod?.status_container)} ${pod?.status}\n${c.diagnostics()}`);
+      });
       out.push(performance.now() - t0);
       await c.api('DELETE', `/v3/pods/${podId}`);
       await waitFor(`${podId} gone`, async () => (await c.containersOf(podId)).every((x) => x.state !== 'running'), 60_000, 50);

@@ -36,7 +36,8 @@ export class SwarmTaskRuntime extends DockerRuntime {
     const deadline = Date.now() + TASK_WAIT_MS;
     for (;;) {
       const mine = await this.list({ tenant: a.tenant, podId: a.podId });
-      const c = mine.find((x) => x.uid === a.uid && x.generation === a.generation && x.state !== 'created');
+      // Running with its address on the bridge (routes need it), or ended already.
+      const c = mine.find((x) => x.uid === a.uid && x.generation === a.generation && ((x.state === 'running' && x.address) || x.state === 'exited'));
       if (c) return c;
       if (Date.now() > deadline) throw new RuntimeError('START_FAILED', `Swarm started no container for instance ${a.generation} on this node within ${TASK_WAIT_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, TASK_POLL_MS));

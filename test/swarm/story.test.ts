@@ -46,10 +46,15 @@ describe('pods on a Docker Swarm', { skip: skipWithoutCluster() }, () => {
       return xs.length === 1 ? xs : null;
     }, 30_000);
     assert.equal(mine[0]!.node, node, `pod ${podId} runs on ${mine[0]!.node}, the API says ${node}`);
+    let last = '';
     const r = await waitFor(`${podId} through the edge`, async () => {
       const x = await c.viaEdge(podId);
+      last = `${x.status} ${x.body.slice(0, 200)}`;
       return x.status === 200 && x.body.includes(mine[0]!.id.slice(0, 12)) ? x : null;
-    }, 20_000);
+    }, 20_000).catch(async (err: Error) => {
+      const via = await c.host(node).viaCaddy(c.podHost(podId)).then((x) => `${x.status} ${x.body.slice(0, 200)}`, (e: Error) => e.message);
+      throw new Error(`${err.message}; the edge last answered ${last}; ${node}'s Caddy answers ${via}; container ${mine[0]!.id.slice(0, 12)}`);
+    });
     assert.equal(r.body.trim(), `hello from ${mine[0]!.id.slice(0, 12)}`);
     return node;
   };

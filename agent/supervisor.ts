@@ -3,6 +3,7 @@ import type { Logger } from '../shared/log.js';
 import { podKey, type Observed, type Phase } from '../shared/pod.js';
 import type { Assignment, Hello, PodLogs, PodRef } from '../shared/protocol.js';
 import type { CaddyClient } from './caddy.js';
+import { stoppedWithEngine } from './engine-stop.js';
 import { EngineWatch } from './engine-watch.js';
 import { restartBackoffMs } from './health.js';
 import { HealthWatch } from './health-watch.js';
@@ -24,12 +25,15 @@ interface PodInstance {
   container: PodContainer;
   output: PodOutput;
   checks: HealthWatch;
-  /** Containers restarted for failing liveness, this instance. */
+  /** Containers restarted for failing liveness or after the engine went down, this instance. */
   restarts: number;
   removing: boolean;
 }
 
 const keyOf = (x: { tenant: string; podId: string }) => podKey(x.tenant, x.podId);
+
+/** Why a container is started again in place after its host or engine came back. */
+const ENGINE_DOWN_REASON = 'the host or its Docker engine went down; restarted';
 
 /**
  * Runs this host's share of pods: makes the containers the coordinator asks for, removes
@@ -92,9 +96,15 @@ export class Supervisor {
 
   /** Every labelled container, as hello reports them. */
   async inventory(): Promise<Hello['containers']> {
-    return (await this.deps.runtime.list()).map((c) => {
+    const containers = await this.deps.runtime.list();
+    const engine = containers.some((c) => c.state === 'exited') ? await this.deps.runtime.engineStart() : null;
+    return containers.map((c) => {
       const pod = this.pods.get(keyOf(c));
       const health = pod && pod.container.id === c.id ? pod.checks.health : 'unknown';
+      // One the engine stopped is started again once assigned (ensure): it is not reported ended meanwhile.
+      if (stoppedWithEngine(c, engine)) {
+        return { tenant: c.tenant, podId: c.podId, uid: c.uid, generation: c.generation, phase: 'creating' as const, observed: this.observed(c, 'creating', { message: 'the host or its Docker engine went down; starting it again' }) };
+      }
       const phase = phaseOf(c);
       return { tenant: c.tenant, podId: c.podId, uid: c.uid, generation: c.generation, phase, observed: this.observed(c, phase, { health }) };
     });
@@ -174,6 +184,7 @@ export class Supervisor {
       return;
     }
     if (current?.state === 'exited') {
+      if (stoppedWithEngine(current, await runtime.engineStart())) return this.startAgain(a, current);
       this.report(a, current, 'exited');
       return;
     }
@@ -200,6 +211,19 @@ export class Supervisor {
     await this.attach(a, c, fresh);
   }
 
+  /** Start again in place (its data and output kept) a container the engine going down stopped. */
+  private async startAgain(a: Assignment, stopped: PodContainer): Promise<void> {
+    this.deps.log.warn({ pod: keyOf(a), container: stopped.id.slice(0, 12), finishedAt: stopped.finishedAt }, 'starting again a container stopped when the host or its engine went down');
+    let c: PodContainer;
+    try {
+      c = await this.deps.runtime.restart(stopped.id);
+    } catch (err) {
+      this.report(a, stopped, 'failed', { message: `${ENGINE_DOWN_REASON}, but it could not start: ${(err as Error).message}` });
+      return;
+    }
+    await this.attach(a, c, false, ENGINE_DOWN_REASON);
+  }
+
   private async bindsOf(a: Assignment): Promise<Bind[]> {
     if (!this.deps.binds) throw new Error('this agent keeps no storage, and the pod mounts some');
     return this.deps.binds(a);
@@ -209,8 +233,9 @@ export class Supervisor {
    * Take charge of a running container: output, startup and readiness checks, routes, first
    * probe, the template's init commands (only for a container made just now, never for one
    * adopted after a restart), then report it running and keep watching its health.
+   * `restarted`: why the container was just started again in place (counted as a restart).
    */
-  private async attach(a: Assignment, c: PodContainer, fresh: boolean): Promise<void> {
+  private async attach(a: Assignment, c: PodContainer, fresh: boolean, restarted?: string): Promise<void> {
     const { config, runtime, log } = this.deps;
     const key = keyOf(a);
     const old = this.pods.get(key);
@@ -225,7 +250,7 @@ export class Supervisor {
         waiting: (why) => this.report(a, pod.container, 'creating', { message: `waiting for the readiness check: ${why}` }),
         livenessFailed: (why) => void this.queue.run(key, () => this.restartForLiveness(pod, why)),
       }),
-      restarts: 0,
+      restarts: restarted ? 1 : 0,
       removing: false,
     };
     this.pods.set(key, pod);
@@ -261,7 +286,8 @@ export class Supervisor {
       return;
     }
     pod.container = now;
-    this.report(a, now, 'running', { health: pod.checks.health, ...(unserved ? { message: unserved } : {}) });
+    const message = [restarted, unserved].filter(Boolean).join('; ');
+    this.report(a, now, 'running', { health: pod.checks.health, ...(pod.restarts ? { restarts: pod.restarts } : {}), ...(message ? { message } : {}) });
     pod.checks.start();
   }
 
@@ -346,6 +372,14 @@ export class Supervisor {
         if (!this.current(pod)) return;
         let info = await this.deps.runtime.inspect(pod.container.id);
         if (!info) return this.forget(pod, 'container was gone after dockerd restarted');
+        let extra: Partial<Observed> = {};
+        if (info.state === 'exited' && !stoppedWithEngine(info, await this.deps.runtime.engineStart())) {
+          // It ended by itself, while the engine ran: it stays ended.
+          pod.checks.stop();
+          pod.container = info;
+          this.report(pod.assignment, info, 'exited');
+          return;
+        }
         if (info.state !== 'running') {
           try {
             info = await this.deps.runtime.start(info.id);
@@ -353,9 +387,11 @@ export class Supervisor {
             this.report(pod.assignment, info, 'failed', { message: `could not restart after dockerd restarted: ${(err as Error).message}` });
             return;
           }
+          pod.restarts++;
+          extra = { restarts: pod.restarts, message: ENGINE_DOWN_REASON };
         }
         // Published ports can change across a restart; the log is followed again after what was shipped.
-        await this.reattach(pod, info);
+        await this.reattach(pod, info, extra);
       });
     }
   }

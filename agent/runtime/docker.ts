@@ -3,7 +3,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import type { Assignment } from '../../shared/protocol.js';
 import { containerName, L } from './labels.js';
-import { RuntimeError, type Bind, type CommandOutput, type ContainerEvent, type ContainerState, type EventFeed, type PodContainer, type Runtime } from './runtime.js';
+import { RuntimeError, type Bind, type CommandOutput, type ContainerEvent, type ContainerState, type EngineStart, type EventFeed, type PodContainer, type Runtime } from './runtime.js';
 
 /** The host interface of a bridge network: its configured name, else Docker's br-<id>. */
 function bridgeInterface(n: { Id: string; Options?: Record<string, string> }): string {
@@ -77,6 +77,24 @@ export class DockerRuntime implements Runtime {
       if ((err as { statusCode?: number }).statusCode !== 409) throw err;
     }
     return bridgeInterface(await this.docker.getNetwork(this.opts.network).inspect());
+  }
+
+  /**
+   * When dockerd last started. Its API does not say; its default network does: dockerd deletes
+   * and makes again its `bridge` network each time it starts with no container left running,
+   * which is exactly when it has taken containers down (a reboot, or a restart without
+   * --live-restore). When containers ran on through a restart, this is an earlier start: no
+   * container of ours was stopped by the engine then, so nothing is misread.
+   */
+  async engineStart(): Promise<EngineStart | null> {
+    try {
+      const [bridge, info] = await Promise.all([this.docker.getNetwork('bridge').inspect(), this.docker.info()]);
+      const at = isoOrUndefined(bridge.Created);
+      return at ? { at, stopsContainersOnShutdown: info.LiveRestoreEnabled !== true } : null;
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'could not tell when the engine started');
+      return null;
+    }
   }
 
   /** Every container on this host labelled for this node. */

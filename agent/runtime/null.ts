@@ -6,7 +6,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../../shared/log.js';
 import type { Assignment } from '../../shared/protocol.js';
 import { CaddyClient, type PodRoute, type ResyncResult, type TcpRoute } from '../caddy.js';
-import type { CommandOutput, ContainerEvent, EventFeed, PodContainer, Runtime } from './runtime.js';
+import type { CommandOutput, ContainerEvent, EngineStart, EventFeed, PodContainer, Runtime } from './runtime.js';
 
 /**
  * Containers kept in memory: "created and started" at once, always running, serving no
@@ -101,6 +101,10 @@ export class NullRuntime implements Runtime {
   endEvents(): void {
     for (const s of this.subscribers) s.end();
     this.subscribers.clear();
+  }
+
+  async engineStart(): Promise<EngineStart | null> {
+    return null;
   }
 
   async events(): Promise<EventFeed> {

@@ -51,6 +51,12 @@ export interface EventFeed extends AsyncIterable<ContainerEvent> {
   close(): void;
 }
 
+/** When the engine last started (ISO time), and whether it stops containers as it shuts down. */
+export interface EngineStart {
+  at: string;
+  stopsContainersOnShutdown: boolean;
+}
+
 export interface Runtime {
   /** This node's containers, or only one pod's. */
   list(pod?: { tenant: string; podId: string }): Promise<PodContainer[]>;
@@ -79,6 +85,8 @@ export interface Runtime {
   follow(id: string, since?: string): Promise<Readable>;
   /** Follow this node's container events; the caller subscribes again when the feed ends. */
   events(): Promise<EventFeed>;
+  /** When the engine last started, as near as it tells; null when it cannot tell. */
+  engineStart(): Promise<EngineStart | null>;
 }
 
 export type RuntimeErrorCode = 'IMAGE_UNAVAILABLE' | 'CREATE_FAILED' | 'START_FAILED';

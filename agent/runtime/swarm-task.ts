@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import type { Assignment } from '../../shared/protocol.js';
 import { DockerRuntime, type RuntimeOptions } from './docker.js';
-import { RuntimeError, type PodContainer } from './runtime.js';
+import { RuntimeError, type EngineStart, type PodContainer } from './runtime.js';
 
 /** How long an agent waits for Swarm to start the task the coordinator saw placed here. */
 const TASK_WAIT_MS = 120_000;
@@ -53,6 +53,11 @@ export class SwarmTaskRuntime extends DockerRuntime {
 
   /** Swarm stops and removes its tasks' containers (when the coordinator scales or removes the service). */
   override async remove(): Promise<void> {}
+
+  /** Swarm replaces the tasks its engine stopped by itself: the agent never starts one again. */
+  override async engineStart(): Promise<EngineStart | null> {
+    return null;
+  }
 
   /** A task publishes no ports (no routing mesh): the host's Caddy reaches the container on its bridge. */
   protected override reach(info: Docker.ContainerInspectInfo, portNames: Record<string, number>): Pick<PodContainer, 'hostPorts' | 'address'> {

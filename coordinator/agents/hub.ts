@@ -372,7 +372,9 @@ export class AgentHub {
           : observed.message
             ? `: ${observed.message}`
             : '';
-      const type = oom ? 'oom_killed' : PHASE_EVENTS[observed.phase];
+      // Running again after the agent started the container again in place (e.g. after its host rebooted).
+      const restarted = observed.phase === 'running' && (observed.restarts ?? 0) > (prev?.restarts ?? 0);
+      const type = oom ? 'oom_killed' : restarted ? 'restarted' : PHASE_EVENTS[observed.phase];
       await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`, type, { generation: observed.generation, node: observed.nodeId });
     } else if ((observed.restarts ?? 0) > (prev.restarts ?? 0)) {
       await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation}: ${observed.message ?? 'container restarted'}`, 'restarted', { generation: observed.generation, node: observed.nodeId });

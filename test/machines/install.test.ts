@@ -156,8 +156,13 @@ describe('installers on booted machines: a coordinator and two Docker hosts', { 
     assert.deepEqual(await podContainers(podHost === 1 ? 2 : 1), []);
   });
 
-  test('after the boot the pod serves again by itself', { todo: "the pod's container was killed by the host's shutdown (Docker reports exit 255) and the agent reports it exited: the pod stays ERROR until restarted (agent/supervisor.ts ensure(); issue 14)" }, async () => {
+  test('after the boot the pod serves again by itself: the same container, RUNNING, a restart in its events', async () => {
+    assert.ok(podHost, 'the pod was made');
     await waitFor('the pod served again after the boot', served, 30_000, 500);
+    assert.deepEqual(await allContainers(), [containerId.slice(0, 12)], 'the same container, started again in place');
+    assert.equal((await tapipy('get')).status, 'RUNNING');
+    const events = (await cluster!.api('GET', `/v3/pods/${POD}/events`)).json;
+    assert.match(JSON.stringify(events), /restarted[^}]*the host or its Docker engine went down/, JSON.stringify(events));
   });
 
   test('the user restarts the pod after the boot: it runs again on its host, once', async () => {

@@ -1,7 +1,7 @@
 // The installers on booted Debian 12 machines, as a site admin runs them: a coordinator and two
 // Docker hosts provisioned from scratch by ops/machines/provision.sh (the Vagrantfile's entry
 // point), then a user's pod made with tapipy from this machine against the coordinator's TLS
-// address, served by its host's Caddy; then the agent restarted, the host powered off and booted,
+// address, served by its host's Caddy; then the agent restarted, the host powered off and booted (the pod comes back by itself),
 // the installers run again (nothing changes), run with a new version (an upgrade in place, the
 // pod kept running) and run with --uninstall. Prints how long each phase and the whole run took.
 // `npm run test:machines`; part of `npm test` as root unless PODS_SKIP_MACHINES is set.

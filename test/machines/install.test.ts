@@ -6,29 +6,17 @@
 // pod kept running) and run with --uninstall. Prints how long each phase and the whole run took.
 // `npm run test:machines`; part of `npm test` as root unless PODS_SKIP_MACHINES is set.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { waitFor } from '../helpers/procs.js';
+import { python } from '../helpers/python.js';
 import { repoRoot } from '../helpers/stack.js';
 import { Cluster, COORDINATOR_URL, HOSTS, inMachine, machines, sh, skipWithoutMachines, TEST_IMAGE, throughCaddy } from './machines.js';
 
 const POD = 'hello';
 const POD_HOST = `${POD}.pods.dev.localhost`;
 const user = { name: 'alice', password: `pw-${randomBytes(12).toString('hex')}` };
-
-/** The virtualenv's python with tapipy (ops/lib.sh ensure_python_deps). */
-async function python(): Promise<string> {
-  if (process.env.PODS_PYTHON) return process.env.PODS_PYTHON;
-  const { stdout } = await promisify(execFile)('bash', ['-c', '. ops/lib.sh && ensure_python_deps >&2 && printf %s "$PODS_PYTHON"'], {
-    cwd: repoRoot(),
-    maxBuffer: 16 << 20,
-    timeout: 10 * 60_000,
-  });
-  return stdout.trim();
-}
 
 interface PodSeen {
   status: string;

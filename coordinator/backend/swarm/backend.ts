@@ -59,6 +59,8 @@ export class SwarmBackend implements PodBackend {
   private readonly seen = new Map<string, string>();
   /** Swarm node id -> our node id, from the last watch. */
   private nodeIds = new Map<string, string>();
+  /** The last availability sync (see syncAvailability). */
+  private availability: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly deps: { config: CoordinatorConfig; log: Logger; pods: PodStore; nodes: NodeStore; watchMs: number },
@@ -90,6 +92,9 @@ export class SwarmBackend implements PodBackend {
         defaultUser: this.deps.config.swarmContainerUser,
         pidsLimit: this.deps.config.swarmPidsLimit,
       });
+      // A pod moved off a node being drained gets its new task only once Swarm knows of the drain:
+      // the watch sets it within a second, but an update before that could land on the same node.
+      await this.syncAvailability();
       if (service) await this.docker.getService(service.ID).update({ version: service.Version?.Index, ...spec });
       else await this.docker.createService(spec as never);
       this.deps.log.info({ pod: podKey(tenant, podId), generation: rec.desired.generation }, service ? 'swarm service updated' : 'swarm service created');
@@ -203,6 +208,29 @@ export class SwarmBackend implements PodBackend {
   }
 
   /**
+   * Each Swarm node's availability set from our admin state (cordoned: pause, draining: drain).
+   * One at a time (a node's update names its version), each reading the admin state afresh.
+   */
+  private syncAvailability(): Promise<void> {
+    const next = this.availability.then(() => this.setAvailability());
+    this.availability = next.catch(() => undefined);
+    return next;
+  }
+
+  private async setAvailability(): Promise<void> {
+    const [nodes, admins] = await Promise.all([this.refreshNodes(), this.deps.nodes.admins()]);
+    for (const n of nodes) {
+      const admin = admins.get(ourNodeId(n));
+      const want = availabilityOf(admin ?? { cordoned: false, draining: false });
+      const spec = n.Spec;
+      if (spec?.Availability !== want && (admin || spec?.Availability !== 'active')) {
+        await this.docker.getNode(n.ID).update({ version: n.Version?.Index, ...spec, Availability: want });
+        this.deps.log.info({ node: ourNodeId(n), availability: want }, 'swarm node availability set');
+      }
+    }
+  }
+
+  /**
    * One look at the Swarm: node availability set from our admin state, and every pod whose
    * current task changed since the last look kicked (its reconcile reads the task again).
    */
@@ -210,16 +238,7 @@ export class SwarmBackend implements PodBackend {
     if (this.watching) return;
     this.watching = true;
     try {
-      const [nodes, admins] = await Promise.all([this.refreshNodes(), this.deps.nodes.admins()]);
-      for (const n of nodes) {
-        const admin = admins.get(ourNodeId(n));
-        const want = availabilityOf(admin ?? { cordoned: false, draining: false });
-        const spec = n.Spec;
-        if (spec?.Availability !== want && (admin || spec?.Availability !== 'active')) {
-          await this.docker.getNode(n.ID).update({ version: n.Version?.Index, ...spec, Availability: want });
-          this.deps.log.info({ node: ourNodeId(n), availability: want }, 'swarm node availability set');
-        }
-      }
+      await this.syncAvailability();
       const tasks = (await this.docker.listTasks()) as unknown as Task[];
       const byPod = new Map<string, Task[]>();
       for (const t of tasks) {

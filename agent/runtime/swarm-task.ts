@@ -44,11 +44,26 @@ export class SwarmTaskRuntime extends DockerRuntime {
     }
   }
 
-  /** Swarm starts its tasks' containers. */
+  /**
+   * A task container Swarm has not finished starting (not running yet, or running with no
+   * address on its bridge yet) counts as created: the supervisor then calls `start`, which waits
+   * for it, instead of taking it as running with nothing to route to.
+   */
+  override async inspect(id: string): Promise<PodContainer | null> {
+    const c = await super.inspect(id);
+    return c && c.state === 'running' && !c.address ? { ...c, state: 'created' } : c;
+  }
+
+  /** Swarm starts its tasks' containers: wait until this one runs with an address, or has ended. */
   override async start(id: string): Promise<PodContainer> {
-    const c = await this.inspect(id);
-    if (!c) throw new RuntimeError('START_FAILED', `container ${id.slice(0, 12)} is gone`);
-    return c;
+    const deadline = Date.now() + TASK_WAIT_MS;
+    for (;;) {
+      const c = await this.inspect(id);
+      if (!c) throw new RuntimeError('START_FAILED', `container ${id.slice(0, 12)} is gone`);
+      if (c.state === 'running' || c.state === 'exited') return c;
+      if (Date.now() > deadline) throw new RuntimeError('START_FAILED', `Swarm did not start container ${id.slice(0, 12)} within ${TASK_WAIT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, TASK_POLL_MS));
+    }
   }
 
   /** Swarm stops and removes its tasks' containers (when the coordinator scales or removes the service). */

@@ -343,7 +343,14 @@ async function run(coordinators: number): Promise<RunResult> {
     }
     watching = false;
     clearInterval(progress);
-    if (runningAt.size < PODS) throw new Error(`only ${runningAt.size} of ${PODS} pods were RUNNING within ${DEADLINE_S} s`);
+    if (runningAt.size < PODS) {
+      // Say what the stuck ones look like: their record and their events.
+      const stuck = podIds.filter((p) => !runningAt.has(p)).slice(0, 5);
+      const details = await Promise.all(
+        stuck.map(async (p) => `${p}: ${JSON.stringify(await redisClient.hGetAll(podHash(p)))}\n  events: ${(await redisClient.lRange(`${redisPrefix}actions:${tenant}:${p}`, 0, -1)).join('\n    ')}`),
+      );
+      throw new Error(`only ${runningAt.size} of ${PODS} pods were RUNNING within ${DEADLINE_S} s:\n${details.join('\n')}`);
+    }
 
     // Exact times from the records: each placement says when the scheduler made it.
     const placedAt: number[] = [];
@@ -450,6 +457,12 @@ async function run(coordinators: number): Promise<RunResult> {
 async function bench(): Promise<void> {
   // The processes started here get only the settings given them (say var/up.env was sourced: no edge, no other Redis).
   for (const k of Object.keys(process.env)) if (k.startsWith('PODS_') && k !== 'PODS_LOG_LEVEL') delete process.env[k];
+  // BENCH_SCALE_ONLY=1 or 2: that run alone, printed and not written (to profile one of them).
+  const only = process.env.BENCH_SCALE_ONLY;
+  if (only) {
+    console.log(JSON.stringify(await run(positiveSetting('BENCH_SCALE_ONLY', 1)), null, 2));
+    return;
+  }
   const one = await run(1);
   const two = await run(2);
   const result = {

@@ -5,6 +5,13 @@ import type { PodContainer } from './runtime/runtime.js';
 export type ReportedContainer = Pick<PodContainer, 'uid' | 'generation'> & Partial<PodContainer>;
 
 /**
+ * Reports are numbered from this run's start time in microseconds, so the numbers grow from
+ * one run of the agent to the next too (unless its clock goes back, or it makes over a
+ * thousand reports a millisecond for long).
+ */
+let lastSeq = Date.now() * 1000;
+
+/**
  * One report of what this node observed of a pod instance: the container's phase and what
  * the runtime said of it (times and exit code only once it exited), plus whatever the caller adds.
  */
@@ -23,6 +30,7 @@ export function observation(nodeId: string, c: ReportedContainer, phase: Phase, 
     hostPorts: c.hostPorts ?? {},
     at: new Date().toISOString(),
     ...extra,
+    seq: ++lastSeq,
   };
 }
 

@@ -18,7 +18,8 @@ import { SnapshotScheduler } from './snapshot-schedule.js';
 import { StorageClient } from './storage.js';
 import { openStores } from './stores.js';
 import { ChangeFeed } from './store/changes.js';
-import { connectRedis } from './store/redis.js';
+import { connectRedis, preloadScripts } from './store/redis.js';
+import * as scripts from './store/scripts.js';
 
 async function main(): Promise<void> {
   const log = createLogger('coordinator');
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const redis = await connectRedis(config.redisUrl, log.child({ component: 'redis' }));
+  await preloadScripts(redis, Object.values(scripts), log.child({ component: 'redis' }));
   // This coordinator's name: the same across its restarts (where it follows the change stream
   // from), and with this run's own tag (the changes it makes, its links' leases).
   const name = `${hostname()}:${config.listenHost}:${config.listenPort}`;
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
     pods,
     nodes,
     assignmentsFor: (nodeId) => reconciler.assignmentsFor(nodeId),
-    onPodChange: (tenant, podId) => reconciler.kick(tenant, podId),
+    onReport: (tenant, podId, observed, stored) => reconciler.onReport(tenant, podId, observed, stored),
     onNodeUp: (nodeId) => {
       reconciler.onNodeUp();
       void storage.collectGarbage(nodeId);

@@ -1,6 +1,7 @@
 import type { CoordinatorConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import { podKey } from '../shared/pod.js';
+import type { Observed } from '../shared/pod.js';
 import type { Assignment } from '../shared/protocol.js';
 import { containerExists, isCurrent } from '../shared/status.js';
 import type { AgentHub } from './agents/hub.js';
@@ -9,7 +10,7 @@ import type { PodBackend } from './backend/backend.js';
 import type { NodeLiveness } from './node-liveness.js';
 import type { PodChange } from './store/changes.js';
 import type { NodeStore } from './store/nodes.js';
-import type { PodRecord, PodStore } from './store/pods.js';
+import type { ObservedStored, PodRecord, PodStore } from './store/pods.js';
 import { podMounts } from '../shared/mounts.js';
 import { podDataArea, type Mount } from '../shared/storage.js';
 import type { ShareStore } from './store/shares.js';
@@ -159,6 +160,31 @@ export class Reconciler {
     this.settled.set(key, { nodeId, until: Number.isFinite(stopAt) ? Math.min(stopAt, recheck) : recheck });
   }
 
+  /**
+   * An agent linked here reported on a pod (`stored`: the pod as it stands with the report). A
+   * report that shows the pod as it should be (its current instance creating or running on the
+   * node it is placed on, wanted ON, nothing noted, not due to stop) settles it: a pass would read
+   * the pod only to find nothing to do. Any other report, or one that comes while a pass is under
+   * way (it may have read the pod before the report), starts a pass.
+   */
+  onReport(tenant: string, podId: string, observed: Observed, stored: ObservedStored): void {
+    const key = podKey(tenant, podId);
+    const { desired, placement } = stored;
+    const stopAt = desired.time_to_stop_ts ? Date.parse(desired.time_to_stop_ts) : NaN;
+    const asWanted =
+      !this.running.has(key) &&
+      !desired.deleting &&
+      desired.status_requested === 'ON' &&
+      !stored.hasNote &&
+      isCurrent(desired, observed) &&
+      (observed.phase === 'running' || observed.phase === 'creating') &&
+      placement?.nodeId === observed.nodeId &&
+      !(stopAt <= Date.now());
+    if (!asWanted) return this.kick(tenant, podId);
+    this.waitingForRoom.delete(key);
+    this.settle(key, observed.nodeId, stopAt);
+  }
+
   /** Kick every pod: after a node connects, pods waiting for a host may now be placed. */
   onNodeUp(): void {
     void this.sweep();
@@ -304,6 +330,7 @@ export class Reconciler {
 
     if ((await backend.ensure(rec)) === 'changed') return this.kick(tenant, podId);
     let nodeId = placement?.nodeId;
+    let justPlaced = false;
     if (!nodeId) {
       const chosen = await backend.place(rec, pin.node ?? undefined);
       if ('changed' in chosen) return this.kick(tenant, podId);
@@ -316,8 +343,9 @@ export class Reconciler {
       }
       if (rec.note) await pods.setNote(tenant, podId, null);
       if (rec.spec.data_dir && !rec.home && !config.sharedStorage) await pods.setHome(tenant, podId, chosen.nodeId);
-      await pods.action(tenant, podId, `scheduled on node ${chosen.nodeId}`, 'scheduled', { node: chosen.nodeId });
+      // Its "scheduled" event was written with the placement.
       nodeId = chosen.nodeId;
+      justPlaced = true;
     } else if (rec.note && liveness.reachable(nodeId)) {
       await pods.setNote(tenant, podId, null);
     }
@@ -338,7 +366,8 @@ export class Reconciler {
     const target = nodeId;
     const first = this.sent.get(key)?.generation !== desired.generation;
     const sentNow = await this.dispatch(key, 'apply', desired.generation, async () => hub.apply(target, await this.assignmentOf(rec)));
-    if (sentNow && first) await pods.action(tenant, podId, `asked node ${target} to start instance ${desired.generation}`);
+    // (Right after its placement, the "scheduled" event says as much.)
+    if (sentNow && first && !justPlaced) await pods.action(tenant, podId, `asked node ${target} to start instance ${desired.generation}`);
   }
 
   /** The command for a pod's current instance: placeholders filled, dedicated ports given. */

@@ -298,6 +298,12 @@ export const Observed = z.object({
   health: Health.default('unknown'),
   hostPorts: z.record(z.string(), z.number().int()).default({}),
   at: z.string(),
+  /**
+   * The order of this report among its agent's reports: it only grows, within an agent's run and
+   * from one run to the next. Of two reports of one instance, the coordinator keeps the later
+   * even when it stores them out of order. (None from agents older than it.)
+   */
+  seq: z.number().int().nonnegative().optional(),
 });
 export type Observed = z.infer<typeof Observed>;
 

@@ -10,7 +10,7 @@ import { Peer, PeerError, reply } from '../../shared/peer.js';
 import type { Observed } from '../../shared/pod.js';
 import { AGENT_WS_PATH, MAX_FRAME_BYTES, type Assignment, type Capacity, type Frame, type Hello, type MessageType, type PayloadOf, type PodRef } from '../../shared/protocol.js';
 import type { NodeStore } from '../store/nodes.js';
-import type { PodEventType, PodStore } from '../store/pods.js';
+import type { ObservedEvents, ObservedStored, PodEventType, PodStore } from '../store/pods.js';
 
 export interface HubDeps {
   /** This coordinator run's name on node link leases (default: host, listener and a random tag). */
@@ -21,8 +21,8 @@ export interface HubDeps {
   nodes: NodeStore;
   /** The assignments a node should run now (its sync set). */
   assignmentsFor: (nodeId: string) => Promise<Assignment[]>;
-  /** Something changed for a pod: reconcile it. */
-  onPodChange: (tenant: string, podId: string) => void;
+  /** An agent's report on a pod was stored (`stored`: the pod beside it): reconcile it if that is needed. */
+  onReport: (tenant: string, podId: string, observed: Observed, stored: ObservedStored) => void;
   /** A node (re)connected: reconcile its pods and anything waiting for a host. */
   onNodeUp: (nodeId: string) => void;
 }
@@ -77,6 +77,31 @@ const PHASE_LINES: Record<string, string> = {
   removing: 'container is being removed',
   removed: 'container removed',
 };
+
+/**
+ * The events a report makes in the pod's list, the one that applies chosen by what it replaces
+ * when it is stored: the phase it says (how it exited, why it failed), "restarted" when the
+ * host started the container again in place.
+ */
+export function reportEvents(observed: Observed): ObservedEvents {
+  const oom = observed.phase === 'exited' && observed.oomKilled;
+  const detail = oom
+    ? ` with code ${observed.exitCode}: it ran out of memory (over its mem_limit) and was killed`
+    : observed.phase === 'exited'
+      ? ` with code ${observed.exitCode}`
+      : observed.message
+        ? `: ${observed.message}`
+        : '';
+  const extra = { generation: observed.generation, node: observed.nodeId };
+  const message = `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`;
+  const events: ObservedEvents = { changed: { type: oom ? 'oom_killed' : PHASE_EVENTS[observed.phase], message, extra } };
+  if (observed.restarts) {
+    // Running again after the agent started the container again in place (e.g. after its host rebooted).
+    if (observed.phase === 'running') events.changedRestarted = { type: 'restarted', message, extra };
+    events.restarted = { type: 'restarted', message: `node ${observed.nodeId}: instance ${observed.generation}: ${observed.message ?? 'container restarted'}`, extra };
+  }
+  return events;
+}
 
 /**
  * The agents' WebSocket endpoint. Agents dial in; the node token is checked on
@@ -357,29 +382,10 @@ export class AgentHub {
     return assignments;
   }
 
-  /** Store an observation and note phase changes in the pod's action log. */
-  private async record(tenant: string, podId: string, observed: Observed, kick = true): Promise<void> {
-    const { pods } = this.deps;
-    const stored = await pods.setObserved(tenant, podId, observed);
-    if (stored === 'stale') return;
-    const prev = stored.previous;
-    if (!prev || prev.phase !== observed.phase || prev.generation !== observed.generation) {
-      const oom = observed.phase === 'exited' && observed.oomKilled;
-      const detail = oom
-        ? ` with code ${observed.exitCode}: it ran out of memory (over its mem_limit) and was killed`
-        : observed.phase === 'exited'
-          ? ` with code ${observed.exitCode}`
-          : observed.message
-            ? `: ${observed.message}`
-            : '';
-      // Running again after the agent started the container again in place (e.g. after its host rebooted).
-      const restarted = observed.phase === 'running' && (observed.restarts ?? 0) > (prev?.restarts ?? 0);
-      const type = oom ? 'oom_killed' : restarted ? 'restarted' : PHASE_EVENTS[observed.phase];
-      await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation} ${PHASE_LINES[observed.phase]}${detail}`, type, { generation: observed.generation, node: observed.nodeId });
-    } else if ((observed.restarts ?? 0) > (prev.restarts ?? 0)) {
-      await pods.action(tenant, podId, `node ${observed.nodeId}: instance ${observed.generation}: ${observed.message ?? 'container restarted'}`, 'restarted', { generation: observed.generation, node: observed.nodeId });
-    }
-    if (kick) this.deps.onPodChange(tenant, podId);
+  /** Store an observation, with its event in the pod's list when it changes the phase (see reportEvents). */
+  private async record(tenant: string, podId: string, observed: Observed, report = true): Promise<void> {
+    const stored = await this.deps.pods.setObserved(tenant, podId, observed, reportEvents(observed));
+    if (stored !== 'stale' && report) this.deps.onReport(tenant, podId, observed, stored);
   }
 
   private pingAll(): void {

@@ -80,19 +80,12 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   const router = new Router();
   const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
 
-  async function checkSpecRules(
-    spec: Pick<PodSpec, 'image' | 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>,
-    tenant: string,
-    opts = { checkImage: true },
-  ) {
+  function checkSpecRules(spec: Pick<PodSpec, 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>): void {
     const problem =
       checkResources(spec.resources) ??
       checkTimeToStop('time_to_stop_default', spec.time_to_stop_default, config.minTimeToStopS) ??
       checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS);
     if (problem) throw badRequest(problem);
-    if (opts.checkImage && !(await images.allows(spec.image, tenant))) {
-      throw badRequest(`image: "${spec.image}" is not on the image allow-list (or not a tag it pins); see GET /v3/pods/images`);
-    }
   }
 
   /** A health check's HTTP or TCP port must be one of the pod's networking ports (those are published). */
@@ -107,13 +100,16 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   }
 
   /**
-   * Whether hosts may pull the pod's image: never a tag nobody pinned, unless PODS_IMAGE_PULL=any.
-   * `trusted`: the image comes from a site admin's template tag.
+   * Check that a tenant may run `image` (on the allow-list, a pinned tag when its entry pins
+   * any), and say whether hosts may pull it: never a tag nobody pinned, unless
+   * PODS_IMAGE_PULL=any. `trusted`: the image comes from a site admin's template tag, so it is
+   * neither checked nor kept from being pulled. One read of the allow-list entry at most.
    */
-  async function mayPull(image: string, tenant: string, trusted: boolean): Promise<boolean> {
-    if (config.imagePull === 'never') return false;
-    if (config.imagePull === 'any' || trusted) return true;
-    return (await images.admits(image, tenant)) === 'pinned';
+  async function imageRules(image: string, tenant: string, trusted: boolean): Promise<{ pull: boolean }> {
+    const admitted = trusted ? null : await images.admits(image, tenant);
+    if (admitted === 'refused') throw badRequest(`image: "${image}" is not on the image allow-list (or not a tag it pins); see GET /v3/pods/images`);
+    if (config.imagePull === 'never') return { pull: false };
+    return { pull: config.imagePull === 'any' || trusted || admitted === 'pinned' };
   }
 
   /**
@@ -172,9 +168,8 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     await checkMounts(spec, id);
     // An image from a tag a site admin added was allowed by them; any other image is checked.
     checkHealthPorts(spec);
-    const checkImage = !resolved || mine.image !== undefined || !resolved.imageTrusted;
-    await checkSpecRules(spec, id.tenant, { checkImage });
-    spec.image_pull = await mayPull(spec.image, id.tenant, !checkImage);
+    checkSpecRules(spec);
+    spec.image_pull = (await imageRules(spec.image, id.tenant, resolved !== null && mine.image === undefined && resolved.imageTrusted)).pull;
     const on = body.status_requested === 'ON';
     await quotas.check(id, id.username, podUsage({ spec, desired: { status_requested: body.status_requested, deleting: false } as Desired }));
     const desired: Desired = {
@@ -185,12 +180,13 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       start_instance_ts: on ? now.toISOString() : null,
       time_to_stop_ts: on ? stopTs(spec, now) : null,
     };
-    const made = await pods.createAfterTombstone(spec, desired, TOMBSTONE_WAIT_MS);
+    const line = `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`;
+    const made = await pods.createAfterTombstone(spec, desired, TOMBSTONE_WAIT_MS, line);
     if (made === 'taken') throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
     if (made === 'tombstone') throw new PodsError('CONFLICT', `pod_id: a deleted pod named "${spec.pod_id}" is still being taken down on its host; try again in a moment`);
-    await pods.action(id.tenant, spec.pod_id, `pod created by ${id.username}${resolved ? ` from template ${resolved.version}` : ''}; status_requested ${desired.status_requested}`, 'created');
     kick(id.tenant, spec.pod_id);
-    return (await pods.get(id.tenant, spec.pod_id))!;
+    // As it was made (not read back): shown REQUESTED, as in Tapis.
+    return made;
   }
 
   router.post('/v3/pods', async (ctx) => {
@@ -212,10 +208,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       checkTimeToStop('time_to_stop_default', body.time_to_stop_default, config.minTimeToStopS) ??
       checkTimeToStop('time_to_stop_instance', body.time_to_stop_instance, config.minTimeToStopS);
     if (problem) throw badRequest(problem);
-    if (body.image !== undefined && !(await images.allows(body.image, id.tenant))) {
-      throw badRequest(`image: "${body.image}" is not on the image allow-list (or not a tag it pins); see GET /v3/pods/images`);
-    }
-    const imagePull = body.image === undefined ? undefined : await mayPull(body.image, id.tenant, false);
+    const imagePull = body.image === undefined ? undefined : (await imageRules(body.image, id.tenant, false)).pull;
     if (body.volume_mounts !== undefined) {
       const cur = await pods.get(id.tenant, ctx.params.pod_id!);
       await checkMounts({ volume_mounts: body.volume_mounts, data_dir: cur?.spec.data_dir }, id);

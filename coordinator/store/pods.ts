@@ -53,6 +53,35 @@ export const PodEvent = z.object({
 });
 export type PodEvent = z.infer<typeof PodEvent>;
 
+export type PodEventExtra = { generation?: number; node?: string };
+/** An event to record, stamped when it is stored. */
+export type PodEventInput = { type: PodEventType; message: string; extra?: PodEventExtra };
+
+/** An event as stored in a pod's event list, stamped now. */
+function eventJson(type: PodEventType, message: string, extra: PodEventExtra = {}): string {
+  const event: PodEvent = { time: new Date().toISOString(), type, message, ...extra };
+  return JSON.stringify(event);
+}
+
+/**
+ * The events an agent's report makes, the one that applies chosen in the step that stores it by
+ * what it replaces: `changed` when the phase or the instance changed (`changedRestarted` instead
+ * when the container's restart count grew too), `restarted` when only the restart count grew.
+ */
+export interface ObservedEvents {
+  changed?: PodEventInput;
+  changedRestarted?: PodEventInput;
+  restarted?: PodEventInput;
+}
+
+/** A report as stored: what it replaced, and the pod's desired state and placement beside it. */
+export interface ObservedStored {
+  previous: Observed | null;
+  desired: Desired;
+  placement: Placement | null;
+  hasNote: boolean;
+}
+
 /** An entry of the action list: an event (JSON), or a line stored before events had types. */
 function eventOf(raw: string): PodEvent {
   try {
@@ -162,27 +191,36 @@ export class PodStore {
     return runScript(this.redis, script, { keys, arguments: args }) as Promise<number>;
   }
 
-  /** Create a pod with its owner as ADMIN and freshly generated credentials; false when the id is taken. */
-  async create(spec: PodSpec, desired: Desired): Promise<boolean> {
+  /**
+   * Create a pod with its owner as ADMIN and freshly generated credentials, and its "created"
+   * event saying `line`. Returns the record as stored (nothing placed or observed yet), or null
+   * when the id is taken.
+   */
+  async create(spec: PodSpec, desired: Desired, line = `pod created by ${spec.owner}`): Promise<PodRecord | null> {
     const k = this.keys;
     const { tenant, pod_id: id } = spec;
     const c = this.change(tenant, id);
+    const raw = { spec: JSON.stringify(spec), desired: JSON.stringify(desired), placement: '', observed: '' };
     const created = await this.eval(
       CREATE_POD,
-      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id), ...c.keys],
-      [JSON.stringify(spec), JSON.stringify(desired), id, spec.owner, id, newSecret(), newSecret(), ...c.args],
+      [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id), k.actions(tenant, id), ...c.keys],
+      [raw.spec, raw.desired, id, spec.owner, id, newSecret(), newSecret(), eventJson('created', line), String(ACTION_LOG_MAX), ...c.args],
     );
-    return created === 1;
+    if (created !== 1) return null;
+    // Parsed as a read would parse it (defaults filled in), and so kept for the reads that follow.
+    const key = k.pod(tenant, id);
+    return { spec: this.parsed.spec.parse(raw.spec, key)!, desired: this.parsed.desired.parse(raw.desired, key)!, placement: null, observed: null, ports: {}, note: null, home: null, raw };
   }
 
   /**
-   * Create a pod; when its id is still held by a deleted pod's tombstone (gone for users, its
-   * container still being removed), wait up to `waitMs` for that teardown to end.
+   * Create a pod (see create); when its id is still held by a deleted pod's tombstone (gone for
+   * users, its container still being removed), wait up to `waitMs` for that teardown to end.
    */
-  async createAfterTombstone(spec: PodSpec, desired: Desired, waitMs: number): Promise<'created' | 'taken' | 'tombstone'> {
+  async createAfterTombstone(spec: PodSpec, desired: Desired, waitMs: number, line?: string): Promise<PodRecord | 'taken' | 'tombstone'> {
     const until = Date.now() + waitMs;
     for (;;) {
-      if (await this.create(spec, desired)) return 'created';
+      const made = await this.create(spec, desired, line);
+      if (made) return made;
       const cur = await this.get(spec.tenant, spec.pod_id);
       if (cur && !cur.desired.deleting) return 'taken';
       if (cur && Date.now() >= until) return 'tombstone';
@@ -295,16 +333,17 @@ export class PodStore {
 
   /**
    * Place a pod on a node if what its spec requests fits in `capacity` beside the node's other
-   * claims, in one atomic step (see PLACE_POD): exact across coordinators.
+   * claims, in one atomic step (see PLACE_POD) with its "scheduled" event: exact across coordinators.
    */
   async place(tenant: string, podId: string, placement: Placement, capacity: { cpuMilli: number; memoryMb: number }): Promise<PlaceResult> {
     const k = this.keys;
     const { nodeId } = placement;
     const c = this.change(tenant, podId);
+    const event = eventJson('scheduled', `scheduled on node ${nodeId}`, { node: nodeId });
     for (let attempt = 0; ; attempt++) {
       const [code, cpuMilli, memoryMb, pods] = (await runScript(this.redis, PLACE_POD, {
-        keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId), ...c.keys],
-        arguments: [JSON.stringify(placement), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb), ...c.args],
+        keys: [k.pod(tenant, podId), k.nodePods(nodeId), k.nodeUsage(nodeId), k.actions(tenant, podId), ...c.keys],
+        arguments: [JSON.stringify(placement), nodeId, String(capacity.cpuMilli), String(capacity.memoryMb), event, String(ACTION_LOG_MAX), ...c.args],
       })) as [number, number, number, number];
       const usage = { cpuMilli, memoryMb, pods };
       if (code === 3 && attempt < 5) {
@@ -357,15 +396,24 @@ export class PodStore {
   }
 
   /**
-   * Store an agent observation: 'stale' when ignored as stale or the pod is gone, else what it
-   * replaced (null: nothing was observed before), read in the same step.
+   * Store an agent observation with the event it makes (see ObservedEvents): 'stale' when
+   * ignored as stale or the pod is gone, else the pod as it stands with it, read in the same step.
    */
-  async setObserved(tenant: string, podId: string, observed: Observed): Promise<{ previous: Observed | null } | 'stale'> {
+  async setObserved(tenant: string, podId: string, observed: Observed, events: ObservedEvents = {}): Promise<ObservedStored | 'stale'> {
     const key = this.keys.pod(tenant, podId);
     const c = this.change(tenant, podId);
-    const [code, previous] = (await runScript(this.redis, SET_OBSERVED, { keys: [key, ...c.keys], arguments: [JSON.stringify(observed), ...c.args] })) as [number, string?];
+    const json = (e: PodEventInput | undefined) => (e ? eventJson(e.type, e.message, e.extra) : '');
+    const [code, previous, desired, placement, hasNote] = (await runScript(this.redis, SET_OBSERVED, {
+      keys: [key, this.keys.actions(tenant, podId), ...c.keys],
+      arguments: [JSON.stringify(observed), json(events.changed), json(events.changedRestarted), json(events.restarted), String(ACTION_LOG_MAX), ...c.args],
+    })) as [number, string?, string?, string?, number?];
     if (code !== 1) return 'stale';
-    return { previous: parseField(Observed, previous, key, 'observed') };
+    return {
+      previous: parseField(Observed, previous, key, 'observed'),
+      desired: this.parsed.desired.parse(desired, key)!,
+      placement: this.parsed.placement.parse(placement, key),
+      hasNote: hasNote === 1,
+    };
   }
 
   /**
@@ -422,10 +470,8 @@ export class PodStore {
   }
 
   /** Record what happened to a pod: an event of `type`, shown in its action log as "time: line". */
-  async action(tenant: string, podId: string, line: string, type: PodEventType = 'note', extra: { generation?: number; node?: string } = {}): Promise<void> {
-    const key = this.keys.actions(tenant, podId);
-    const event: PodEvent = { time: new Date().toISOString(), type, message: line, ...extra };
-    await this.eval(APPEND_EVENT, [key], [JSON.stringify(event), String(ACTION_LOG_MAX)]);
+  async action(tenant: string, podId: string, line: string, type: PodEventType = 'note', extra: PodEventExtra = {}): Promise<void> {
+    await this.eval(APPEND_EVENT, [this.keys.actions(tenant, podId)], [eventJson(type, line, extra), String(ACTION_LOG_MAX)]);
   }
 
   /** The pod's events, oldest first (the newest ACTION_LOG_MAX). */

@@ -24,6 +24,17 @@ export async function connectRedis(url: string, log: Logger): Promise<Redis> {
 const shas = new Map<string, string>();
 
 /**
+ * Give Redis these scripts now and whenever the client connects again (a restarted Redis has
+ * none). A script Redis lacks is sent again by runScript after the NOSCRIPT reply, behind the
+ * commands issued meanwhile; loaded beforehand, every call runs in the order it was made.
+ */
+export async function preloadScripts(redis: Redis, scripts: string[], log: Logger): Promise<void> {
+  const load = () => Promise.all(scripts.map((s) => redis.scriptLoad(s)));
+  redis.on('ready', () => void load().catch((err) => log.warn({ err: (err as Error).message }, 'could not load the scripts into Redis')));
+  await load();
+}
+
+/**
  * Run a Lua script by its SHA1 (EVALSHA), so each call sends the script's digest rather than
  * its text (kilobytes on every pod change); Redis is given the text once, when it says it does
  * not have it (after a restart or SCRIPT FLUSH).

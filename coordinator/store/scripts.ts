@@ -27,22 +27,37 @@ end
 `;
 
 /**
- * Create a pod if its id is free.
- * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash, KEYS[5] credentials hash
+ * Lua: append `event` (JSON) to a pod's event list `list`, keeping the newest `kept`. The scripts
+ * that make a change users see in the pod's events (created, scheduled, a container's phase)
+ * write its event in the same step: one round trip, and the events in the order of the changes.
+ */
+const APPEND_EVENT_FN = `
+local function append_event(list, event, kept)
+  redis.call('RPUSH', list, event)
+  redis.call('LTRIM', list, -tonumber(kept), -1)
+end
+`;
+
+/**
+ * Create a pod if its id is free, with its "created" event.
+ * KEYS[1] pod hash, KEYS[2] tenant pod set, KEYS[3] all-pods set, KEYS[4] perms hash, KEYS[5] credentials hash,
+ * KEYS[6] the pod's event list
  * ARGV[1] spec JSON, ARGV[2] desired JSON, ARGV[3] pod id, ARGV[4] owner,
- * ARGV[5] user_username, ARGV[6] user_password, ARGV[7] service_password
- * + change KEYS at 6, ARGV at 8 (ARGV[8] is "tenant/podId"); kind "created".
+ * ARGV[5] user_username, ARGV[6] user_password, ARGV[7] service_password, ARGV[8] the event JSON,
+ * ARGV[9] how many events to keep
+ * + change KEYS at 7, ARGV at 10 (ARGV[10] is "tenant/podId"); kind "created".
  * Returns 1 when created, 0 when the id is taken.
  */
-export const CREATE_POD = RECORD_CHANGE + `
+export const CREATE_POD = RECORD_CHANGE + APPEND_EVENT_FN + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'desired', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[8])
+redis.call('SADD', KEYS[3], ARGV[10])
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[4], ARGV[4], 'ADMIN')
 redis.call('HSET', KEYS[5], 'user_username', ARGV[5], 'user_password', ARGV[6], 'service_password', ARGV[7])
-record_change(KEYS[1], 6, 8, 'created')
+append_event(KEYS[6], ARGV[8], ARGV[9])
+record_change(KEYS[1], 7, 10, 'created')
 return 1`;
 
 /**
@@ -160,9 +175,8 @@ return {added, listed}`;
  * KEYS[1] the pod's event list
  * ARGV[1] event JSON, ARGV[2] how many to keep
  */
-export const APPEND_EVENT = `
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+export const APPEND_EVENT = APPEND_EVENT_FN + `
+append_event(KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
 /**
@@ -207,16 +221,17 @@ end
  * Place a pod on a node if its requests (read from its spec here) fit in what the node has
  * left; the fit, the claim and the placement are one step, so two coordinators racing for the
  * last room cannot both get it.
- * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash
+ * KEYS[1] pod hash, KEYS[2] the node's pod set, KEYS[3] the node's usage hash, KEYS[4] the pod's event list
  * ARGV[1] placement JSON, ARGV[2] node id, ARGV[3] the node's CPU capacity (milli, overcommit
- * included), ARGV[4] its memory capacity (MiB, likewise)
- * + change KEYS at 4, ARGV at 5 (ARGV[5] is "tenant/podId"); kind "placed", when placed.
+ * included), ARGV[4] its memory capacity (MiB, likewise), ARGV[5] the "scheduled" event JSON,
+ * ARGV[6] how many events to keep
+ * + change KEYS at 5, ARGV at 7 (ARGV[7] is "tenant/podId"); kind "placed", when placed.
  * Returns {result, cpu_milli, memory_mb, pods}: the node's usage after the step, and result
  * 1 placed, 0 not placed because the pod is placed already or no longer wants to run, -1 the pod
  * is gone, 2 no room, 3 the node's usage has not been counted yet (pods placed before usage was
  * kept: run RECOUNT_USAGE, then try again).
  */
-export const PLACE_POD = RECORD_CHANGE + `
+export const PLACE_POD = RECORD_CHANGE + APPEND_EVENT_FN + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if redis.call('SCARD', KEYS[2]) > 0 then return {3, 0, 0, 0} end
@@ -233,9 +248,10 @@ if cpu + want_cpu > tonumber(ARGV[3]) or mem + want_mem > tonumber(ARGV[4]) then
 cpu = redis.call('HINCRBY', KEYS[3], 'cpu_milli', want_cpu)
 mem = redis.call('HINCRBY', KEYS[3], 'memory_mb', want_mem)
 pods = redis.call('HINCRBY', KEYS[3], 'pods', 1)
-redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[7])
 redis.call('HSET', KEYS[1], 'placement', ARGV[1], 'claim', cjson.encode({nodeId = ARGV[2], cpu_milli = want_cpu, memory_mb = want_mem}))
-record_change(KEYS[1], 4, 5, 'placed')
+append_event(KEYS[4], ARGV[5], ARGV[6])
+record_change(KEYS[1], 5, 7, 'placed')
 return {1, cpu, mem, pods}`;
 
 /**
@@ -291,38 +307,53 @@ redis.call('HDEL', KEYS[1], 'placement')
 return 1`;
 
 /**
- * Record an agent's observation unless it is stale: it must be for the pod's current uid,
- * from the node the pod is placed on (any other node may only say its container is gone),
- * and not older than what is stored.
- * KEYS[1] pod hash
- * ARGV[1] observed JSON
- * + change KEYS at 2, ARGV at 2; kind "observed", when stored.
- * Returns {1, the observed JSON it replaced ("" for none)} when stored, {0} when ignored as
- * stale, {-1} when the pod is gone.
+ * Record an agent's observation unless it is stale, with the event it makes in the pod's list.
+ * It must be for the pod's current uid, from the node the pod is placed on (any other node may
+ * only say its container is gone), not for an older instance than what is stored, and not an
+ * earlier report of the same instance by the same node than the one stored (`seq`: the order of
+ * that agent's reports; two reports sent in order can be stored out of order, say when a script
+ * had to be loaded again for the first of them).
+ * KEYS[1] pod hash, KEYS[2] the pod's event list
+ * ARGV[1] observed JSON; events (JSON, "" for none): ARGV[2] when the phase or the instance
+ * changed, ARGV[3] the same when the restart count grew too, ARGV[4] when only the restart count
+ * grew; ARGV[5] how many events to keep
+ * + change KEYS at 3, ARGV at 6; kind "observed", when stored.
+ * Returns {1, the observed JSON it replaced ("" for none), desired JSON, placement JSON ("" for
+ * none), 1 when the pod has a note (else 0)} when stored, {0} when ignored as stale, {-1} when
+ * the pod is gone.
  */
-export const SET_OBSERVED = RECORD_CHANGE + `
+export const SET_OBSERVED = RECORD_CHANGE + APPEND_EVENT_FN + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local new = cjson.decode(ARGV[1])
-local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
+local desired_raw = redis.call('HGET', KEYS[1], 'desired')
+local desired = cjson.decode(desired_raw)
 if desired.uid ~= new.uid then return {0} end
 local placement = redis.call('HGET', KEYS[1], 'placement')
 local old = redis.call('HGET', KEYS[1], 'observed')
+local o = old and cjson.decode(old) or nil
 local placed = placement and cjson.decode(placement).nodeId or nil
 if placed ~= new.nodeId then
   -- A report from a node the pod is not placed on only counts if it says that node's container is gone.
   if new.phase ~= 'removed' then return {0} end
-  if old then
-    local o = cjson.decode(old)
-    if o.nodeId ~= new.nodeId then return {0} end
-  end
+  if o and o.nodeId ~= new.nodeId then return {0} end
 end
-if old then
-  local o = cjson.decode(old)
-  if o.uid == new.uid and o.generation > new.generation then return {0} end
+if o and o.uid == new.uid then
+  if o.generation > new.generation then return {0} end
+  if o.generation == new.generation and o.nodeId == new.nodeId and type(o.seq) == 'number' and type(new.seq) == 'number' and new.seq < o.seq then return {0} end
 end
 redis.call('HSET', KEYS[1], 'observed', ARGV[1])
-record_change(KEYS[1], 2, 2, 'observed')
-return {1, old or ''}`;
+local restarts_before = (o and type(o.restarts) == 'number') and o.restarts or 0
+local restarted = type(new.restarts) == 'number' and new.restarts > restarts_before
+local event = ''
+if not o or o.phase ~= new.phase or o.generation ~= new.generation then
+  event = ARGV[2]
+  if restarted and ARGV[3] ~= '' then event = ARGV[3] end
+elseif restarted then
+  event = ARGV[4]
+end
+if event ~= '' then append_event(KEYS[2], event, ARGV[5]) end
+record_change(KEYS[1], 3, 6, 'observed')
+return {1, old or '', desired_raw, placement or '', redis.call('HEXISTS', KEYS[1], 'note')}`;
 
 /**
  * Append container output for the current run, from the node the pod is placed on, keeping

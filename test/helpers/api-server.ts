@@ -31,7 +31,7 @@ export async function startApiServer(
   const stores = await openStores(client, config);
   await opts.prepare?.(stores, log);
   // No agent ever connects: storage calls answer 503, and new volumes wait for a host.
-  const hub = new AgentHub({ config, log, pods: stores.pods, nodes: stores.nodes, assignmentsFor: async () => [], onPodChange: () => undefined, onNodeUp: () => undefined });
+  const hub = new AgentHub({ config, log, pods: stores.pods, nodes: stores.nodes, assignmentsFor: async () => [], onReport: () => undefined, onNodeUp: () => undefined });
   const storage = new StorageClient({ hub, nodes: stores.nodes, log, sharedStorage: false });
   const scheduler = { pick: async () => ({ reason: 'no host is connected' }) };
   const app = createApp({ ...stores, config, log, storage, scheduler, kick: opts.kick ?? (() => undefined), nodeConnected: () => false });

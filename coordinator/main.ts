@@ -5,7 +5,6 @@ import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
 import { AgentsBackend } from './backend/agents.js';
 import type { PodBackend } from './backend/backend.js';
-import { SwarmBackend } from './backend/swarm/backend.js';
 import { createApp } from './app.js';
 import { EdgeRouter } from './edge.js';
 import { createListener } from './listener.js';
@@ -70,9 +69,10 @@ async function main(): Promise<void> {
     },
     { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory } },
   );
+  // Loaded only when chosen: dockerode brings ssh2 and gRPC along, some 30 MB of a process's memory.
   const backend: PodBackend =
     config.backend === 'swarm'
-      ? new SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })
+      ? new (await import('./backend/swarm/backend.js')).SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })
       : new AgentsBackend(scheduler);
   const liveness = new NodeLiveness(nodes, (nodeId) => hub.isConnected(nodeId));
   await liveness.start();

@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from './log.js';
-import { decodeFrame, encodeFrame, type Frame, type MessageType, type PayloadOf } from './protocol.js';
+import { decodeFrame, encodeFrame, newFrameId, type Frame, type MessageType, type PayloadOf } from './protocol.js';
 
 // One side of a coordinator<->agent link: sends requests and awaits their
 // replies, dispatches incoming requests to handlers, and answers any bad frame
@@ -43,8 +43,8 @@ export class Peer {
   /** Send a request and wait for its reply; rejects with PeerError on error reply, timeout or close. */
   request<T extends MessageType>(type: T, payload: PayloadOf<T>, timeoutMs = this.timeoutMs): Promise<Frame> {
     if (!this.open) return Promise.reject(new PeerError('PEER_CLOSED', 'link is not open'));
-    const text = encodeFrame(type, payload);
-    const id = (JSON.parse(text) as { id: string }).id;
+    const id = newFrameId();
+    const text = encodeFrame(type, payload, undefined, id);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

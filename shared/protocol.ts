@@ -276,8 +276,8 @@ export function newFrameId(): string {
   return `${process.pid.toString(36)}-${Date.now().toString(36)}-${counter.toString(36)}`;
 }
 
-export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string): string {
-  const frame: Frame<T> = { v: PROTOCOL_VERSION, type, id: newFrameId(), payload, ...(re ? { re } : {}) };
+export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string, id = newFrameId()): string {
+  const frame: Frame<T> = { v: PROTOCOL_VERSION, type, id, payload, ...(re ? { re } : {}) };
   return JSON.stringify(frame);
 }
 

@@ -151,12 +151,22 @@ export class AgentHub {
     return [...this.links].filter(([, l]) => l.peer.open).map(([nodeId, l]) => ({ nodeId, capacity: l.capacity }));
   }
 
+  /**
+   * Tell a node to run a pod's instance: resolved once the command is on its way (the agent
+   * acknowledges it only on receipt, before it acts, so nothing waits for that); a command that
+   * goes undelivered is logged, and the reconciler sends it again after its backoff.
+   */
   async apply(nodeId: string, assignment: Assignment): Promise<void> {
-    await this.linkOf(nodeId).peer.request('apply', { assignment });
+    this.command(nodeId, 'apply', { assignment }, `${assignment.tenant}/${assignment.podId}`);
   }
 
+  /** Tell a node to remove a pod's instance (as apply: resolved once on its way). */
   async remove(nodeId: string, ref: PodRef): Promise<void> {
-    await this.linkOf(nodeId).peer.request('remove', ref);
+    this.command(nodeId, 'remove', ref, `${ref.tenant}/${ref.podId}`);
+  }
+
+  private command<T extends 'apply' | 'remove'>(nodeId: string, type: T, payload: PayloadOf<T>, pod: string): void {
+    this.linkOf(nodeId).peer.request(type, payload).catch((err: Error) => this.deps.log.warn({ nodeId, pod, type, err: err.message }, 'command not delivered; it is sent again'));
   }
 
   /** A request to a connected node's agent (storage, exec); rejects with PeerError. */

@@ -47,10 +47,14 @@ export class CoordinatorLink {
     this.peer?.close();
   }
 
-  /** Send a notice; false when there is no ready link (the next hello carries the state). */
+  /**
+   * Send a notice (a report, output); false when there is no ready link (the next hello carries
+   * the state). A notice is not acknowledged: one the coordinator could not handle comes back as
+   * an error frame, which is logged.
+   */
   send<T extends MessageType>(type: T, payload: PayloadOf<T>): boolean {
     if (!this.peer || !this.ready || !this.peer.open) return false;
-    this.peer.request(type, payload).catch((err) => this.log.warn({ type, err: (err as Error).message }, 'notice not acknowledged'));
+    this.peer.notify(type, payload);
     return true;
   }
 

@@ -44,7 +44,7 @@ export class Peer {
   request<T extends MessageType>(type: T, payload: PayloadOf<T>, timeoutMs = this.timeoutMs): Promise<Frame> {
     if (!this.open) return Promise.reject(new PeerError('PEER_CLOSED', 'link is not open'));
     const id = newFrameId();
-    const text = encodeFrame(type, payload, undefined, id);
+    const text = encodeFrame(type, payload, undefined, { id });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -64,9 +64,14 @@ export class Peer {
     });
   }
 
-  /** Fire-and-forget a frame (a reply or a notice). */
+  /** Fire-and-forget a reply. */
   send<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string): void {
     if (this.open) this.ws.send(encodeFrame(type, payload, re));
+  }
+
+  /** Send a notice: handled without a reply (one less frame each way for every report). */
+  notify<T extends MessageType>(type: T, payload: PayloadOf<T>): void {
+    if (this.open) this.ws.send(encodeFrame(type, payload, undefined, { notice: true }));
   }
 
   close(code = 1000, reason = ''): void {
@@ -87,7 +92,11 @@ export class Peer {
       this.settle(frame.re, frame);
       return;
     }
-    if (frame.re) return; // a late reply: its request has timed out
+    if (frame.re) {
+      // A late reply (its request timed out), or the error a notice met: said, not acted on.
+      if (frame.type === 'error') this.log.warn({ err: (frame.payload as { message: string }).message }, 'the peer could not handle a frame');
+      return;
+    }
     const handler = this.handlers.get(frame.type);
     if (!handler) {
       this.send('error', { code: 'PROTO_UNKNOWN_TYPE', message: `this side does not handle "${frame.type}"` }, frame.id);
@@ -95,6 +104,7 @@ export class Peer {
     }
     try {
       const reply = await handler(frame.payload, frame);
+      if (frame.notice) return;
       if (reply && typeof reply === 'object' && 'type' in reply && 'payload' in reply) {
         const r = reply as { type: MessageType; payload: PayloadOf<MessageType> };
         this.send(r.type, r.payload, frame.id);

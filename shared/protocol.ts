@@ -7,7 +7,10 @@ import {
 
 // The wire protocol between coordinator and agents. Every frame is an envelope
 // {v, type, id, payload}; a reply carries the id of the frame it answers in `re`.
-// CATALOG maps each type to its payload schema and the type of its reply.
+// CATALOG maps each type to its payload schema and the type of its reply. A frame marked
+// `notice` (an agent's reports and output) is not answered when it is handled, only when it
+// is bad or its handler fails (an error frame); a receiver that does not know the mark
+// answers it as any other, and the sender ignores that answer.
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -18,6 +21,7 @@ export const Envelope = z.object({
   type: z.string().min(1).max(64),
   id: z.string().min(1).max(64),
   re: z.string().max(64).optional(),
+  notice: z.literal(true).optional(),
   payload: z.unknown(),
 });
 export type Envelope = z.infer<typeof Envelope>;
@@ -241,7 +245,7 @@ export const CATALOG = {
 export type MessageType = keyof typeof CATALOG;
 export type PayloadOf<T extends MessageType> = z.infer<(typeof CATALOG)[T]['payload']>;
 
-export type Frame<T extends MessageType = MessageType> = { v: 1; type: T; id: string; re?: string; payload: PayloadOf<T> };
+export type Frame<T extends MessageType = MessageType> = { v: 1; type: T; id: string; re?: string; notice?: true; payload: PayloadOf<T> };
 
 export type DecodeResult =
   | { ok: true; frame: Frame }
@@ -276,8 +280,9 @@ export function newFrameId(): string {
   return `${process.pid.toString(36)}-${Date.now().toString(36)}-${counter.toString(36)}`;
 }
 
-export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string, id = newFrameId()): string {
-  const frame: Frame<T> = { v: PROTOCOL_VERSION, type, id, payload, ...(re ? { re } : {}) };
+/** A frame's text: a reply to frame `re`, a notice, or a request (with `id` when the caller keeps it). */
+export function encodeFrame<T extends MessageType>(type: T, payload: PayloadOf<T>, re?: string, opts: { id?: string; notice?: boolean } = {}): string {
+  const frame: Frame<T> = { v: PROTOCOL_VERSION, type, id: opts.id ?? newFrameId(), payload, ...(re ? { re } : {}), ...(opts.notice ? { notice: true as const } : {}) };
   return JSON.stringify(frame);
 }
 

@@ -86,6 +86,22 @@ describe('the coordinator answers bad frames and stays up', () => {
     ws.close();
   });
 
+  test('a notice is handled without a reply; a bad one still gets an error', async () => {
+    const { ws, frames, next } = await open(nodeToken2);
+    ws.send(hello('proto-node-2'));
+    await next((f) => f.type === 'sync', 'sync after hello');
+    // A report on a pod that does not exist is handled (ignored as stale): no answer to a notice.
+    const observed = { nodeId: 'proto-node-2', uid: 'u', generation: 1, phase: 'running', health: 'unknown', hostPorts: {}, at: new Date().toISOString() };
+    ws.send(JSON.stringify({ v: 1, type: 'pod_status', id: 'n1', notice: true, payload: { tenant: 't', podId: 'nothere', observed } }));
+    // The same as a request is answered, and since frames are handled in order, n1 was handled by then.
+    ws.send(JSON.stringify({ v: 1, type: 'pod_status', id: 'r1', payload: { tenant: 't', podId: 'nothere', observed } }));
+    assert.equal((await next((f) => f.re === 'r1', 'ack of the request')).type, 'ack');
+    assert.equal(frames.filter((f) => f.re === 'n1').length, 0, 'the notice got no reply');
+    ws.send(JSON.stringify({ v: 1, type: 'pod_status', id: 'n2', notice: true, payload: { tenant: 't' } }));
+    assert.equal((await next((f) => f.re === 'n2', 'error for a bad notice')).payload.code, 'PROTO_BAD_PAYLOAD');
+    ws.close();
+  });
+
   test('a frame beyond what the link reads closes that link only; the coordinator keeps serving', async () => {
     const { ws } = await open(nodeToken3);
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));

@@ -379,7 +379,8 @@ export class AgentHub {
       disconnectedAt: null,
       ...(hello.endpoints ? { endpoints: hello.endpoints } : {}),
     });
-    for (const c of hello.containers) await this.record(c.tenant, c.podId, c.observed, false);
+    // One pipelined batch: each container is another pod, so their order does not matter.
+    await Promise.all(hello.containers.map((c) => this.record(c.tenant, c.podId, c.observed, false)));
     // Each with the key of the output the coordinator holds, so the agent sends only what is newer.
     const assignments = await Promise.all(
       (await this.deps.assignmentsFor(hello.nodeId)).map(async (a) => {

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
@@ -141,10 +141,17 @@ class ParsedField<T> {
   }
 }
 
-/** A generated password: 32 characters from a URL- and shell-safe alphabet. */
+const SECRET_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+/** Random bytes below this map evenly onto the alphabet (byte % its length); the others are skipped. */
+const SECRET_BYTE_LIMIT = 256 - (256 % SECRET_ALPHABET.length);
+
+/** A generated password: 32 characters from a URL- and shell-safe alphabet, each equally likely. */
 export function newSecret(): string {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
-  return Array.from({ length: 32 }, () => alphabet[randomInt(alphabet.length)]).join('');
+  let out = '';
+  while (out.length < 32) {
+    for (const b of randomBytes(40)) if (b < SECRET_BYTE_LIMIT && out.length < 32) out += SECRET_ALPHABET[b % SECRET_ALPHABET.length];
+  }
+  return out;
 }
 
 export function newUid(): string {

@@ -59,23 +59,24 @@ async function main(): Promise<void> {
   });
   const metrics = new CoordinatorMetrics({ pods, links: () => hub.connected() });
   storage = new StorageClient({ hub, nodes, log: log.child({ component: 'storage' }), sharedStorage: config.sharedStorage });
+  const liveness = new NodeLiveness(nodes, hub);
+  await liveness.start();
+  // Any coordinator may place any pod, on any reachable host (see Scheduler).
   const scheduler = new Scheduler(
     pods,
-    () => hub.connected(),
+    () => liveness.reachableNodes(),
     async () => {
       const closed = new Set<string>();
       for (const [id, a] of await nodes.admins()) if (a.cordoned || a.draining) closed.add(id);
       return closed;
     },
-    { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory } },
+    { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory }, linkedHere: (nodeId) => hub.isConnected(nodeId) },
   );
   // Loaded only when chosen: dockerode brings ssh2 and gRPC along, some 30 MB of a process's memory.
   const backend: PodBackend =
     config.backend === 'swarm'
       ? new (await import('./backend/swarm/backend.js')).SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })
       : new AgentsBackend(scheduler);
-  const liveness = new NodeLiveness(nodes, (nodeId) => hub.isConnected(nodeId));
-  await liveness.start();
   reconciler = new Reconciler({ config, log: log.child({ component: 'reconciler' }), pods, nodes, hub, backend, liveness, storage, volumes: stores.volumes, snapshots: stores.snapshots, metrics });
   snapshotScheduler = new SnapshotScheduler({
     config, log: log.child({ component: 'snapshots' }), volumes: stores.volumes, snapshots: stores.snapshots, pods, storage, scheduler, tenants: stores.tenants,

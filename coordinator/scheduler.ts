@@ -25,7 +25,7 @@ export function claimable(capacity: Capacity, overcommit: Overcommit): Capacity 
 }
 
 /**
- * Chooses a host for a pod: among connected nodes whose free capacity fits the
+ * Chooses a host for a pod: among the given nodes whose free capacity fits the
  * pod's requests, the one with the most free CPU (so pods spread), then fewest pods.
  * `usage` is a map, or a function giving a node's usage (nothing used when absent).
  */
@@ -47,6 +47,11 @@ export interface SchedulerOptions {
   overcommit?: Overcommit;
   /** The usage hints are read again from Redis when older than this (and always before saying there is no room). */
   refreshMs?: number;
+  /**
+   * Whether this coordinator holds the node's link (default: every node): `pick` chooses only
+   * among those, since what it picks for (a volume's directory) is made over this coordinator's links.
+   */
+  linkedHere?: (nodeId: string) => boolean;
 }
 
 /** What every pick in one turn of the event loop shares: the open nodes, capacity with the overcommit applied. */
@@ -77,10 +82,19 @@ const plus = (a: Usage, b: Usage, sign = 1): Usage => ({ cpuMilli: a.cpuMilli + 
  * spread. A hint only steers the choice: a stale one costs a retry or a less even spread, never
  * an overcommitted node (Redis re-checks the fit) nor a pod kept waiting (no room is only
  * concluded from a fresh read).
+ *
+ * The candidates are every reachable node (NodeLiveness), whichever coordinator holds its link:
+ * the coordinator linked to the chosen node learns of the placement from the change stream and
+ * tells the node. Any coordinator's reconciler may be the first to pass a new pod (its sweep
+ * kicks every unsettled pod), so choosing among its own hosts only would put such a pod where
+ * that coordinator happens to have links, however full or empty the others are. Leaving new
+ * pods to the coordinator they were created through would not help: it too must see every
+ * host, or its pods pile onto its own, and a pod whose creator stops must be placed by another.
  */
 export class Scheduler {
   private readonly overcommit: Overcommit;
   private readonly refreshMs: number;
+  private readonly linkedHere: (nodeId: string) => boolean;
   private gateBatch: GateWaiter[] | null = null;
   /** Each node's usage as last read from Redis or returned by a placement there. */
   private readonly known = new Map<string, Usage>();
@@ -91,6 +105,7 @@ export class Scheduler {
 
   constructor(
     private readonly pods: PodStore,
+    /** The reachable nodes, each with the capacity it reported, capped by its limits. */
     private readonly nodes: () => NodeView[],
     /** Nodes that take no new pods (cordoned or draining). */
     private readonly closed: () => Promise<Set<string>> = async () => new Set(),
@@ -98,6 +113,7 @@ export class Scheduler {
   ) {
     this.overcommit = opts.overcommit ?? { cpu: 1, memory: 1 };
     this.refreshMs = opts.refreshMs ?? 1_000;
+    this.linkedHere = opts.linkedHere ?? (() => true);
   }
 
   /** What the pods placed on a node claim in all, read from Redis now (for the nodes API). */
@@ -106,12 +122,13 @@ export class Scheduler {
   }
 
   /**
-   * A node with room for these requests by the usage Redis holds now, claiming nothing (for
-   * what is not a pod: a volume's directory). `only`: that node or none.
+   * A node linked here with room for these requests by the usage Redis holds now, claiming
+   * nothing (for what is not a pod: a volume's directory). `only`: that node or none.
    */
   async pick(req: Requests, only?: string): Promise<PickResult> {
     const asked = Date.now();
-    const open = this.candidates(await this.gate(), only);
+    const gate = await this.gate();
+    const open = this.candidates({ ...gate, open: gate.open.filter((n) => this.linkedHere(n.nodeId)) }, only);
     if ('reason' in open) return open;
     await this.refresh(open, asked);
     const nodeId = chooseNode(open, (id) => this.hint(id), req);
@@ -173,7 +190,7 @@ export class Scheduler {
   }
 
   /**
-   * Read the usage of these nodes (and every connected one) from Redis, by reads sent at or
+   * Read the usage of these nodes (and every reachable one) from Redis, by reads sent at or
    * after `since` (0: any read in progress will do); one read at a time.
    */
   private async refresh(open: NodeView[], since: number): Promise<void> {
@@ -206,7 +223,7 @@ export class Scheduler {
   }
 
   /**
-   * The connected nodes that take pods, for every pick that asks within one turn of the event
+   * The reachable nodes that take pods, for every pick that asks within one turn of the event
    * loop: the closed set is read once for all of them, by a read sent after all of them asked
    * (so a cordon acknowledged before a pick began is always seen by it).
    */

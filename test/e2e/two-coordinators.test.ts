@@ -1,6 +1,7 @@
 // Two coordinators on one Redis, each with an agent of its own: pods created through either
-// run once, a host connected to the other coordinator is never taken for lost, and a change
-// made through one coordinator reaches the host connected to the other.
+// run once, on any host (not only those linked to the coordinator they came through), a host
+// connected to the other coordinator is never taken for lost, and a change made through one
+// coordinator reaches the host connected to the other.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
@@ -32,6 +33,18 @@ describe('two coordinators on one Redis', { skip: skipWithoutCaddy() }, () => {
     return { status: res.statusCode, body: (await res.body.json()) as any };
   }
   const all = async (podId: string) => [...(await s.containers(podId)), ...(await s.containers(podId, b.nodeId))];
+
+  test('pods created through one coordinator are placed on the hosts of both, not only on its own', async () => {
+    // Each coordinator places among every reachable host, whichever holds its link: with both hosts
+    // empty, two pods created through the second coordinator go one to each.
+    for (const id of ['spread1', 'spread2']) assert.equal((await viaSecond('POST', '/v3/pods', { pod_id: id, image: TEST_IMAGE })).status, 200);
+    const placed = await Promise.all(['spread1', 'spread2'].map(async (id) => (await s.waitStatus(id, 'RUNNING')).status_container.node as string));
+    assert.deepEqual([...placed].sort(), [s.nodeId, b.nodeId].sort(), `placed on ${placed.join(' and ')}`);
+    for (const id of ['spread1', 'spread2']) assert.equal((await all(id)).length, 1, `${id} runs once`);
+    // Out of the way of the tests below, which count pods per host.
+    for (const id of ['spread1', 'spread2']) assert.equal((await viaSecond('DELETE', `/v3/pods/${id}`)).status, 200);
+    await waitFor('the spread pods\' containers to go', async () => (await all('spread1')).length + (await all('spread2')).length === 0, 40_000);
+  });
 
   test('pods created through either coordinator run once each, on both hosts', async () => {
     for (const id of ['twoa1', 'twoa2']) assert.equal((await s.api('POST', '/v3/pods', { body: { pod_id: id, image: TEST_IMAGE } })).status, 200);

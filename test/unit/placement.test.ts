@@ -1,13 +1,17 @@
 // The placement script's invariants, against a real Redis: a placement fits or is refused in one
-// step, a claim is given back exactly once when its pod leaves its node or is deleted, and two
-// coordinators racing for the last room never overcommit a node.
+// step, a claim is given back exactly once when its pod leaves its node or is deleted, two
+// coordinators racing for the last room never overcommit a node, and each places on every
+// reachable node, whichever coordinator holds its link.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { createClient } from 'redis';
 import { PodSpec, RESOURCE_DEFAULTS, type Desired } from '../../shared/pod.js';
 import { Scheduler, claimable, type NodeView } from '../../coordinator/scheduler.js';
+import { NodeLiveness } from '../../coordinator/node-liveness.js';
+import { NodeStore, type NodeRecord } from '../../coordinator/store/nodes.js';
 import { PodStore } from '../../coordinator/store/pods.js';
+import type { Capacity } from '../../shared/protocol.js';
 import type { Redis } from '../../coordinator/store/redis.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -213,6 +217,71 @@ test('closed nodes take no pods; overcommit lets a node promise more than it has
   const results = await Promise.all(Array.from({ length: 17 }, (_, i) => doubled.place(TENANT, `o${i}`, { cpu_request: 250, mem_request: 256 })));
   assert.equal(results.filter((r) => 'nodeId' in r).length, 16);
   assert.deepEqual(await pods.nodeUsage('h1'), { cpuMilli: 4000, memoryMb: 4096, pods: 16 });
+});
+
+/**
+ * A coordinator as main.ts makes one: its own Redis connection, its links (stand-ins for its
+ * hub: these nodes, with their capped capacity), and a scheduler choosing among the reachable nodes.
+ */
+async function coordinator(p: string, links: Record<string, Capacity>) {
+  const c = createClient({ url: redis.url }) as Redis;
+  await c.connect();
+  clients.push(c);
+  const pods = new PodStore(c, p);
+  const nodes = new NodeStore(c, p);
+  const hub = { isConnected: (id: string) => id in links, connected: () => Object.entries(links).map(([nodeId, capacity]) => ({ nodeId, capacity })) };
+  // What the hub writes at hello and every heartbeat: the capacity as capped, and what the agent reported.
+  for (const [nodeId, capacity] of Object.entries(links)) await nodes.put(nodeRecord(nodeId, capacity));
+  const liveness = new NodeLiveness(nodes, hub);
+  const sched = new Scheduler(pods, () => liveness.reachableNodes(), async () => new Set([...(await nodes.admins())].filter(([, a]) => a.cordoned).map(([id]) => id)), {
+    linkedHere: (id) => hub.isConnected(id),
+  });
+  return { pods, nodes, liveness, sched };
+}
+
+function nodeRecord(nodeId: string, capacity: Capacity, heartbeatAgoMs = 0): NodeRecord {
+  const now = new Date(Date.now() - heartbeatAgoMs).toISOString();
+  return {
+    nodeId, capacity, reported: { cpuMilli: 64_000, memoryMb: 262_144 }, dockerVersion: 'x', agentVersion: 'x', connectedAt: now, lastHeartbeat: now, running: 0, disconnectedAt: null,
+  };
+}
+
+test('a coordinator places pods on hosts linked to another too, within their capped capacity', async () => {
+  const p = prefix();
+  const ROOM_FOR_2 = { cpuMilli: 500, memoryMb: 1024 };
+  // Host h1 is linked to A, h2 to B; each room for two pods (h2 reported far more, capped by its limits).
+  const b = await coordinator(p, { h2: ROOM_FOR_2 });
+  const a = await coordinator(p, { h1: ROOM_FOR_2 });
+  // A host whose heartbeat is stale is no candidate.
+  await a.nodes.put(nodeRecord('h3', ROOM_FOR_8, 60_000));
+  for (const c of [a, b]) await c.liveness.refresh();
+  const ids = ['c0', 'c1', 'c2', 'c3', 'c4'];
+  await createPods(b.pods, ids);
+  // Created through B, placed by A (its sweep passed them first): they spread over both hosts.
+  const results: Array<Awaited<ReturnType<Scheduler['place']>>> = [];
+  for (const id of ids) results.push(await a.sched.place(TENANT, id, { cpu_request: 250, mem_request: 256 }));
+  assert.deepEqual(results.slice(0, 4).map((r) => ('nodeId' in r ? r.nodeId : JSON.stringify(r))).sort(), ['h1', 'h1', 'h2', 'h2']);
+  assert.deepEqual(results[4], { reason: 'no host has room for 250m CPU and 256 MiB of memory' }, 'h2 is given no more than its capped capacity');
+  await assertExact(a.pods, 'h1');
+  await assertExact(a.pods, 'h2');
+  assert.equal((await a.pods.nodeUsage('h3')).pods, 0);
+
+  // A volume's directory is made over the picking coordinator's own links: A picks only h1.
+  assert.deepEqual(await a.sched.pick({ cpu_request: 0, mem_request: 0 }), { nodeId: 'h1' });
+  assert.deepEqual(await b.sched.pick({ cpu_request: 0, mem_request: 0 }), { nodeId: 'h2' });
+  // A cordon reaches the other coordinator's choice too; a host whose link closed is no candidate.
+  // (A pod on h2 deleted through B first: room on h2 only.)
+  const onH2 = ids.find((_, i) => { const r = results[i]!; return 'nodeId' in r && r.nodeId === 'h2'; })!;
+  await b.pods.delete(TENANT, onH2, (await b.pods.get(TENANT, onH2))!.placement);
+  await a.nodes.setAdmin('h2', { cordoned: true, draining: false, max_cpu_milli: null, max_memory_mb: null });
+  assert.deepEqual(await a.sched.place(TENANT, 'c4', { cpu_request: 250, mem_request: 256 }), { reason: 'no host has room for 250m CPU and 256 MiB of memory' });
+  await a.nodes.setAdmin('h2', { cordoned: false, draining: false, max_cpu_milli: null, max_memory_mb: null });
+  await b.nodes.put({ ...nodeRecord('h2', ROOM_FOR_2), disconnectedAt: new Date().toISOString() });
+  await a.liveness.refresh();
+  assert.deepEqual(await a.sched.place(TENANT, 'c4', { cpu_request: 250, mem_request: 256 }), { reason: 'no host has room for 250m CPU and 256 MiB of memory' });
+  await b.nodes.put(nodeRecord('h2', ROOM_FOR_2));
+  await a.liveness.refresh();
+  assert.deepEqual(await a.sched.place(TENANT, 'c4', { cpu_request: 250, mem_request: 256 }), { nodeId: 'h2' });
 });
 
 test('the overcommit factors are read from the environment, 1 by default, never below 1', async () => {

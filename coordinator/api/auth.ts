@@ -17,8 +17,8 @@ export interface Identity {
 }
 
 /** Whether a presented token is this one, in constant time for a given length. */
-function tokenEquals(known: Buffer, presented: Buffer): boolean {
-  return known.length === presented.length && timingSafeEqual(known, presented);
+function tokenEquals(known: Buffer, presented: string): boolean {
+  return known.length === Buffer.byteLength(presented) && timingSafeEqual(known, Buffer.from(presented));
 }
 
 export interface AuthDeps {
@@ -31,7 +31,8 @@ export interface AuthDeps {
 /** The tenant a request is for: the one whose base URL host is the request's Host. */
 export function tenantResolver(tenants: TenantStore): Middleware {
   return async (ctx, next) => {
-    ctx.state.tenant = await tenants.forHost(ctx.get('host'));
+    const host = ctx.get('host');
+    ctx.state.tenant = tenants.known(host) ?? (await tenants.forHost(host));
     await next();
   };
 }
@@ -52,9 +53,8 @@ export function authenticate(deps: AuthDeps): Middleware {
     const tenant = requestTenant(ctx).tenant_id;
     const presented = ctx.get('x-tapis-token');
     if (!presented) throw new PodsError('UNAUTHORIZED', 'no X-Tapis-Token header; a token is required');
-    const bytes = Buffer.from(presented);
     let identity: Identity | null = null;
-    if (tokenEquals(adminToken, bytes)) {
+    if (tokenEquals(adminToken, presented)) {
       identity = { tenant, username: config.adminUser, admin: true, site: true };
     } else if (presented.split('.').length === 3) {
       const v = tokens.verify(presented);
@@ -69,7 +69,7 @@ export function authenticate(deps: AuthDeps): Middleware {
       if (v.claims['pods/epoch'] !== user.epoch) throw new PodsError('UNAUTHORIZED', 'the X-Tapis-Token was revoked (password or rights changed since it was issued); get a new one');
       identity = { tenant, username: user.username, admin: user.admin || user.site_admin, site: user.site_admin };
     } else {
-      const match = statics.find((t) => tokenEquals(t.bytes, bytes));
+      const match = statics.find((t) => tokenEquals(t.bytes, presented));
       if (match && match.tenant !== tenant) throw new PodsError('UNAUTHORIZED', `the X-Tapis-Token is for tenant "${match.tenant}", not "${tenant}"`);
       if (match) identity = { tenant, username: match.username, admin: match.admin || match.site_admin, site: match.site_admin };
     }

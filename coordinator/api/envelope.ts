@@ -3,7 +3,8 @@ import { isPodsError, PodsError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 
 // The Tapis envelope. tapipy parses JSON only when Content-Type is exactly
-// "application/json", so it is set by hand after the body (Koa would add a charset).
+// "application/json", so it is set by hand, before the body: Koa then leaves it as it is
+// (it would add a charset) and skips guessing a type for the body.
 
 export interface Envelope {
   status: 'success' | 'error';
@@ -14,13 +15,26 @@ export interface Envelope {
 }
 
 export function send(ctx: Context, status: number, env: Envelope): void {
+  sendJson(ctx, status, JSON.stringify(env));
+}
+
+function sendJson(ctx: Context, status: number, json: string): void {
   ctx.status = status;
-  ctx.body = JSON.stringify(env);
   ctx.set('Content-Type', 'application/json');
+  ctx.body = json;
 }
 
 export function ok(ctx: Context, result: unknown, message: string, metadata: Record<string, unknown> = {}): void {
   send(ctx, 200, { status: 'success', message, result, version: ctx.state.version, metadata });
+}
+
+/**
+ * `ok` for a result that is JSON already (a remembered view): the same bytes as `ok` with the
+ * parsed result and no metadata, without serialising the result again.
+ */
+export function okJson(ctx: Context, resultJson: string, message: string): void {
+  const version = JSON.stringify(ctx.state.version);
+  sendJson(ctx, 200, `{"status":"success","message":${JSON.stringify(message)},"result":${resultJson},"version":${version},"metadata":{}}`);
 }
 
 const MAX_PAGE = 1000;

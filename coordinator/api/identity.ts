@@ -9,7 +9,7 @@ import type { NodeStore } from '../store/nodes.js';
 import { TenantRecord, type TenantStore } from '../store/tenants.js';
 import type { LoginLimits } from './login-limits.js';
 import { Username, type UserRecord, type UserStore } from '../store/users.js';
-import { authenticate, requestTenant, requireSiteAdmin, requireTenantAdmin, type AuthDeps, type Identity } from './auth.js';
+import { requestTenant, requireSiteAdmin, requireTenantAdmin, type AuthDeps, type Identity } from './auth.js';
 import { readJson, readJsonOrForm, validate } from './body.js';
 import { ok } from './envelope.js';
 
@@ -61,12 +61,10 @@ export interface IdentityDeps extends AuthDeps {
   logins: LoginLimits;
 }
 
-/** Sites, tenants and tokens as tapipy expects them before its first pods call; user and tenant admin. */
-export function identityRouter(deps: IdentityDeps): Router {
-  const { config, tenants, users, keys, logins } = deps;
-  const router = new Router();
-
-  const tenantView = (t: TenantRecord) => ({
+/** A tenant as Tapis' tenants service shows it. */
+function tenantView(deps: Pick<IdentityDeps, 'config' | 'keys'>, t: TenantRecord) {
+  const { config, keys } = deps;
+  return {
     tenant_id: t.tenant_id,
     base_url: t.base_url,
     site_id: config.siteId,
@@ -79,7 +77,13 @@ export function identityRouter(deps: IdentityDeps): Router {
     description: t.description,
     status: 'active',
     owner: t.created_by || config.adminUser,
-  });
+  };
+}
+
+/** Sites, tenants and tokens as tapipy expects them before its first pods call: no token needed. */
+export function identityRouter(deps: IdentityDeps): Router {
+  const { config, tenants, users, keys, logins } = deps;
+  const router = new Router();
 
   router.get('/v3/sites', async (ctx) => {
     const primary = (await tenants.list())[0]!;
@@ -94,13 +98,13 @@ export function identityRouter(deps: IdentityDeps): Router {
   });
 
   router.get('/v3/tenants', async (ctx) => {
-    ok(ctx, (await tenants.list()).map(tenantView), 'Tenants retrieved successfully.');
+    ok(ctx, (await tenants.list()).map((t) => tenantView(deps, t)), 'Tenants retrieved successfully.');
   });
 
   router.get('/v3/tenants/:tenant_id', async (ctx) => {
     const t = await tenants.get(ctx.params.tenant_id!);
     if (!t) throw new PodsError('NOT_FOUND', `tenant "${ctx.params.tenant_id}" was not found`);
-    ok(ctx, tenantView(t), 'Tenant retrieved successfully.');
+    ok(ctx, tenantView(deps, t), 'Tenant retrieved successfully.');
   });
 
   router.post('/v3/oauth2/tokens', async (ctx) => {
@@ -126,9 +130,16 @@ export function identityRouter(deps: IdentityDeps): Router {
     }, 'Token created successfully.');
   });
 
-  // Site administration (our own extension; Tapis does this in other services).
+  return router;
+}
+
+/**
+ * Tenant and user administration (our own extension; Tapis does this in other services), for
+ * authenticated callers: mounted behind the API's authentication.
+ */
+export function identityAdminRouter(deps: IdentityDeps): Router {
+  const { config, tenants, users } = deps;
   const admin = new Router();
-  admin.use(authenticate(deps));
   admin.post('/v3/admin/tenants', async (ctx) => {
     const id = requireSiteAdmin(ctx, 'add tenants');
     const body = validate(NewTenant, await readJson(ctx, config.maxBodyBytes));
@@ -136,7 +147,7 @@ export function identityRouter(deps: IdentityDeps): Router {
     const r = await tenants.add(rec);
     if (r === 'id-taken') throw badRequest(`tenant_id: tenant "${body.tenant_id}" already exists`);
     if (r === 'url-taken') throw badRequest(`base_url: another tenant already uses ${body.base_url}`);
-    ok(ctx, tenantView(rec), 'Tenant added successfully.');
+    ok(ctx, tenantView(deps, rec), 'Tenant added successfully.');
   });
   // Users: a tenant admin manages its own tenant's users; a site admin any tenant's, and
   // only a site admin makes, changes or removes another site admin.
@@ -187,6 +198,5 @@ export function identityRouter(deps: IdentityDeps): Router {
     if (!(await users.remove(tenant, ctx.params.username!))) throw new PodsError('NOT_FOUND', `user "${ctx.params.username}" was not found in tenant "${tenant}"`);
     ok(ctx, `User ${ctx.params.username} deleted.`, 'User deleted successfully.');
   });
-  router.use(admin.routes());
-  return router;
+  return admin;
 }

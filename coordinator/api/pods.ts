@@ -21,10 +21,11 @@ import { checkMountPaths, podMounts } from '../../shared/mounts.js';
 import { podDataArea } from '../../shared/storage.js';
 import type { ShareStore, VolumeRecord } from '../store/shares.js';
 import type { StorageClient } from '../storage.js';
+import { PodViewCache } from '../pod-view-cache.js';
 import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
-import { ok, okPage } from './envelope.js';
+import { ok, okJson, okPage } from './envelope.js';
 import { streamEvents, streamLogs, wantsStream } from './log-stream.js';
 import { podUsage, Quotas } from '../quotas.js';
 import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
@@ -79,6 +80,9 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   const { config, pods, images, templates, kick } = deps;
   const router = new Router();
   const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
+  const views = new PodViewCache((rec, reachable) => podResponse(rec, config.baseDomain, () => reachable, config.publicTlsPort), deps.nodeConnected);
+  /** Answer with one pod's view. */
+  const okPod = (ctx: Context, rec: PodRecord, message: string) => okJson(ctx, views.json(rec), message);
 
   function checkSpecRules(spec: Pick<PodSpec, 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>): void {
     const problem =
@@ -191,12 +195,12 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
 
   router.post('/v3/pods', async (ctx) => {
     const rec = await createPod(who(ctx), await readJson(ctx, config.maxBodyBytes));
-    ok(ctx, view(rec), 'Pod created successfully.');
+    okPod(ctx, rec, 'Pod created successfully.');
   });
 
   router.get('/v3/pods/:pod_id', async (ctx) => {
     const rec = await loadPodFor(pods, who(ctx), ctx.params.pod_id!, 'READ');
-    ok(ctx, view(rec), 'Pod retrieved successfully.');
+    okPod(ctx, rec, 'Pod retrieved successfully.');
   });
 
   router.put('/v3/pods/:pod_id', async (ctx) => {
@@ -230,7 +234,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     });
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${ctx.params.pod_id}" was not found`);
     await pods.action(id.tenant, rec.spec.pod_id, `pod updated by ${id.username}: ${Object.keys(body).join(', ') || 'nothing'}; takes effect on the next restart`, 'updated');
-    ok(ctx, view(rec), 'Pod updated successfully. Restart the pod for the changes to take effect.');
+    okPod(ctx, rec, 'Pod updated successfully. Restart the pod for the changes to take effect.');
   });
 
   router.delete('/v3/pods/:pod_id', async (ctx) => {
@@ -309,7 +313,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
 
   router.get('/v3/pods/:pod_id/derived', async (ctx) => {
     const rec = await loadPodFor(pods, who(ctx), ctx.params.pod_id!, 'READ');
-    ok(ctx, view(rec), 'Derived pod retrieved successfully.');
+    okPod(ctx, rec, 'Derived pod retrieved successfully.');
   });
 
   router.get('/v3/pods/:pod_id/credentials', async (ctx) => {
@@ -376,7 +380,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     if (!rec) throw new PodsError('NOT_FOUND', `pod "${podId}" was not found`);
     await pods.action(id.tenant, podId, `${verb} requested by ${id.username}; instance ${rec.desired.generation}`, `${verb}_requested`, { generation: rec.desired.generation });
     kick(id.tenant, podId);
-    ok(ctx, view(rec), `Pod ${verb} requested successfully.`);
+    okPod(ctx, rec, `Pod ${verb} requested successfully.`);
   };
   router.get('/v3/pods/:pod_id/stop', lifecycle('stop'));
   router.get('/v3/pods/:pod_id/start', lifecycle('start'));

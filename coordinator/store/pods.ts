@@ -20,8 +20,8 @@ export interface PodRecord {
   note: string | null;
   /** The host that holds the pod's data directory, once it has run (it is started only there). */
   home: string | null;
-  /** Raw field values, for compare-and-set. */
-  raw: { spec: string; desired: string; placement: string; observed: string };
+  /** Raw field values, for compare-and-set (and for what is made of them, see PodViewCache). */
+  raw: { spec: string; desired: string; placement: string; observed: string; ports: string };
 }
 
 /** What the pods placed on a node claim in all. */
@@ -207,7 +207,7 @@ export class PodStore {
     const k = this.keys;
     const { tenant, pod_id: id } = spec;
     const c = this.change(tenant, id);
-    const raw = { spec: JSON.stringify(spec), desired: JSON.stringify(desired), placement: '', observed: '' };
+    const raw = { spec: JSON.stringify(spec), desired: JSON.stringify(desired), placement: '', observed: '', ports: '' };
     const created = await this.eval(
       CREATE_POD,
       [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id), k.actions(tenant, id), ...c.keys],
@@ -291,7 +291,7 @@ export class PodStore {
       ports: this.parsed.ports.parse(h.ports, key) ?? {},
       note: h.note ?? null,
       home: h.home ?? null,
-      raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '' },
+      raw: { spec: h.spec, desired: h.desired, placement: h.placement ?? '', observed: h.observed ?? '', ports: h.ports ?? '' },
     };
   }
 

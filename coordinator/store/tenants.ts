@@ -48,11 +48,17 @@ export class TenantStore {
     return (await this.list()).find((t) => t.tenant_id === id) ?? null;
   }
 
+  /** The tenant of a Host header this coordinator knows already (no Redis read), if any. */
+  known(host: string | undefined): TenantRecord | undefined {
+    const h = (host ?? '').toLowerCase();
+    return h === this.primaryHost ? this.primary : this.byHost.get(h);
+  }
+
   /** The tenant a request is for, by its Host header; the primary tenant when none matches. */
   async forHost(host: string | undefined): Promise<TenantRecord> {
-    const h = (host ?? '').toLowerCase();
-    const known = h === this.primaryHost ? this.primary : this.byHost.get(h);
+    const known = this.known(host);
     if (known) return known;
+    const h = (host ?? '').toLowerCase();
     // Perhaps added since (through another coordinator): read them all again.
     for (const t of await this.list()) {
       const th = hostOf(t.base_url).toLowerCase();

@@ -1,5 +1,6 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { z } from 'zod';
+import { BoundedMap } from '../../shared/bounded-map.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import { CAS_HASH_FIELD } from './scripts.js';
@@ -67,14 +68,26 @@ export class UserStore {
     this.keys = new Keys(prefix);
   }
 
+  /**
+   * Records by their stored JSON, frozen because every reader shares them: every authenticated
+   * request reads its user (for the epoch and the disabled flag), and users seldom change.
+   */
+  private readonly parsed = new BoundedMap<string, UserRecord>(2000);
+
   private parse(raw: string | null | undefined): UserRecord | null {
     if (!raw) return null;
-    try {
-      const p = UserRecord.safeParse(JSON.parse(raw));
-      return p.success ? p.data : null;
-    } catch {
-      return null;
+    let rec = this.parsed.get(raw);
+    if (!rec) {
+      try {
+        const p = UserRecord.safeParse(JSON.parse(raw));
+        if (!p.success) return null;
+        rec = Object.freeze(p.data);
+      } catch {
+        return null;
+      }
+      this.parsed.set(raw, rec);
     }
+    return rec;
   }
 
   async get(tenant: string, username: string): Promise<UserRecord | null> {

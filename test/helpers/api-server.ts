@@ -2,6 +2,7 @@
 // of what the API itself answers.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
 import { AgentHub } from '../../coordinator/agents/hub.js';
 import { createApp } from '../../coordinator/app.js';
 import { StorageClient } from '../../coordinator/storage.js';
@@ -17,6 +18,8 @@ export interface ApiServer {
   client: Redis;
   stores: Stores;
   config: CoordinatorConfig;
+  /** One API call with a token (JSON body when given): the status, the body's text and its JSON. */
+  call(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; text: string; body: any }>;
   stop(): Promise<void>;
 }
 
@@ -37,12 +40,20 @@ export async function startApiServer(
   const app = createApp({ ...stores, config, log, storage, scheduler, kick: opts.kick ?? (() => undefined), nodeConnected: () => false });
   const server = createServer(app.callback());
   await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    base,
     redis,
     client,
     stores,
     config,
+    async call(token, method, path, body) {
+      const headers: Record<string, string> = { 'x-tapis-token': token };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const res = await request(`${base}${path}`, { method: method as 'GET', headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const text = await res.body.text();
+      return { status: res.statusCode, text, body: JSON.parse(text) };
+    },
     async stop() {
       server.close();
       await client.quit();

@@ -1,42 +1,44 @@
 import type { KeyObject } from 'node:crypto';
+import { BoundedMap } from '../../shared/bounded-map.js';
 import { verifyToken, type VerifyResult } from './jwt.js';
 
 interface Verified {
-  /** The token's header and payload, as signed: a hit must present these same bytes. */
-  signed: string;
+  /** The whole token as verified: a hit must be this very token. */
+  token: string;
   claims: Extract<VerifyResult, { ok: true }>['claims'];
 }
 
 /**
+ * How many of a token's last characters (its signature's) key it: a short key is quick to hash,
+ * where hashing the whole signature and comparing the signed part took most of a hit's time.
+ */
+const KEY_CHARS = 32;
+
+/**
  * RS256 verification, remembered: a token whose signature checked out once is not checked again
- * until it expires (an RSA verify is most of the CPU a read costs). Entries are keyed by the
- * signature and hold the exact header and payload it signed, so only that very token hits;
- * failures are never kept. Expiry is checked on every use. Revocation (the user's epoch) is not
- * a property of the token: the caller checks it against Redis on every request.
+ * until it expires (an RSA verify is most of the CPU a read costs). Entries hold the whole token
+ * they verified and a hit must be equal to it, so only that very token hits; failures are never
+ * kept. Expiry is checked on every use. Revocation (the user's epoch) is not a property of the
+ * token: the caller checks it against Redis on every request.
  */
 export class VerifiedTokens {
-  private readonly verified = new Map<string, Verified>();
+  private readonly verified: BoundedMap<string, Verified>;
 
-  constructor(private readonly key: KeyObject, private readonly max = 10_000) {}
+  constructor(private readonly key: KeyObject, max = 10_000) {
+    this.verified = new BoundedMap(max);
+  }
 
   verify(token: string, now = Date.now()): VerifyResult {
-    const dot = token.lastIndexOf('.');
-    const signature = token.slice(dot + 1);
-    const hit = dot > 0 ? this.verified.get(signature) : undefined;
-    if (hit && hit.signed.length === dot && token.startsWith(hit.signed)) {
+    const key = token.slice(-KEY_CHARS);
+    const hit = this.verified.get(key);
+    if (hit && hit.token === token) {
       if (hit.claims.exp * 1000 > now) return { ok: true, claims: hit.claims };
-      this.verified.delete(signature);
+      this.verified.delete(key);
       return { ok: false, reason: 'expired' };
     }
     const v = verifyToken(this.key, token, now);
-    if (v.ok) this.remember(signature, token.slice(0, dot), v.claims);
+    if (v.ok) this.verified.set(key, { token, claims: v.claims });
     return v;
-  }
-
-  private remember(signature: string, signed: string, claims: Verified['claims']): void {
-    // Oldest out first (a Map keeps insertion order).
-    if (this.verified.size >= this.max) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(signature, { signed, claims });
   }
 }
 

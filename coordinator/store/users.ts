@@ -68,30 +68,31 @@ export class UserStore {
     this.keys = new Keys(prefix);
   }
 
-  /**
-   * Records by their stored JSON, frozen because every reader shares them: every authenticated
-   * request reads its user (for the epoch and the disabled flag), and users seldom change.
-   */
-  private readonly parsed = new BoundedMap<string, UserRecord>(2000);
-
   private parse(raw: string | null | undefined): UserRecord | null {
     if (!raw) return null;
-    let rec = this.parsed.get(raw);
-    if (!rec) {
-      try {
-        const p = UserRecord.safeParse(JSON.parse(raw));
-        if (!p.success) return null;
-        rec = Object.freeze(p.data);
-      } catch {
-        return null;
-      }
-      this.parsed.set(raw, rec);
+    try {
+      const p = UserRecord.safeParse(JSON.parse(raw));
+      return p.success ? p.data : null;
+    } catch {
+      return null;
     }
-    return rec;
   }
 
+  /**
+   * The last record read of each user, with the JSON it was parsed from: every authenticated
+   * request reads its user (for the epoch and the disabled flag), and users seldom change.
+   * Frozen, because every reader shares it.
+   */
+  private readonly lastRead = new BoundedMap<string, { raw: string; rec: UserRecord }>(2000);
+
   async get(tenant: string, username: string): Promise<UserRecord | null> {
-    return this.parse(await this.redis.hGet(this.keys.users(tenant), username));
+    const raw = await this.redis.hGet(this.keys.users(tenant), username);
+    const key = `${tenant}/${username}`;
+    const last = this.lastRead.get(key);
+    if (last && last.raw === raw) return last.rec;
+    const rec = this.parse(raw);
+    if (rec && raw) this.lastRead.set(key, { raw, rec: Object.freeze(rec) });
+    return rec;
   }
 
   /** A new user; null when the username is taken (an existing user is never overwritten). */

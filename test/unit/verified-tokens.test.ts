@@ -32,6 +32,9 @@ describe('VerifiedTokens', () => {
     // Same length as the real payload, one character changed.
     const flipped = body.slice(0, -2) + (body.at(-2) === 'A' ? 'B' : 'A') + body.at(-1);
     assert.equal(cache.verify(`${head}.${flipped}.${sig}`).ok, false);
+    // Another signature that ends as the remembered one does.
+    const altered = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+    assert.deepEqual(cache.verify(`${head}.${body}.${altered}`), { ok: false, reason: 'signature' });
     assert.ok(cache.verify(token).ok);
   });
 

@@ -248,7 +248,9 @@ async function run(coordinators: number): Promise<RunResult> {
     if (allowed.status !== 200) throw new Error(`could not allow ${TEST_IMAGE}: ${allowed.body.message}`);
 
     const tAgents = performance.now();
-    agents = new Proc('agents', process.execPath, [thisFile, '--agents'], {
+    // BENCH_AGENTS_NODE_ARGS: the same for the agents' process.
+    const agentArgs = (process.env.BENCH_AGENTS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    agents = new Proc('agents', process.execPath, [...agentArgs, thisFile, '--agents'], {
       SCALE_COORDINATOR_URLS: ports.map((p) => `ws://127.0.0.1:${p}/v3/agents/connect`).join(','),
       SCALE_NODE_TOKEN: nodeToken,
       SCALE_AGENTS: String(AGENTS),

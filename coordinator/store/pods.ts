@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { BoundedMap } from '../../shared/bounded-map.js';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
@@ -121,22 +122,25 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Parsed values of one stored pod field by their JSON, frozen because every reader shares them; the
- * oldest go first past `max`. A pod's fields rarely change between reads, and parsing them with
- * zod was a tenth of the CPU of a GET /v3/pods/{id}.
+ * The parsed value of one stored field of each pod, kept with the JSON it came from and frozen
+ * because every reader shares it; past `max` pods, the one first parsed goes. A pod's fields
+ * rarely change between reads, and parsing them with zod was a tenth of the CPU of a
+ * GET /v3/pods/{id}. Kept by pod rather than by JSON: hashing a fresh string of a spec's length
+ * on every read costs more than comparing it with the last one.
  */
 class ParsedField<T> {
-  private readonly values = new Map<string, T>();
-  constructor(private readonly schema: z.ZodType<T>, private readonly field: string, private readonly max = 2000) {}
+  private readonly values: BoundedMap<string, { raw: string; value: T }>;
+  constructor(private readonly schema: z.ZodType<T>, private readonly field: string, max = 2000) {
+    this.values = new BoundedMap(max);
+  }
 
+  /** `key`: the pod's key in Redis. */
   parse(raw: string | undefined, key: string): T | null {
     if (raw === undefined || raw === '') return null;
-    let value = this.values.get(raw);
-    if (value === undefined) {
-      value = deepFreeze(parseField(this.schema, raw, key, this.field)!);
-      if (this.values.size >= this.max) this.values.delete(this.values.keys().next().value!);
-      this.values.set(raw, value);
-    }
+    const last = this.values.get(key);
+    if (last?.raw === raw) return last.value;
+    const value = deepFreeze(parseField(this.schema, raw, key, this.field)!);
+    this.values.set(key, { raw, value });
     return value;
   }
 }

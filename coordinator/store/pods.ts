@@ -145,6 +145,18 @@ class ParsedField<T> {
   }
 }
 
+/** Random bytes read 4 KiB at a time (each used once): one system call serves many pods' secrets and uids. */
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
+function random(n: number): Buffer {
+  if (randomAt + n > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomAt = 0;
+  }
+  randomAt += n;
+  return randomPool.subarray(randomAt - n, randomAt);
+}
+
 const SECRET_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
 /** Random bytes below this map evenly onto the alphabet (byte % its length); the others are skipped. */
 const SECRET_BYTE_LIMIT = 256 - (256 % SECRET_ALPHABET.length);
@@ -153,13 +165,13 @@ const SECRET_BYTE_LIMIT = 256 - (256 % SECRET_ALPHABET.length);
 export function newSecret(): string {
   let out = '';
   while (out.length < 32) {
-    for (const b of randomBytes(40)) if (b < SECRET_BYTE_LIMIT && out.length < 32) out += SECRET_ALPHABET[b % SECRET_ALPHABET.length];
+    for (const b of random(40)) if (b < SECRET_BYTE_LIMIT && out.length < 32) out += SECRET_ALPHABET[b % SECRET_ALPHABET.length];
   }
   return out;
 }
 
 export function newUid(): string {
-  return randomBytes(4).toString('hex');
+  return random(4).toString('hex');
 }
 
 /** How many entries the change stream keeps (roughly): minutes of changes at thousands a second. */

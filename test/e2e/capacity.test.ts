@@ -6,23 +6,28 @@ import { skipWithoutCaddy } from '../helpers/caddy.js';
 import { waitFor } from '../helpers/procs.js';
 import { startStack, TEST_IMAGE, type Stack } from '../helpers/stack.js';
 
+// Backstops: every wait below has its own deadline and says what it waited for; these end a
+// hook or test that is stuck anywhere else long before CI's time limit.
+const HOOK = { timeout: 120_000 };
+const TEST = { timeout: 180_000 };
+
 describe('a host with room for four pods', { skip: skipWithoutCaddy() }, () => {
   let s: Stack;
   before(async () => {
     // 1000m of CPU: four pods of the default 250m.
     // Placement is what is tested, not pod isolation: pods run even where another run's rules come first.
     s = await startStack({ coordinatorEnv: { PODS_NODE_MAX_CPU_MILLI: '1000' }, agentEnv: { PODS_POD_ISOLATION: 'best-effort' } });
-  });
+  }, HOOK);
   after(async () => {
     await s?.stop();
-  });
+  }, HOOK);
 
   const create = async (podId: string) => {
     const r = await s.api('POST', '/v3/pods', { body: { pod_id: podId, image: TEST_IMAGE } });
     assert.equal(r.status, 200, r.body.message);
   };
 
-  test('a fifth pod waits, and runs as soon as a deleted pod\'s container is gone', async () => {
+  test('a fifth pod waits, and runs as soon as a deleted pod\'s container is gone', TEST, async () => {
     for (const id of ['cap0', 'cap1', 'cap2', 'cap3']) await create(id);
     for (const id of ['cap0', 'cap1', 'cap2', 'cap3']) await s.waitStatus(id, 'RUNNING');
     await create('cap4');
@@ -49,7 +54,7 @@ describe('a host with room for four pods', { skip: skipWithoutCaddy() }, () => {
     assert.deepEqual(after.usage, { cpu_milli: 1000, memory_mb: 1024, pods: 4 });
   });
 
-  test('a restart shows status_requested RESTART until its new instance runs, then ON', async () => {
+  test('a restart shows status_requested RESTART until its new instance runs, then ON', TEST, async () => {
     const before = (await s.api('GET', '/v3/pods/cap1')).body.result;
     const r = await s.api('GET', '/v3/pods/cap1/restart');
     assert.equal(r.status, 200);
@@ -72,7 +77,7 @@ describe('a host with room for four pods', { skip: skipWithoutCaddy() }, () => {
     assert.deepEqual((await s.api('GET', `/v3/admin/nodes/${s.nodeId}`)).body.result.usage, { cpu_milli: 1000, memory_mb: 1024, pods: 4 });
   });
 
-  test('a pod made again under the id of one just deleted waits for its teardown, then runs alone', async () => {
+  test('a pod made again under the id of one just deleted waits for its teardown, then runs alone', TEST, async () => {
     const old = (await s.api('GET', '/v3/pods/cap2')).body.result;
     assert.equal((await s.api('DELETE', '/v3/pods/cap2')).status, 200);
     await create('cap2');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { freePort } from './ports.js';
+import { stopChild, track } from './procs.js';
 import { repoRoot } from './root.js';
 
 export interface RunningCaddy {
@@ -23,7 +24,6 @@ export interface RunningCaddy {
 }
 
 const READY_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 5_000;
 
 /** The Caddy binary: $PODS_CADDY_BIN, else var/bin/caddy in the repository. */
 export function caddyBin(): string {
@@ -58,7 +58,7 @@ export async function startCaddy(opts: { adminSocket?: boolean } = {}): Promise<
   try {
     await launch();
   } catch (err) {
-    if (caddy) await halt(caddy.proc, 'SIGKILL');
+    if (caddy) await stopChild(caddy.proc, 'SIGKILL', 'Caddy');
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -71,12 +71,12 @@ export async function startCaddy(opts: { adminSocket?: boolean } = {}): Promise<
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (caddy) await halt(caddy.proc, 'SIGTERM');
+      if (caddy) await stopChild(caddy.proc, 'SIGTERM', 'Caddy');
       await rm(dir, { recursive: true, force: true });
     },
     async restart() {
       if (stopped) throw new Error('restart() after stop()');
-      if (caddy) await halt(caddy.proc, 'SIGKILL');
+      if (caddy) await stopChild(caddy.proc, 'SIGKILL', 'Caddy');
       await launch();
     },
   };
@@ -90,13 +90,6 @@ interface Launched {
   log: string;
 }
 
-// Children still running when the test process exits are killed, so a failed
-// run does not leave Caddy holding ports.
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
 function spawnCaddy(bin: string, configPath: string, dir: string): Launched {
   const proc = spawn(bin, ['run', '--config', configPath], {
     // Autosave and certificate storage go to the temp dir, not the user's home.
@@ -104,8 +97,8 @@ function spawnCaddy(bin: string, configPath: string, dir: string): Launched {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const launched: Launched = { proc, log: '' };
-  live.add(proc);
-  proc.once('exit', () => live.delete(proc));
+  // Killed with the test process, so a failed run does not leave Caddy holding ports.
+  track(proc);
   proc.once('error', (err) => {
     launched.error = err;
   });
@@ -141,14 +134,3 @@ async function waitReady(caddy: Launched, adminUrl: string): Promise<void> {
   }
   throw new Error(`Caddy admin at ${adminUrl} not ready after ${READY_TIMEOUT_MS} ms:\n${caddy.log}`);
 }
-
-async function halt(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  // No pid: the binary never ran, so there is nothing to wait for.
-  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  proc.kill(signal);
-  const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-

@@ -1,11 +1,46 @@
 // Real child processes for tests (Redis, coordinator, agent), each killable the hard
 // way (SIGKILL) and restartable with the same arguments. Output is kept for failures.
+//
+// Nothing here waits without a deadline: a child left running keeps the test file's process
+// alive, and node's test runner then waits for that file forever.
 import { spawn, type ChildProcess } from 'node:child_process';
 
+/** How long a child has to exit after a signal before it gets SIGKILL (and then again). */
+const STOP_GRACE_MS = 5_000;
+
 const live = new Set<ChildProcess>();
-process.on('exit', () => {
+const killAll = () => {
   for (const p of live) p.kill('SIGKILL');
-});
+};
+process.on('exit', killAll);
+// A test file stopped from outside (node --test past --test-timeout, Ctrl-C) gets a signal,
+// which would end this process without its 'exit' handlers: take the children along first.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
+
+/** Kill every child still running when this test process exits or is stopped. */
+export function track(proc: ChildProcess): void {
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+}
+
+/** `signal`, then SIGKILL if the child is still there after a few seconds; throws if even that does not end it. */
+export async function stopChild(proc: ChildProcess, signal: NodeJS.Signals, name: string): Promise<void> {
+  // No pid: the binary never ran, so there is nothing to wait for.
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill(signal);
+  try {
+    await within(STOP_GRACE_MS, `${name} to exit on ${signal}`, exited);
+  } catch {
+    proc.kill('SIGKILL');
+    await within(STOP_GRACE_MS, `${name} (pid ${proc.pid}) to exit on SIGKILL`, exited);
+  }
+}
 
 export class Proc {
   private proc: ChildProcess | null = null;
@@ -15,8 +50,7 @@ export class Proc {
 
   start(): this {
     const proc = spawn(this.cmd, this.args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    proc.once('exit', () => live.delete(proc));
+    track(proc);
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000);
     };
@@ -36,13 +70,7 @@ export class Proc {
 
   /** Stop the process; SIGKILL is the crash the tests inject. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const proc = this.proc;
-    if (!proc || !this.running) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill(signal);
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+    if (this.proc) await stopChild(this.proc, signal, this.name);
   }
 
   async restart(): Promise<void> {
@@ -51,12 +79,26 @@ export class Proc {
   }
 }
 
+/** `promise`, or an error saying what was awaited once `ms` have passed without it settling. */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(ms)} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {
     try {
-      const v = await fn();
+      // One try that never answers (a request to a process that accepts and says nothing) ends at the deadline too.
+      const v = await within(end - Date.now(), 'its last try to answer', fn());
       if (v) return v;
     } catch (err) {
       last = err;

@@ -28,6 +28,9 @@ export function runToEnd(cmd: string, args: string[], env: Record<string, string
     const timer = setTimeout(() => {
       output += `\n[killed after ${timeoutMs} ms]`;
       child.kill('SIGKILL');
+      // 'close' waits for the pipes, which a process the command started may still hold.
+      child.stdout.destroy();
+      child.stderr.destroy();
     }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);

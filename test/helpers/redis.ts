@@ -33,7 +33,11 @@ export async function startRedis(): Promise<TestRedis> {
         c.destroy();
       }
     }, 10_000);
-  await ready();
+  await ready().catch(async (err) => {
+    await proc.kill();
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`${(err as Error).message}\n${proc.output}`);
+  });
   return {
     url,
     proc,

@@ -12,7 +12,12 @@ export function run(cmd: string, args: string[], opts: { input?: string; env?: R
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      // 'close' waits for the pipes, which a process the client started may still hold.
+      child.stdout.destroy();
+      child.stderr.destroy();
+    }, opts.timeoutMs ?? 15_000);
     child.once('error', (err) => {
       clearTimeout(timer);
       resolve({ code: -1, out: err.message });

@@ -54,11 +54,15 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+// Calls that get no answer fail the test after this long, rather than waiting undici's
+// five minutes per call (the coordinator itself gives up on a request after 30 s).
+const CALL_TIMEOUTS = { headersTimeout: 60_000, bodyTimeout: 60_000 };
+
 const dockerSocket = new Agent({ connect: { socketPath: '/var/run/docker.sock' } });
 
 /** A call to the host's Docker engine API, for checking what really runs. */
 export async function docker(method: string, pathAndQuery: string): Promise<any> {
-  const res = await request(`http://docker${pathAndQuery}`, { method: method as any, dispatcher: dockerSocket });
+  const res = await request(`http://docker${pathAndQuery}`, { method: method as any, dispatcher: dockerSocket, ...CALL_TIMEOUTS });
   const text = await res.body.text();
   return text ? JSON.parse(text) : null;
 }
@@ -66,7 +70,10 @@ export async function docker(method: string, pathAndQuery: string): Promise<any>
 export async function startStack(opts: { coordinatorEnv?: Record<string, string>; agentEnv?: Record<string, string> } = {}): Promise<Stack> {
   const root = repoRoot();
   const redis = await startRedis();
-  const caddy = await startCaddy();
+  const caddy = await startCaddy().catch(async (err) => {
+    await redis.stop();
+    throw err;
+  });
   const port = await freePort();
   const apiUrl = `http://127.0.0.1:${port}`;
   const id = randomBytes(3).toString('hex');
@@ -134,7 +141,7 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       body = JSON.stringify(o.body);
       headers['content-type'] = 'application/json';
     }
-    const res = await request(`${apiUrl}${p}`, { method: method as any, headers, body });
+    const res = await request(`${apiUrl}${p}`, { method: method as any, headers, body, ...CALL_TIMEOUTS });
     const text = await res.body.text();
     let parsed: any;
     try {
@@ -207,25 +214,37 @@ export async function startStack(opts: { coordinatorEnv?: Record<string, string>
       return { nodeId: id, agent: a, caddy: c };
     },
     async stop() {
-      for (const x of extra) await x.agent.kill('SIGTERM');
-      for (const x of coordinators) await x.kill('SIGTERM');
-      await agent.kill('SIGTERM');
-      await coordinator.kill('SIGTERM');
-      // Remove whatever this stack's nodes left behind.
-      for (const id of [nodeId, ...extra.map((x) => x.nodeId)]) await removeNodeContainers(id);
-      for (const x of extra) await x.caddy.stop();
-      await caddy.stop();
-      await redis.stop();
+      // Every step runs even when one before it failed: a process left running keeps the test file alive.
+      const steps = [
+        ...extra.map((x) => () => x.agent.kill('SIGTERM')),
+        ...coordinators.map((x) => () => x.kill('SIGTERM')),
+        () => agent.kill('SIGTERM'),
+        () => coordinator.kill('SIGTERM'),
+        // Remove whatever this stack's nodes left behind.
+        ...[nodeId, ...extra.map((x) => x.nodeId)].map((id) => () => removeNodeContainers(id)),
+        ...extra.map((x) => () => x.caddy.stop()),
+        () => caddy.stop(),
+        () => redis.stop(),
+      ];
+      const failed: Error[] = [];
+      for (const step of steps) await step().catch((err: Error) => failed.push(err));
+      if (failed.length) throw new Error(`stopping the stack: ${failed.map((err) => err.message).join('; ')}`);
     },
   };
 
-  await waitFor('the coordinator to answer', async () => (await api('GET', '/v3/pods/healthcheck', { token: null })).status === 200, 20_000).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${coordinator.output}`);
-  });
-  await waitFor('the agent to connect', async () => agent.output.includes('connected to coordinator'), 20_000).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${agent.output}`);
-  });
-  const added = await api('POST', '/v3/pods/images', { body: { image: TEST_IMAGE, description: 'test image' } });
-  if (added.status !== 200) throw new Error(`could not allow the test image: ${added.body.message}`);
+  try {
+    await waitFor('the coordinator to answer', async () => (await api('GET', '/v3/pods/healthcheck', { token: null })).status === 200, 20_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${coordinator.output}`);
+    });
+    await waitFor('the agent to connect', async () => agent.output.includes('connected to coordinator'), 20_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${agent.output}`);
+    });
+    const added = await api('POST', '/v3/pods/images', { body: { image: TEST_IMAGE, description: 'test image' } });
+    if (added.status !== 200) throw new Error(`could not allow the test image: ${added.body.message}`);
+  } catch (err) {
+    // The caller never gets the stack to stop: stop it here, or its processes outlive the test.
+    await stack.stop().catch(() => undefined);
+    throw err;
+  }
   return stack;
 }

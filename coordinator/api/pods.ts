@@ -140,13 +140,15 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
 
   router.get('/v3/pods', async (ctx) => {
     const id = who(ctx);
-    const result = [];
-    for (const podId of await pods.listIds(id.tenant)) {
-      const rec = await pods.get(id.tenant, podId);
-      // A deleted pod is gone for users at once, while its teardown goes on (as in Tapis).
-      if (rec && !rec.desired.deleting && hasLevel(levelOf(id, await pods.perms(id.tenant, podId)), 'READ')) result.push(view(rec));
-    }
-    okPage(ctx, result, 'Pods retrieved successfully.');
+    // Every pod of the tenant and its permissions, read at once (one pipelined batch, not two round trips a pod).
+    const read = await Promise.all(
+      (await pods.listIds(id.tenant)).map(async (podId) => {
+        const [rec, perms] = await Promise.all([pods.get(id.tenant, podId), pods.perms(id.tenant, podId)]);
+        // A deleted pod is gone for users at once, while its teardown goes on (as in Tapis).
+        return rec && !rec.desired.deleting && hasLevel(levelOf(id, perms), 'READ') ? view(rec) : null;
+      }),
+    );
+    okPage(ctx, read.filter((v) => v !== null), 'Pods retrieved successfully.');
   });
 
   async function createPod(id: Identity, raw: unknown): Promise<PodRecord> {

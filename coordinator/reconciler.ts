@@ -31,6 +31,11 @@ const DELETE_GRACE_MS = 30_000;
  * goes away or drains): a safety net only, since every change to it comes through the change stream.
  */
 const SETTLED_RECHECK_MS = 60_000;
+/**
+ * The periodic sweep lists every pod from Redis this often (and on a full sweep: at start, when a
+ * node comes, after a gap in the change stream); in between it goes through the pods it knows of.
+ */
+const LIST_EVERY_MS = 30_000;
 
 /** Resend delay after `attempts` earlier sends of the same command: 2 s, 4 s, ... 30 s. */
 export function backoffMs(attempts: number): number {
@@ -65,6 +70,13 @@ export class Reconciler {
   private readonly settled = new Map<string, { nodeId: string | null; until: number }>();
   /** Pods that found no host with room: looked at again as soon as room is given back anywhere. */
   private readonly waitingForRoom = new Set<string>();
+  /**
+   * Every pod there is, as last listed from Redis and kept up to date by the change stream (each
+   * pod made or deleted through any coordinator or the CLI is on it) and by kicks: what the
+   * periodic sweep goes through between listings, so it does not read 10,000 keys a second.
+   */
+  private readonly known = new Set<string>();
+  private listedAt = 0;
 
   constructor(
     private readonly deps: {
@@ -96,6 +108,7 @@ export class Reconciler {
   /** Reconcile one pod soon; calls for a pod already in progress coalesce into one more pass. */
   kick(tenant: string, podId: string): void {
     const key = podKey(tenant, podId);
+    this.known.add(key);
     if (this.running.has(key)) {
       this.dirty.add(key);
       return;
@@ -120,6 +133,8 @@ export class Reconciler {
    * Kick every pod (`full`), or every pod but the settled ones: those are looked at again
    * when their recheck time comes, or at once when their node is gone or draining. So the
    * periodic sweep costs little per running pod, and 10,000 pods do not cost 10,000 passes a second.
+   * The pods are listed from Redis on a full sweep and every LIST_EVERY_MS; in between the
+   * sweep goes through those it knows of (see `known`).
    */
   async sweep(full = true): Promise<void> {
     if (this.sweeping) {
@@ -131,17 +146,27 @@ export class Reconciler {
       const { liveness } = this.deps;
       // A full sweep follows a change of nodes (one connected, an admin drained one): see it at once.
       if (full) await liveness.refresh();
-      const keys = await this.deps.pods.allKeys();
       const now = Date.now();
+      let keys: Iterable<string>;
+      if (full || now - this.listedAt >= LIST_EVERY_MS) {
+        const listed = await this.deps.pods.allKeys();
+        // Added to what is known, not in its place: a pod kicked while the list was read stays known.
+        // One gone meanwhile is forgotten by its next pass, which finds no record.
+        for (const key of listed) this.known.add(key);
+        this.listedAt = now;
+        keys = listed;
+        if (this.settled.size > listed.length) {
+          const live = new Set(listed);
+          for (const key of this.settled.keys()) if (!live.has(key)) this.settled.delete(key);
+        }
+      } else {
+        keys = [...this.known];
+      }
       for (const key of keys) {
         const s = this.settled.get(key);
         if (!full && s && s.until > now && (s.nodeId === null || (liveness.reachable(s.nodeId) && !liveness.draining(s.nodeId)))) continue;
         const [tenant, podId] = key.split('/') as [string, string];
         this.kick(tenant, podId);
-      }
-      if (this.settled.size > keys.length) {
-        const live = new Set(keys);
-        for (const key of this.settled.keys()) if (!live.has(key)) this.settled.delete(key);
       }
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'sweep failed');
@@ -201,8 +226,10 @@ export class Reconciler {
     let roomFreed = false;
     for (const c of changes) {
       if ((c.kind === 'unplaced' || c.kind === 'deleted') && c.node) roomFreed = true;
-      if (c.origin === pods.origin) continue;
       const key = podKey(c.tenant, c.podId);
+      if (c.kind === 'deleted') this.known.delete(key);
+      else this.known.add(key);
+      if (c.origin === pods.origin) continue;
       if (c.kind === 'deleted') {
         this.forget(key);
         continue;
@@ -218,6 +245,7 @@ export class Reconciler {
   }
 
   private forget(key: string): void {
+    this.known.delete(key);
     this.sent.delete(key);
     this.settled.delete(key);
     this.deletingSince.delete(key);

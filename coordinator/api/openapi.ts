@@ -164,8 +164,11 @@ function shareOps(kind: 'volume' | 'snapshot', view: z.ZodType, create: z.ZodTyp
 
 export function openApiRouter(version: string): Router {
   const router = new Router();
-  const doc = JSON.stringify(openApiDocument(version));
+  // Made on the first request and kept: making it at start grew every coordinator's heap for a
+  // document few ever ask for.
+  let doc: string | null = null;
   router.get('/v3/pods/openapi.json', (ctx) => {
+    doc ??= JSON.stringify(openApiDocument(version));
     ctx.status = 200;
     ctx.body = doc;
     ctx.set('Content-Type', 'application/json');

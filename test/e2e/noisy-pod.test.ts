@@ -64,9 +64,12 @@ describe('a pod that floods its log', { skip: skipWithoutCaddy() }, () => {
     const during = await sample(s, 60);
     console.log(`GET /v3/pods of another user: p50 ${pct(baseline, 50).toFixed(1)} ms, p95 ${pct(baseline, 95).toFixed(1)} ms alone; ` +
       `p50 ${pct(during, 50).toFixed(1)} ms, p95 ${pct(during, 95).toFixed(1)} ms, max ${during.at(-1)!.toFixed(1)} ms beside the flood`);
-    // Bounded, not timed: before the fix one run measured p50 22 ms against 1.9 ms alone, and a
-    // call that took 25.7 s (the issue saw 1.2-2.5 s for every call).
-    assert.ok(pct(during, 50) < pct(baseline, 50) + 10, `p50 ${pct(during, 50)} ms beside the flood vs ${pct(baseline, 50)} ms alone`);
+    // Bounded, not timed: before the fix every call took 1.2-2.5 s in the issue, and one run here
+    // measured a call of 25.7 s (its p50 was 22 ms against 1.9 ms alone). The flood itself (dockerd
+    // writing its log, the agent reading and dropping it) takes CPU from everything else on a
+    // 2-CPU machine: a CI run measured p50 19.7 ms against 0.9 ms alone with the fix in place. So
+    // the slow calls are what tells the bug, and the middle is only kept from going far.
+    assert.ok(pct(during, 50) < pct(baseline, 50) + 50, `p50 ${pct(during, 50)} ms beside the flood vs ${pct(baseline, 50)} ms alone`);
     assert.ok(pct(during, 95) < pct(baseline, 95) + 100, `p95 ${pct(during, 95)} ms beside the flood vs ${pct(baseline, 95)} ms alone`);
     assert.ok(during.at(-1)! < 1000, `the slowest call took ${during.at(-1)} ms`);
 

@@ -75,9 +75,8 @@ export interface ObservedEvents {
   restarted?: PodEventInput;
 }
 
-/** A report as stored: what it replaced, and the pod's desired state and placement beside it. */
+/** A report as stored: the pod's desired state and placement beside it. */
 export interface ObservedStored {
-  previous: Observed | null;
   desired: Desired;
   placement: Placement | null;
   hasNote: boolean;
@@ -426,13 +425,12 @@ export class PodStore {
     const key = this.keys.pod(tenant, podId);
     const c = this.change(tenant, podId);
     const json = (e: PodEventInput | undefined) => (e ? eventJson(e.type, e.message, e.extra) : '');
-    const [code, previous, desired, placement, hasNote] = (await runScript(this.redis, SET_OBSERVED, {
+    const [code, desired, placement, hasNote] = (await runScript(this.redis, SET_OBSERVED, {
       keys: [key, this.keys.actions(tenant, podId), ...c.keys],
       arguments: [JSON.stringify(observed), json(events.changed), json(events.changedRestarted), json(events.restarted), String(ACTION_LOG_MAX), ...c.args],
-    })) as [number, string?, string?, string?, number?];
+    })) as [number, string?, string?, number?];
     if (code !== 1) return 'stale';
     return {
-      previous: parseField(Observed, previous, key, 'observed'),
       desired: this.parsed.desired.parse(desired, key)!,
       placement: this.parsed.placement.parse(placement, key),
       hasNote: hasNote === 1,

@@ -318,9 +318,8 @@ return 1`;
  * changed, ARGV[3] the same when the restart count grew too, ARGV[4] when only the restart count
  * grew; ARGV[5] how many events to keep
  * + change KEYS at 3, ARGV at 6; kind "observed", when stored.
- * Returns {1, the observed JSON it replaced ("" for none), desired JSON, placement JSON ("" for
- * none), 1 when the pod has a note (else 0)} when stored, {0} when ignored as stale, {-1} when
- * the pod is gone.
+ * Returns {1, desired JSON, placement JSON ("" for none), 1 when the pod has a note (else 0)}
+ * when stored, {0} when ignored as stale, {-1} when the pod is gone.
  */
 export const SET_OBSERVED = RECORD_CHANGE + APPEND_EVENT_FN + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
@@ -353,7 +352,7 @@ elseif restarted then
 end
 if event ~= '' then append_event(KEYS[2], event, ARGV[5]) end
 record_change(KEYS[1], 3, 6, 'observed')
-return {1, old or '', desired_raw, placement or '', redis.call('HEXISTS', KEYS[1], 'note')}`;
+return {1, desired_raw, placement or '', redis.call('HEXISTS', KEYS[1], 'note')}`;
 
 /**
  * Append container output for the current run, from the node the pod is placed on, keeping

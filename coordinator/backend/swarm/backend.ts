@@ -202,7 +202,7 @@ export class SwarmBackend implements PodBackend {
       nodeId, uid: rec.desired.uid, generation: rec.desired.generation, phase: 'failed', message, health: 'unknown', hostPorts: {}, at: new Date().toISOString(),
       ...(task.Status?.ContainerStatus?.ExitCode ? { exitCode: task.Status.ContainerStatus.ExitCode } : {}),
     };
-    if (await this.deps.pods.setObserved(tenant, podId, observed)) {
+    if ((await this.deps.pods.setObserved(tenant, podId, observed)) !== 'stale') {
       await this.deps.pods.action(tenant, podId, `node ${nodeId}: instance ${rec.desired.generation} failed: ${message}`, 'failed', { generation: rec.desired.generation, node: nodeId });
     }
   }

@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     },
     { overcommit: { cpu: config.nodeOvercommitCpu, memory: config.nodeOvercommitMemory }, linkedHere: (nodeId) => hub.isConnected(nodeId) },
   );
-  // Loaded only when chosen: dockerode brings ssh2 and gRPC along, some 30 MB of a process's memory.
+  // Loaded only when chosen: dockerode brings ssh2 and gRPC along, about 40 MB of a process's memory.
   const backend: PodBackend =
     config.backend === 'swarm'
       ? new (await import('./backend/swarm/backend.js')).SwarmBackend({ config, log: log.child({ component: 'swarm' }), pods, nodes, watchMs: Math.min(1000, config.reconcileIntervalMs) })

@@ -172,9 +172,9 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
       ...(body.healthchecks ? { healthchecks: body.healthchecks } : {}),
     };
     await checkMounts(spec, id);
-    // An image from a tag a site admin added was allowed by them; any other image is checked.
     checkHealthPorts(spec);
     checkSpecRules(spec);
+    // An image from a tag a site admin added was allowed by them; any other image is checked.
     spec.image_pull = (await imageRules(spec.image, id.tenant, resolved !== null && mine.image === undefined && resolved.imageTrusted)).pull;
     const on = body.status_requested === 'ON';
     await quotas.check(id, id.username, podUsage({ spec, desired: { status_requested: body.status_requested, deleting: false } as Desired }));

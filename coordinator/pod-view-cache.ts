@@ -1,4 +1,5 @@
 import type { PodView } from '../shared/api.js';
+import { BoundedMap } from '../shared/bounded-map.js';
 import { podKey } from '../shared/pod.js';
 import type { PodRecord } from './store/pods.js';
 
@@ -18,7 +19,7 @@ interface Remembered {
  * request. The views made longest ago go first past `max`.
  */
 export class PodViewCache {
-  private readonly views = new Map<string, Remembered>();
+  private readonly views: BoundedMap<string, Remembered>;
 
   /**
    * `render`: the view of a record whose host is `reachable` (or that has none);
@@ -27,8 +28,10 @@ export class PodViewCache {
   constructor(
     private readonly render: (rec: PodRecord, reachable: boolean) => PodView,
     private readonly reachable: (nodeId: string) => boolean,
-    private readonly max = 1000,
-  ) {}
+    max = 1000,
+  ) {
+    this.views = new BoundedMap(max);
+  }
 
   json(rec: PodRecord): string {
     const key = podKey(rec.spec.tenant, rec.spec.pod_id);
@@ -36,8 +39,7 @@ export class PodViewCache {
     const hit = this.views.get(key);
     if (hit && hit.reachable === reachable && hit.note === rec.note && sameRaw(hit.raw, rec.raw)) return hit.json;
     const json = JSON.stringify(this.render(rec, reachable));
-    this.views.delete(key);
-    if (this.views.size >= this.max) this.views.delete(this.views.keys().next().value!);
+    this.views.delete(key); // set again below: the newest made goes last
     this.views.set(key, { raw: rec.raw, note: rec.note, reachable, json });
     return json;
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { BoundedMap } from '../../shared/bounded-map.js';
+import { LastParsed } from '../../shared/last-parsed.js';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
@@ -128,19 +128,15 @@ function deepFreeze<T>(value: T): T {
  * on every read costs more than comparing it with the last one.
  */
 class ParsedField<T> {
-  private readonly values: BoundedMap<string, { raw: string; value: T }>;
+  private readonly values: LastParsed<T>;
   constructor(private readonly schema: z.ZodType<T>, private readonly field: string, max = 2000) {
-    this.values = new BoundedMap(max);
+    this.values = new LastParsed(max);
   }
 
   /** `key`: the pod's key in Redis. */
   parse(raw: string | undefined, key: string): T | null {
     if (raw === undefined || raw === '') return null;
-    const last = this.values.get(key);
-    if (last?.raw === raw) return last.value;
-    const value = deepFreeze(parseField(this.schema, raw, key, this.field)!);
-    this.values.set(key, { raw, value });
-    return value;
+    return this.values.get(key, raw, (r) => deepFreeze(parseField(this.schema, r, key, this.field)!));
   }
 }
 

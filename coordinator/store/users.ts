@@ -1,6 +1,6 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { z } from 'zod';
-import { BoundedMap } from '../../shared/bounded-map.js';
+import { LastParsed } from '../../shared/last-parsed.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import { CAS_HASH_FIELD } from './scripts.js';
@@ -83,16 +83,15 @@ export class UserStore {
    * request reads its user (for the epoch and the disabled flag), and users seldom change.
    * Frozen, because every reader shares it.
    */
-  private readonly lastRead = new BoundedMap<string, { raw: string; rec: UserRecord }>(2000);
+  private readonly lastRead = new LastParsed<UserRecord | null>(2000);
 
   async get(tenant: string, username: string): Promise<UserRecord | null> {
     const raw = await this.redis.hGet(this.keys.users(tenant), username);
-    const key = `${tenant}/${username}`;
-    const last = this.lastRead.get(key);
-    if (last && last.raw === raw) return last.rec;
-    const rec = this.parse(raw);
-    if (rec && raw) this.lastRead.set(key, { raw, rec: Object.freeze(rec) });
-    return rec;
+    if (!raw) return null;
+    return this.lastRead.get(`${tenant}/${username}`, raw, (r) => {
+      const rec = this.parse(r);
+      return rec && Object.freeze(rec);
+    });
   }
 
   /** A new user; null when the username is taken (an existing user is never overwritten). */

@@ -84,8 +84,10 @@ def fetch(host, timeout=5):
                 return res.status, res.read().decode(errors="replace")
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode(errors="replace")
-        except (ConnectionResetError, http.client.RemoteDisconnected):
-            if attempt == 2:
+        except (ConnectionResetError, http.client.RemoteDisconnected, urllib.error.URLError) as err:
+            # urlopen wraps a reset met while connecting in URLError; anything else is not retried.
+            reason = getattr(err, "reason", err)
+            if attempt == 2 or not isinstance(reason, (ConnectionResetError, http.client.RemoteDisconnected)):
                 raise
             time.sleep(0.2)
 

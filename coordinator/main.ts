@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     storage,
     scheduler,
     metrics,
-    kick: (tenant, podId) => reconciler.kick(tenant, podId),
+    kick: (tenant, podId, made) => reconciler.kick(tenant, podId, made),
     nodeConnected: (nodeId) => liveness.reachable(nodeId),
     nodesApi: {
       scheduler,

@@ -105,20 +105,27 @@ export class Reconciler {
     this.timer = null;
   }
 
-  /** Reconcile one pod soon; calls for a pod already in progress coalesce into one more pass. */
-  kick(tenant: string, podId: string): void {
+  /**
+   * Reconcile one pod soon; calls for a pod already in progress coalesce into one more pass.
+   * `made`: the pod as a script here just stored it (a create), which its first pass takes
+   * instead of reading it back; any later pass reads it.
+   */
+  kick(tenant: string, podId: string, made?: PodRecord): void {
     const key = podKey(tenant, podId);
     this.known.add(key);
     if (this.running.has(key)) {
       this.dirty.add(key);
       return;
     }
+    let first = made;
     const run = (async () => {
       do {
         this.dirty.delete(key);
         const started = performance.now();
+        const given = first;
+        first = undefined;
         try {
-          await this.reconcile(tenant, podId);
+          await this.reconcile(tenant, podId, given);
           this.deps.metrics?.reconciled((performance.now() - started) / 1000, true);
         } catch (err) {
           this.deps.metrics?.reconciled((performance.now() - started) / 1000, false);
@@ -263,12 +270,12 @@ export class Reconciler {
     return out;
   }
 
-  private async reconcile(tenant: string, podId: string): Promise<void> {
+  private async reconcile(tenant: string, podId: string, made?: PodRecord): Promise<void> {
     const { pods, hub, liveness, log, backend, config } = this.deps;
     const key = podKey(tenant, podId);
     this.settled.delete(key);
     this.waitingForRoom.delete(key);
-    const rec = await pods.get(tenant, podId);
+    const rec = made ?? (await pods.get(tenant, podId));
     if (!rec) {
       this.forget(key);
       return;
@@ -409,7 +416,7 @@ export class Reconciler {
       podId,
       uid: rec.desired.uid,
       generation: rec.desired.generation,
-      spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId), ports, this.mountsOf(rec)),
+      spec: containerSpec(rec.spec, config.baseDomain, await pods.secrets(tenant, podId, rec.desired.uid), ports, this.mountsOf(rec)),
     };
   }
 

@@ -152,21 +152,17 @@ export class AgentHub {
   }
 
   /**
-   * Tell a node to run a pod's instance: resolved once the command is on its way (the agent
-   * acknowledges it only on receipt, before it acts, so nothing waits for that); a command that
-   * goes undelivered is logged, and the reconciler sends it again after its backoff.
+   * Tell a node to run a pod's instance. A notice: the agent answers only when it cannot take it
+   * (that error is logged); a command that goes undelivered is sent again by the reconciler
+   * after its backoff, and a node that reconnects is told all it should run.
    */
   async apply(nodeId: string, assignment: Assignment): Promise<void> {
-    this.command(nodeId, 'apply', { assignment }, `${assignment.tenant}/${assignment.podId}`);
+    this.linkOf(nodeId).peer.notify('apply', { assignment });
   }
 
-  /** Tell a node to remove a pod's instance (as apply: resolved once on its way). */
+  /** Tell a node to remove a pod's instance (a notice, as apply). */
   async remove(nodeId: string, ref: PodRef): Promise<void> {
-    this.command(nodeId, 'remove', ref, `${ref.tenant}/${ref.podId}`);
-  }
-
-  private command<T extends 'apply' | 'remove'>(nodeId: string, type: T, payload: PayloadOf<T>, pod: string): void {
-    this.linkOf(nodeId).peer.request(type, payload).catch((err: Error) => this.deps.log.warn({ nodeId, pod, type, err: err.message }, 'command not delivered; it is sent again'));
+    this.linkOf(nodeId).peer.notify('remove', ref);
   }
 
   /** A request to a connected node's agent (storage, exec); rejects with PeerError. */

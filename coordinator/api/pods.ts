@@ -40,7 +40,8 @@ export interface PodsDeps {
   snapshots: ShareStore<'snapshot'>;
   storage: StorageClient;
   /** Ask the reconciler to look at a pod now. */
-  kick: (tenant: string, podId: string) => void;
+  /** Reconcile a pod soon; `made`: the record a create just stored (not read back). */
+  kick: (tenant: string, podId: string, made?: PodRecord) => void;
   nodeConnected: (nodeId: string) => boolean;
 }
 
@@ -190,7 +191,7 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     const made = await pods.createAfterTombstone(spec, desired, TOMBSTONE_WAIT_MS, line);
     if (made === 'taken') throw badRequest(`pod_id: a pod named "${spec.pod_id}" already exists`);
     if (made === 'tombstone') throw new PodsError('CONFLICT', `pod_id: a deleted pod named "${spec.pod_id}" is still being taken down on its host; try again in a moment`);
-    kick(id.tenant, spec.pod_id);
+    kick(id.tenant, spec.pod_id, made);
     // As it was made (not read back): shown REQUESTED, as in Tapis.
     return made;
   }

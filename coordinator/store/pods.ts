@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { LastParsed } from '../../shared/last-parsed.js';
 import { Desired, Observed, Placement, PodSpec, podKey } from '../../shared/pod.js';
+import { BoundedMap } from '../../shared/bounded-map.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import type { Placeholder } from '../../shared/template.js';
@@ -194,6 +195,8 @@ export class PodStore {
     observed: new ParsedField(Observed, 'observed'),
     ports: new ParsedField(Ports, 'ports'),
   };
+  /** The credentials of the pods made here lately, by pod and uid, until their first command takes them. */
+  private readonly madeHere = new BoundedMap<string, Record<Placeholder, string>>(10_000);
   constructor(private readonly redis: Redis, prefix: string, opts: PodStoreOptions = {}) {
     this.keys = new Keys(prefix);
     this.origin = opts.origin ?? '';
@@ -219,12 +222,14 @@ export class PodStore {
     const { tenant, pod_id: id } = spec;
     const c = this.change(tenant, id);
     const raw = { spec: JSON.stringify(spec), desired: JSON.stringify(desired), placement: '', observed: '', ports: '' };
+    const secrets = { pod_id: id, user_username: id, user_password: newSecret(), service_password: newSecret() };
     const created = await this.eval(
       CREATE_POD,
       [k.pod(tenant, id), k.tenantPods(tenant), k.allPods(), k.perms(tenant, id), k.credentials(tenant, id), k.actions(tenant, id), ...c.keys],
-      [raw.spec, raw.desired, id, spec.owner, id, newSecret(), newSecret(), eventJson('created', line), String(ACTION_LOG_MAX), ...c.args],
+      [raw.spec, raw.desired, id, spec.owner, secrets.user_username, secrets.user_password, secrets.service_password, eventJson('created', line), String(ACTION_LOG_MAX), ...c.args],
     );
     if (created !== 1) return null;
+    this.madeHere.set(`${podKey(tenant, id)}@${desired.uid}`, secrets);
     // Parsed as a read would parse it (defaults filled in), and so kept for the reads that follow.
     const key = k.pod(tenant, id);
     return { spec: this.parsed.spec.parse(raw.spec, key)!, desired: this.parsed.desired.parse(raw.desired, key)!, placement: null, observed: null, ports: {}, note: null, home: null, raw };
@@ -251,8 +256,17 @@ export class PodStore {
     return h.user_username && h.user_password ? { user_username: h.user_username, user_password: h.user_password } : null;
   }
 
-  /** Every placeholder value of a pod: its id and generated credentials (never logged). */
-  async secrets(tenant: string, podId: string): Promise<Record<Placeholder, string>> {
+  /**
+   * Every placeholder value of a pod: its id and generated credentials (never logged). `uid`: the
+   * pod's; the credentials of a pod made here are taken as made, once (its first command), not read.
+   */
+  async secrets(tenant: string, podId: string, uid?: string): Promise<Record<Placeholder, string>> {
+    const made = uid === undefined ? undefined : `${podKey(tenant, podId)}@${uid}`;
+    const kept = made && this.madeHere.get(made);
+    if (kept) {
+      this.madeHere.delete(made);
+      return kept;
+    }
     const h = await this.redis.hGetAll(this.keys.credentials(tenant, podId));
     return { pod_id: podId, user_username: h.user_username ?? podId, user_password: h.user_password ?? '', service_password: h.service_password ?? '' };
   }

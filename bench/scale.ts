@@ -300,6 +300,8 @@ async function run(coordinators: number): Promise<RunResult> {
     let next = 0;
     const t0 = Date.now();
     const p0 = performance.now();
+    // This process's own share of the 2 CPUs: the HTTP client sending the creates, and the polls.
+    const clientCpu0 = process.cpuUsage();
     const progress = setInterval(() => console.log(`  ${((performance.now() - p0) / 1000).toFixed(1)} s: ${createMs.length} created, ${placed} placed`), 2000);
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -372,6 +374,7 @@ async function run(coordinators: number): Promise<RunResult> {
     const p10 = placedAt[Math.floor(PODS * 0.1)]!;
     const p90 = placedAt[Math.floor(PODS * 0.9) - 1]!;
     const coord = await Promise.all(coordPids.map(procStats));
+    const clientCpu = process.cpuUsage(clientCpu0);
     // What 10,000 pods cost the coordinators when nothing happens: their CPU over a few idle seconds.
     const IDLE_S = 5;
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
@@ -433,6 +436,7 @@ async function run(coordinators: number): Promise<RunResult> {
       coordinator_idle_cpu_pct: idleCpuPct,
       agents_process_rss_mb: agentStats.rssMb,
       agents_process_cpu_s: round(agentStats.cpuS, 1),
+      bench_client_cpu_s: round((clientCpu.user + clientCpu.system) / 1e6, 1),
       redis_rss_mb: redisStats?.rssMb ?? null,
       redis_cpu_s: redisStats?.cpuS ?? null,
       agents_connect_s: round(agentsConnectS, 2),

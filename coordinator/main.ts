@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { loadCoordinatorConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { AgentHub } from './agents/hub.js';
@@ -20,7 +21,19 @@ import { ChangeFeed } from './store/changes.js';
 import { connectRedis, preloadScripts } from './store/redis.js';
 import * as scripts from './store/scripts.js';
 
+/**
+ * How far V8 lets the heap grow past what the last full collection kept before it collects again:
+ * by half (its own factor, chosen for throughput on a machine with memory to spare, is up to 4x).
+ * What the coordinator keeps per pod stays small, but a burst of creates leaves behind what
+ * its caches held before; at 10,000 pods this keeps it near 150 MB instead of 200-230 MB, at no
+ * measurable cost in CPU (bench:scale). A `--heap-growing-percent` given to node wins.
+ */
+const HEAP_GROWING_PERCENT = 50;
+
 async function main(): Promise<void> {
+  if (![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(' ')].some((a) => a.startsWith('--heap-growing-percent'))) {
+    setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  }
   const log = createLogger('coordinator');
   let config;
   try {

@@ -418,9 +418,12 @@ async function run(coordinators: number): Promise<RunResult> {
     const perNode = await Promise.all(nodeSets.map((k) => redisClient.sCard(k)));
     // What the whole run asked of Redis, per pod (the coordinators are nearly its only clients).
     const commandStats: Record<string, number> = {};
+    // And Redis's time in each command, per pod (a script's time includes the commands it runs).
+    const commandUsec: Record<string, number> = {};
     for (const line of (await redisClient.info('commandstats')).split('\n')) {
-      const m = /^cmdstat_([a-z|]+):calls=(\d+)/.exec(line.trim());
+      const m = /^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
       if (m && Number(m[2]) >= PODS / 10) commandStats[m[1]!] = round(Number(m[2]) / PODS, 2);
+      if (m && Number(m[3]) >= PODS) commandUsec[m[1]!] = round(Number(m[3]) / PODS, 1);
     }
 
     return {
@@ -452,6 +455,7 @@ async function run(coordinators: number): Promise<RunResult> {
       pods_per_node: { min: Math.min(...perNode), max: Math.max(...perNode) },
       ...(stopMs.length ? { stop_via_a_seen_by_b_host_ms: { samples: stopMs.length, p50: pct(stopMs, 50), p95: pct(stopMs, 95), p99: pct(stopMs, 99), max: stopMs[stopMs.length - 1] } } : {}),
       redis_calls_per_pod: commandStats,
+      redis_usec_per_pod: commandUsec,
     };
   } finally {
     process.off('SIGINT', onSignal);

@@ -12,17 +12,21 @@
  * Lua: append a change of `kind` of the pod in hash `pod` to the stream: {seq (the counter, so a
  * follower sees a gap), pod, kind, gen (its generation), node (the node it is placed on), obs
  * (the node of what was last observed), by}. Called after the change (for a deletion, before).
- * `k` and `a` are the indexes of the change KEYS and ARGV.
+ * `k` and `a` are the indexes of the change KEYS and ARGV. A script that has decoded the pod's
+ * fields already calls append_change with them instead (the hot ones: placing, reports).
  */
 const RECORD_CHANGE = `
+local function append_change(k, a, kind, gen, node, obs)
+  local seq = redis.call('INCR', KEYS[k + 1])
+  redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[a + 2], '*', 'seq', seq, 'pod', ARGV[a], 'kind', kind, 'gen', gen, 'node', node, 'obs', obs, 'by', ARGV[a + 1])
+end
 local function record_change(pod, k, a, kind)
   local f = redis.call('HMGET', pod, 'desired', 'placement', 'observed')
   local gen, node, obs = '', '', ''
   if f[1] then gen = tostring(cjson.decode(f[1]).generation) end
   if f[2] then node = cjson.decode(f[2]).nodeId end
   if f[3] then obs = cjson.decode(f[3]).nodeId end
-  local seq = redis.call('INCR', KEYS[k + 1])
-  redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[a + 2], '*', 'seq', seq, 'pod', ARGV[a], 'kind', kind, 'gen', gen, 'node', node, 'obs', obs, 'by', ARGV[a + 1])
+  append_change(k, a, kind, gen, node, obs)
 end
 `;
 
@@ -57,7 +61,7 @@ redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[4], ARGV[4], 'ADMIN')
 redis.call('HSET', KEYS[5], 'user_username', ARGV[5], 'user_password', ARGV[6], 'service_password', ARGV[7])
 append_event(KEYS[6], ARGV[8], ARGV[9])
-record_change(KEYS[1], 7, 10, 'created')
+append_change(7, 10, 'created', tostring(cjson.decode(ARGV[2]).generation), '', '')
 return 1`;
 
 /**
@@ -232,17 +236,18 @@ end
  * kept: run RECOUNT_USAGE, then try again).
  */
 export const PLACE_POD = RECORD_CHANGE + APPEND_EVENT_FN + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
+local f = redis.call('HMGET', KEYS[1], 'desired', 'placement', 'spec', 'observed')
+if not f[1] then return {-1, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if redis.call('SCARD', KEYS[2]) > 0 then return {3, 0, 0, 0} end
   redis.call('HSET', KEYS[3], 'cpu_milli', 0, 'memory_mb', 0, 'pods', 0)
 end
 local u = redis.call('HMGET', KEYS[3], 'cpu_milli', 'memory_mb', 'pods')
 local cpu, mem, pods = tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0
-if redis.call('HEXISTS', KEYS[1], 'placement') == 1 then return {0, cpu, mem, pods} end
-local desired = cjson.decode(redis.call('HGET', KEYS[1], 'desired'))
+if f[2] then return {0, cpu, mem, pods} end
+local desired = cjson.decode(f[1])
 if desired.deleting or desired.status_requested == 'OFF' then return {0, cpu, mem, pods} end
-local res = cjson.decode(redis.call('HGET', KEYS[1], 'spec')).resources
+local res = cjson.decode(f[3]).resources
 local want_cpu, want_mem = res.cpu_request, res.mem_request
 if cpu + want_cpu > tonumber(ARGV[3]) or mem + want_mem > tonumber(ARGV[4]) then return {2, cpu, mem, pods} end
 cpu = redis.call('HINCRBY', KEYS[3], 'cpu_milli', want_cpu)
@@ -251,7 +256,7 @@ pods = redis.call('HINCRBY', KEYS[3], 'pods', 1)
 redis.call('SADD', KEYS[2], ARGV[7])
 redis.call('HSET', KEYS[1], 'placement', ARGV[1], 'claim', cjson.encode({nodeId = ARGV[2], cpu_milli = want_cpu, memory_mb = want_mem}))
 append_event(KEYS[4], ARGV[5], ARGV[6])
-record_change(KEYS[1], 5, 7, 'placed')
+append_change(5, 7, 'placed', tostring(desired.generation), ARGV[2], f[4] and cjson.decode(f[4]).nodeId or '')
 return {1, cpu, mem, pods}`;
 
 /**
@@ -322,13 +327,12 @@ return 1`;
  * when stored, {0} when ignored as stale, {-1} when the pod is gone.
  */
 export const SET_OBSERVED = RECORD_CHANGE + APPEND_EVENT_FN + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local f = redis.call('HMGET', KEYS[1], 'desired', 'placement', 'observed', 'note')
+local desired_raw, placement, old = f[1], f[2], f[3]
+if not desired_raw then return {-1} end
 local new = cjson.decode(ARGV[1])
-local desired_raw = redis.call('HGET', KEYS[1], 'desired')
 local desired = cjson.decode(desired_raw)
 if desired.uid ~= new.uid then return {0} end
-local placement = redis.call('HGET', KEYS[1], 'placement')
-local old = redis.call('HGET', KEYS[1], 'observed')
 local o = old and cjson.decode(old) or nil
 local placed = placement and cjson.decode(placement).nodeId or nil
 if placed ~= new.nodeId then
@@ -351,8 +355,8 @@ elseif restarted then
   event = ARGV[4]
 end
 if event ~= '' then append_event(KEYS[2], event, ARGV[5]) end
-record_change(KEYS[1], 3, 6, 'observed')
-return {1, desired_raw, placement or '', redis.call('HEXISTS', KEYS[1], 'note')}`;
+append_change(3, 6, 'observed', tostring(desired.generation), placed or '', new.nodeId)
+return {1, desired_raw, placement or '', f[4] and 1 or 0}`;
 
 /**
  * Append container output for the current run, from the node the pod is placed on, keeping

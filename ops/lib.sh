@@ -276,6 +276,30 @@ ensure_test_host() {
   fi
 }
 
+# PODS_TEST_RUNNER: node's test runner as every test script runs it (ops/test.sh, ops/test-suite.sh):
+# one file at a time (the integration tests share one Docker engine); a file that hangs must not
+# take CI's whole time limit: node 20 stops a test file still running after --test-timeout (the
+# slowest file takes under 5 minutes), and --test-force-exit ends a file once its tests are done
+# even if something it started is still open (test/helpers/procs.ts then kills the processes it
+# started).
+PODS_TEST_RUNNER=(node --test --test-concurrency=1 --test-timeout=900000 --test-force-exit)
+
+# compiled_tests DIR [FIND_ARGS...]: the compiled test files (*.test.js) under DIR, a path under
+# $PODS_ROOT/dist/test, sorted, one a line, relative to $PODS_ROOT. By name: given a directory,
+# node 20 would also run every helper under dist/test/ as a test file. A compiled test whose source
+# is gone (tsc never deletes) is left out.
+compiled_tests() {
+  local dir=$1 f src
+  shift
+  (
+    cd "$PODS_ROOT"
+    find "$dir" -name '*.test.js' "$@" 2>/dev/null | sort | while IFS= read -r f; do
+      src=${f#dist/}
+      [ -f "${src%.js}.ts" ] && printf '%s\n' "$f"
+    done
+  )
+}
+
 # random_token [BYTES]: BYTES (default 32) random bytes from /dev/urandom, as hex.
 random_token() {
   od -An -vtx1 -N"${1:-32}" /dev/urandom | tr -d ' \n'

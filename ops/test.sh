@@ -23,8 +23,6 @@ fi
 
 npm run --silent build
 
-# The test files by name: given the directory, node 20 would also run every helper under
-# dist/test/ as a test file. A compiled test whose source is gone (tsc never deletes) is left out.
 # test/cluster/ makes network namespaces and a dockerd per host: only root can, so it runs when
 # npm test runs as root (CI does) unless PODS_SKIP_CLUSTER=1; `npm run test:cluster` runs it alone.
 # So does test/swarm/ (the same hosts joined into one Swarm; `npm run test:swarm`).
@@ -33,14 +31,6 @@ npm run --silent build
 left_out=(-not -path 'dist/test/cluster/*' -not -path 'dist/test/swarm/*')
 if is_root && [ -z "${PODS_SKIP_CLUSTER:-}" ]; then left_out=(); fi
 if ! is_root || [ -n "${PODS_SKIP_MACHINES:-}" ]; then left_out+=(-not -path 'dist/test/machines/*'); fi
-files=()
-while IFS= read -r f; do
-  src=${f#dist/}
-  [ -f "${src%.js}.ts" ] && files+=("$f")
-done < <(find dist/test -name '*.test.js' "${left_out[@]}" 2>/dev/null | sort)
+mapfile -t files < <(compiled_tests dist/test "${left_out[@]}")
 [ ${#files[@]} -gt 0 ] || pods_die "no tests: nothing matches test/**/*.test.ts"
-# A file that hangs must not take CI's whole time limit: node 20 stops a test file still running
-# after --test-timeout (the slowest file takes under 5 minutes), and --test-force-exit ends a file
-# once its tests are done even if something it started is still open (test/helpers/procs.ts then
-# kills the processes it started).
-exec node --test --test-concurrency=1 --test-timeout=900000 --test-force-exit "$@" "${files[@]}"
+exec "${PODS_TEST_RUNNER[@]}" "$@" "${files[@]}"

@@ -84,7 +84,8 @@ export class HealthWatch {
       const t0 = performance.now();
       const up = await waitForPort(this.host(), port, FIRST_PROBE_DEADLINE_MS);
       this.health = up ? 'healthy' : 'unhealthy';
-      this.deps.log.debug({ ms: Math.round(performance.now() - t0), up }, 'first probe');
+      const { tenant, podId } = this.watched().assignment;
+      this.deps.log.debug({ pod: `${tenant}/${podId}`, ms: Math.round(performance.now() - t0), up }, 'first probe');
     }
     const readiness = this.watched().assignment.spec.readiness;
     if (readiness) this.health = (await this.waitReady(readiness.exec)) ? 'healthy' : 'unhealthy';

@@ -244,7 +244,7 @@ export class Supervisor {
       assignment: a,
       container: c,
       output: new PodOutput({ runtime, ref: a, config, send: (msg) => this.deps.reporter.logs(msg), log, ...(a.logSince ? { since: a.logSince } : {}) }),
-      checks: new HealthWatch(() => pod, { runtime, publishHost: config.publishHost, probeIntervalMs: config.probeIntervalMs, log: log.child({ pod: key }) }, {
+      checks: new HealthWatch(() => pod, { runtime, publishHost: config.publishHost, probeIntervalMs: config.probeIntervalMs, log }, {
         current: () => this.current(pod),
         changed: (health) => this.report(a, pod.container, 'running', { health }),
         waiting: (why) => this.report(a, pod.container, 'creating', { message: `waiting for the readiness check: ${why}` }),

@@ -31,15 +31,22 @@ export function claimable(capacity: Capacity, overcommit: Overcommit): Capacity 
  */
 export function chooseNode(nodes: NodeView[], usage: Map<string, Usage> | ((nodeId: string) => Usage | undefined), req: Requests): string | null {
   const of = typeof usage === 'function' ? usage : (id: string) => usage.get(id);
-  let best: { nodeId: string; freeCpu: number; pods: number } | null = null;
+  // The best so far in three variables, not an object a node: this runs for every placement over every node.
+  let best: string | null = null;
+  let bestFreeCpu = 0;
+  let bestPods = 0;
   for (const n of nodes) {
     const u = of(n.nodeId) ?? NONE;
     const freeCpu = n.capacity.cpuMilli - u.cpuMilli;
     const freeMem = n.capacity.memoryMb - u.memoryMb;
     if (freeCpu < req.cpu_request || freeMem < req.mem_request) continue;
-    if (!best || freeCpu > best.freeCpu || (freeCpu === best.freeCpu && u.pods < best.pods)) best = { nodeId: n.nodeId, freeCpu, pods: u.pods };
+    if (best === null || freeCpu > bestFreeCpu || (freeCpu === bestFreeCpu && u.pods < bestPods)) {
+      best = n.nodeId;
+      bestFreeCpu = freeCpu;
+      bestPods = u.pods;
+    }
   }
-  return best?.nodeId ?? null;
+  return best;
 }
 
 export interface SchedulerOptions {

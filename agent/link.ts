@@ -14,6 +14,9 @@ export interface LinkHandlers {
   serve?: (peer: Peer) => void;
 }
 
+/** Notices held while a link's hello is unanswered, at most (beyond them the next hello carries the state). */
+const MAX_HELD_NOTICES = 10_000;
+
 /** Reconnect delay: exponential from 250 ms to 10 s, with full jitter so agents do not stampede. */
 export function reconnectDelayMs(attempt: number, random = Math.random): number {
   const cap = Math.min(10_000, 250 * 2 ** attempt);
@@ -33,6 +36,13 @@ export class CoordinatorLink {
   private heartbeat: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private ready = false;
+  /**
+   * Notices made while the link is open but its hello not yet answered, sent once it is. The
+   * coordinator may send commands from the moment it has the hello, before its answer arrives
+   * here: the report of a container removed on such a command, dropped, would have left the
+   * coordinator waiting for a removal it never heard of (its hello was made before).
+   */
+  private held: Array<{ peer: Peer; send: () => void }> = [];
 
   constructor(private readonly config: AgentConfig, private readonly log: Logger, private readonly handlers: LinkHandlers) {}
 
@@ -48,13 +58,19 @@ export class CoordinatorLink {
   }
 
   /**
-   * Send a notice (a report, output); false when there is no ready link (the next hello carries
-   * the state). A notice is not acknowledged: one the coordinator could not handle comes back as
+   * Send a notice (a report, output), or hold it while the link's hello is unanswered; false when
+   * there is no open link (the next hello carries the state). A notice is not acknowledged: one the coordinator could not handle comes back as
    * an error frame, which is logged.
    */
   send<T extends MessageType>(type: T, payload: PayloadOf<T>): boolean {
-    if (!this.peer || !this.ready || !this.peer.open) return false;
-    this.peer.notify(type, payload);
+    const peer = this.peer;
+    if (!peer || !peer.open) return false;
+    if (!this.ready) {
+      if (this.held.length >= MAX_HELD_NOTICES) return false;
+      this.held.push({ peer, send: () => peer.notify(type, payload) });
+      return true;
+    }
+    peer.notify(type, payload);
     return true;
   }
 
@@ -69,6 +85,7 @@ export class CoordinatorLink {
     this.peer = peer;
     this.ws = ws;
     this.ready = false;
+    this.held = [];
     peer.on('apply', (p) => {
       void this.handlers.apply(p);
     });
@@ -99,6 +116,9 @@ export class CoordinatorLink {
       if (answer.type !== 'sync') throw new Error(`hello answered with ${answer.type}`);
       this.ready = true;
       this.attempt = 0;
+      const held = this.held;
+      this.held = [];
+      for (const h of held) if (h.peer === peer) h.send();
       this.log.info({ assignments: (answer.payload as Sync).assignments.length }, 'connected to coordinator');
       this.heartbeat = setInterval(() => {
         peer.request('heartbeat', this.handlers.heartbeat(), 10_000).catch(() => {

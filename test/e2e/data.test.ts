@@ -87,7 +87,7 @@ describe('data that outlives its container', { skip: skipWithoutCaddy() }, () =>
     // the agent killed and back: the container and its data stay
     await s.agent.kill('SIGKILL');
     s.agent.start();
-    await waitFor('the agent to reconnect', async () => s.agent.output.includes('connected to coordinator'), 20_000);
+    await waitFor('the agent to reconnect', async () => s.agent.runOutput.includes('connected to coordinator'), 20_000);
     await untilAnswers('SELECT x FROM t', '42');
 
     // The data lives under the agent's data root, owned by the container's user, until the pod is deleted.

@@ -44,15 +44,20 @@ export async function stopChild(proc: ChildProcess, signal: NodeJS.Signals, name
 
 export class Proc {
   private proc: ChildProcess | null = null;
+  /** What the process wrote, across its restarts (the last 20,000 characters). */
   output = '';
+  /** What it wrote since it was last started (the last 20,000 characters). */
+  runOutput = '';
 
   constructor(readonly name: string, private readonly cmd: string, private readonly args: string[], private readonly env: Record<string, string> = {}) {}
 
   start(): this {
     const proc = spawn(this.cmd, this.args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     track(proc);
+    this.runOutput = '';
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000);
+      this.runOutput = (this.runOutput + chunk.toString()).slice(-20_000);
     };
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);

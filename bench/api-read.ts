@@ -8,7 +8,9 @@
 // each; BENCH_API_CONNECTIONS (50);
 // BENCH_API_CPU_PROF=DIR runs the coordinator with --cpu-prof into DIR (a .cpuprofile, for
 // Chrome's DevTools or `node --cpu-prof` readers); BENCH_API_COORDINATOR=PATH runs another build's
-// dist/coordinator/main.js (an older commit's, to compare under the same load).
+// dist/coordinator/main.js (an older commit's, to compare under the same load);
+// BENCH_API_LIST_PODS=N measures the list GET /v3/pods of N such pods instead (results in
+// bench/results/api-read-list.json).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +27,7 @@ const DURATION_S = Number(process.env.BENCH_API_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_API_ROUNDS ?? 3);
 const CPU_PROF = process.env.BENCH_API_CPU_PROF;
+const LIST_PODS = Number(process.env.BENCH_API_LIST_PODS ?? 0);
 const TARGETS = { coordinator_req_per_s: 15_000, coordinator_p99_ms: 10 };
 
 interface Figures {
@@ -122,15 +125,17 @@ async function main(): Promise<void> {
       body: JSON.stringify({ username: 'reader', password: 'reader-password', grant_type: 'password' }),
     });
     const jwt = ((await login.body.json()) as any).result.access_token.access_token as string;
-    await must(base, 'POST', '/v3/pods', jwt, { pod_id: 'benchread', image: 'pods-test/httpd' });
-    const podUrl = `${base}/v3/pods/benchread`;
-    const answer = await call(base, 'GET', '/v3/pods/benchread', jwt);
+    const podIds = LIST_PODS > 0 ? Array.from({ length: LIST_PODS }, (_, i) => `benchread${i}`) : ['benchread'];
+    for (const pod_id of podIds) await must(base, 'POST', '/v3/pods', jwt, { pod_id, image: 'pods-test/httpd' });
+    const readPath = LIST_PODS > 0 ? '/v3/pods' : '/v3/pods/benchread';
+    const podUrl = `${base}${readPath}`;
+    const answer = await call(base, 'GET', readPath, jwt);
     if (answer.status !== 200) throw new Error(`GET answered ${answer.status}: ${answer.text}`);
     const bodyFile = path.join(work, 'body.json');
     await writeFile(bodyFile, answer.text);
     const started = await startBare(bodyFile, answer.contentType);
     bare = started.proc;
-    const bareUrl = `http://127.0.0.1:${started.port}/v3/pods/benchread`;
+    const bareUrl = `http://127.0.0.1:${started.port}${readPath}`;
 
     // Warm both (JIT, connection pools), then rounds of the bare server and the coordinator back
     // to back: each round's ratio compares two runs under (nearly) the same outside load.
@@ -152,17 +157,17 @@ async function main(): Promise<void> {
       machine: `${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), shared with other work`,
       load_average_after: loadavg().map(round2),
       coordinator_build: process.env.BENCH_API_COORDINATOR || 'this checkout',
-      request: 'GET /v3/pods/{id} by its owner, a plain user (no admin role), with a JWT in X-Tapis-Token',
+      request: `${LIST_PODS > 0 ? `GET /v3/pods (${LIST_PODS} pods)` : 'GET /v3/pods/{id}'} by its owner, a plain user (no admin role), with a JWT in X-Tapis-Token`,
       body_bytes: Buffer.byteLength(answer.text),
       connections: CONNECTIONS,
       duration_s: DURATION_S,
       median_round: median,
       rounds,
-      targets: TARGETS,
+      ...(LIST_PODS > 0 ? {} : { targets: TARGETS }),
     };
     const dir = path.join(root, 'bench', 'results');
     await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'api-read.json'), JSON.stringify(result, null, 2) + '\n');
+    await writeFile(path.join(dir, LIST_PODS > 0 ? 'api-read-list.json' : 'api-read.json'), JSON.stringify(result, null, 2) + '\n');
     console.log('| round | load avg | server | req/s | p50 ms | p99 ms | max ms | CPU µs/req | Redis CPU µs/req |\n|---|---|---|---|---|---|---|---|---|');
     rounds.forEach((r, i) => {
       for (const [name, f] of [['coordinator', r.coordinator], ['bare node:http', r.bare_node_http]] as const) {
@@ -170,7 +175,7 @@ async function main(): Promise<void> {
       }
     });
     console.log(`\nratio to bare per round: ${rounds.map((r) => r.ratio_to_bare).join(' ')}; median round: ${median.coordinator.req_per_s} req/s, p99 ${median.coordinator.p99_ms} ms`);
-    console.log(`targets: >= ${TARGETS.coordinator_req_per_s} req/s, p99 <= ${TARGETS.coordinator_p99_ms} ms`);
+    if (LIST_PODS === 0) console.log(`targets: >= ${TARGETS.coordinator_req_per_s} req/s, p99 <= ${TARGETS.coordinator_p99_ms} ms`);
   } finally {
     bare?.kill('SIGTERM');
     // SIGTERM: a clean exit, so that --cpu-prof writes its profile.

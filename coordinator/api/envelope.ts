@@ -30,11 +30,11 @@ export function ok(ctx: Context, result: unknown, message: string, metadata: Rec
 
 /**
  * `ok` for a result that is JSON already (a remembered view): the same bytes as `ok` with the
- * parsed result and no metadata, without serialising the result again.
+ * parsed result, without serialising the result again.
  */
-export function okJson(ctx: Context, resultJson: string, message: string): void {
+export function okJson(ctx: Context, resultJson: string, message: string, metadata: Record<string, unknown> = {}): void {
   const version = JSON.stringify(ctx.state.version);
-  sendJson(ctx, 200, `{"status":"success","message":${JSON.stringify(message)},"result":${resultJson},"version":${version},"metadata":{}}`);
+  sendJson(ctx, 200, `{"status":"success","message":${JSON.stringify(message)},"result":${resultJson},"version":${version},"metadata":${JSON.stringify(metadata)}}`);
 }
 
 const MAX_PAGE = 1000;
@@ -45,6 +45,20 @@ const MAX_PAGE = 1000;
  * whole list is the answer, as tapipy expects.
  */
 export function okPage<T>(ctx: Context, items: T[], message: string): void {
+  const { page, metadata } = pageOf(ctx, items);
+  ok(ctx, page, message, metadata);
+}
+
+/**
+ * `okPage` for items each given as JSON by `json` (remembered views): the same bytes, and
+ * only the page's items are asked for.
+ */
+export function okPageJson<T>(ctx: Context, items: T[], json: (item: T) => string, message: string): void {
+  const { page, metadata } = pageOf(ctx, items);
+  okJson(ctx, `[${page.map(json).join(',')}]`, message, metadata);
+}
+
+function pageOf<T>(ctx: Context, items: T[]): { page: T[]; metadata: { total: number; skip: number; limit: number | null } } {
   const int = (name: string, min: number, max: number): number | undefined => {
     const raw = ctx.query[name];
     if (raw === undefined) return undefined;
@@ -55,7 +69,7 @@ export function okPage<T>(ctx: Context, items: T[], message: string): void {
   const limit = int('limit', 1, MAX_PAGE);
   const skip = int('skip', 0, 1e9) ?? 0;
   const page = items.slice(skip, limit === undefined ? undefined : skip + limit);
-  ok(ctx, page, message, { total: items.length, skip, limit: limit ?? null });
+  return { page, metadata: { total: items.length, skip, limit: limit ?? null } };
 }
 
 /** The one place an error becomes an HTTP response. */

@@ -25,10 +25,10 @@ import { PodViewCache } from '../pod-view-cache.js';
 import { podResponse } from '../view.js';
 import type { Identity } from './auth.js';
 import { readJson, validate } from './body.js';
-import { ok, okJson, okPage } from './envelope.js';
+import { ok, okJson, okPage, okPageJson } from './envelope.js';
 import { streamEvents, streamLogs, wantsStream } from './log-stream.js';
 import { podUsage, Quotas } from '../quotas.js';
-import { hasLevel, levelOf, loadPodFor, requireLevel } from './permissions.js';
+import { hasLevel, loadPodFor, requireLevel } from './permissions.js';
 import { requireTemplateUse } from './template-access.js';
 
 export interface PodsDeps {
@@ -80,7 +80,6 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   const quotas = new Quotas(deps.config.quotas, deps);
   const { config, pods, images, templates, kick } = deps;
   const router = new Router();
-  const view = (rec: PodRecord) => podResponse(rec, config.baseDomain, deps.nodeConnected, config.publicTlsPort);
   const views = new PodViewCache((rec, reachable) => podResponse(rec, config.baseDomain, () => reachable, config.publicTlsPort), deps.nodeConnected);
   /** Answer with one pod's view. */
   const okPod = (ctx: Context, rec: PodRecord, message: string) => okJson(ctx, views.json(rec), message);
@@ -141,15 +140,15 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
 
   router.get('/v3/pods', async (ctx) => {
     const id = who(ctx);
-    // Every pod of the tenant and its permissions, read at once (one pipelined batch, not two round trips a pod).
+    // Every pod of the tenant and the caller's level on it, read at once (one pipelined batch, not two round trips a pod).
     const read = await Promise.all(
-      (await pods.listIds(id.tenant)).map(async (podId) => {
-        const [rec, perms] = await Promise.all([pods.get(id.tenant, podId), pods.perms(id.tenant, podId)]);
-        // A deleted pod is gone for users at once, while its teardown goes on (as in Tapis).
-        return rec && !rec.desired.deleting && hasLevel(levelOf(id, perms), 'READ') ? view(rec) : null;
-      }),
+      (await pods.listIds(id.tenant)).map((podId) =>
+        Promise.all([pods.get(id.tenant, podId), id.admin ? ('ADMIN' as const) : pods.permission(id.tenant, podId, id.username)]),
+      ),
     );
-    okPage(ctx, read.filter((v) => v !== null), 'Pods retrieved successfully.');
+    // A deleted pod is gone for users at once, while its teardown goes on (as in Tapis).
+    const shown = read.flatMap(([rec, level]) => (rec && !rec.desired.deleting && hasLevel(level, 'READ') ? [rec] : []));
+    okPageJson(ctx, shown, (rec) => views.json(rec), 'Pods retrieved successfully.');
   });
 
   async function createPod(id: Identity, raw: unknown): Promise<PodRecord> {

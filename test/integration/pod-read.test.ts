@@ -1,6 +1,7 @@
-// GET /v3/pods/{id} remembers each pod's view (see PodViewCache); whatever it remembers, every
-// answer is the pod as stored at that moment, for a caller allowed at that moment. Real Redis,
-// real HTTP, users with real JWTs; no agent, so the pods stay as the API and the test leave them.
+// GET /v3/pods/{id} and the list GET /v3/pods remember each pod's view (see PodViewCache);
+// whatever they remember, every answer is the pods as stored at that moment, for a caller allowed
+// at that moment. Real Redis, real HTTP, users with real JWTs; no agent, so the pods stay as the
+// API and the test leave them.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
@@ -10,15 +11,47 @@ import { freePort } from '../helpers/ports.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
 
-describe('GET /v3/pods/{id}: the pod as stored now, for a caller allowed now', () => {
+describe('GET /v3/pods/{id} and GET /v3/pods: the pods as stored now, for a caller allowed now', () => {
   let api: ApiServer;
   let owner: string;
   let reader: string;
+  /** Whose each token is (the site admin's: null). */
+  const userOf = new Map<string, string | null>([[ADMIN, null]]);
 
   async function login(username: string, password: string): Promise<string> {
     const r = await api.call('', 'POST', '/v3/oauth2/tokens', { username, password, grant_type: 'password' });
     assert.equal(r.status, 200, r.text);
-    return r.body.result.access_token.access_token;
+    const token = r.body.result.access_token.access_token;
+    userOf.set(token, username);
+    return token;
+  }
+
+  /**
+   * The list's bytes as made from the records in Redis without anything remembered: every pod
+   * of the tenant not being deleted on which the token's user has a permission, in id order.
+   */
+  async function expectedList(token: string): Promise<string> {
+    const username = userOf.get(token);
+    assert.notEqual(username, undefined, 'a token of this test');
+    const shown = [];
+    for (const podId of await api.stores.pods.listIds('dev')) {
+      const rec = await api.stores.pods.get('dev', podId);
+      const perms = await api.stores.pods.perms('dev', podId);
+      if (rec && !rec.desired.deleting && (username === null || perms[username!])) shown.push(podResponse(rec, api.config.baseDomain, () => false, api.config.publicTlsPort));
+    }
+    const metadata = { total: shown.length, skip: 0, limit: null };
+    return JSON.stringify({ status: 'success', message: 'Pods retrieved successfully.', result: shown, version: api.config.version, metadata });
+  }
+
+  /** GET /v3/pods twice (the second answer comes from what the first remembered) and check both; the pods listed, by id. */
+  async function listTwice(token: string): Promise<Map<string, any>> {
+    const want = await expectedList(token);
+    for (let i = 0; i < 2; i++) {
+      const r = await api.call(token, 'GET', '/v3/pods');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.text, want);
+    }
+    return new Map(JSON.parse(want).result.map((p: any) => [p.pod_id, p]));
   }
 
   /** The answer's bytes as made from the record in Redis without anything remembered. */
@@ -28,9 +61,14 @@ describe('GET /v3/pods/{id}: the pod as stored now, for a caller allowed now', (
     return JSON.stringify({ status: 'success', message: 'Pod retrieved successfully.', result: view, version: api.config.version, metadata: {} });
   }
 
-  /** GET the pod twice (the second answer comes from what the first remembered) and check both. */
+  /**
+   * List the pods twice, then GET the pod twice (the second answer of each comes from what the
+   * first remembered, the GETs' from what the list remembered) and check every answer.
+   */
   async function getTwice(token: string, podId: string): Promise<any> {
+    const listed = (await listTwice(token)).get(podId);
     const want = await expected(podId);
+    assert.deepEqual(listed, JSON.parse(want).result, `${podId} is listed as GET shows it`);
     for (let i = 0; i < 2; i++) {
       const r = await api.call(token, 'GET', `/v3/pods/${podId}`);
       assert.equal(r.status, 200, r.text);
@@ -86,6 +124,7 @@ describe('GET /v3/pods/{id}: the pod as stored now, for a caller allowed now', (
     const refused = await api.call(reader, 'GET', '/v3/pods/shared');
     assert.equal(refused.status, 403);
     assert.equal(refused.body.result, null);
+    assert.equal((await listTwice(reader)).has('shared'), false, 'a pod no longer shared is not listed');
     // The owner still reads it, and so does an admin.
     await getTwice(owner, 'shared');
     await getTwice(ADMIN, 'shared');
@@ -112,10 +151,20 @@ describe('GET /v3/pods/{id}: the pod as stored now, for a caller allowed now', (
     await getTwice(owner, 'reborn');
     assert.equal((await api.call(owner, 'DELETE', '/v3/pods/reborn')).status, 200);
     assert.equal((await api.call(owner, 'GET', '/v3/pods/reborn')).status, 404);
+    assert.equal((await listTwice(owner)).has('reborn'), false, 'a deleted pod is not listed');
     // No agent: the reconciler's part of a delete (its tombstone removed) is done here.
     await api.stores.pods.delete('dev', 'reborn', null);
     assert.equal((await api.call(owner, 'POST', '/v3/pods', { pod_id: 'reborn', image: 'pods-test/httpd', description: 'new' })).status, 200);
     assert.equal((await getTwice(owner, 'reborn')).description, 'new');
+  });
+
+  test('a page of the list is that part of the whole list, byte for byte', async () => {
+    const whole = JSON.parse(await expectedList(owner));
+    assert.ok(whole.result.length >= 3, 'the pods the tests before made');
+    await listTwice(owner);
+    const page = await api.call(owner, 'GET', '/v3/pods?limit=2&skip=1');
+    assert.equal(page.status, 200, page.text);
+    assert.equal(page.text, JSON.stringify({ ...whole, result: whole.result.slice(1, 3), metadata: { total: whole.result.length, skip: 1, limit: 2 } }));
   });
 
   test('another tenant cannot read the pod, whatever is remembered of it', async () => {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startApiServer, type ApiServer } from '../helpers/api-server.js';
@@ -120,6 +121,13 @@ describe('REST API', () => {
     await expectError(call('POST', '/v3/pods', { raw: '[1,2]' }), 400, /JSON object/);
     await expectError(call('POST', '/v3/pods', { raw: 'pod_id=x', type: 'application/x-www-form-urlencoded' }), 415, /JSON/);
     await expectError(call('POST', '/v3/pods', { body: { pod_id: 'big', description: 'x'.repeat(5000) } }), 413, /larger than/);
+    // Sent in chunks, with no Content-Length to refuse it by: stopped at the limit all the same.
+    const chunks = async function* () {
+      for (let i = 0; i < 10; i++) yield Buffer.from(i ? 'x'.repeat(1000) : '{"pod_id": "big", "description": "');
+    };
+    const chunked = await request(`${base}/v3/pods`, { method: 'POST', headers: { 'x-tapis-token': ADMIN, 'content-type': 'application/json' }, body: Readable.from(chunks()) });
+    const chunkedText = await chunked.body.text();
+    await expectError(Promise.resolve({ status: chunked.statusCode, type: chunked.headers['content-type'], body: JSON.parse(chunkedText) }), 413, /larger than/);
     const list = await call('GET', '/v3/pods');
     assert.deepEqual(list.body.result.map((p: { pod_id: string }) => p.pod_id), ['alicepod'], 'nothing was stored by a bad request');
   });

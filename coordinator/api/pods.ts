@@ -84,11 +84,16 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
   /** Answer with one pod's view. */
   const okPod = (ctx: Context, rec: PodRecord, message: string) => okJson(ctx, views.json(rec), message);
 
-  function checkSpecRules(spec: Pick<PodSpec, 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>): void {
-    const problem =
-      checkResources(spec.resources) ??
+  /** What is wrong with the times to stop given (undefined: not given), or null. */
+  function timeToStopProblem(spec: Partial<Pick<PodSpec, 'time_to_stop_default' | 'time_to_stop_instance'>>): string | null {
+    return (
       checkTimeToStop('time_to_stop_default', spec.time_to_stop_default, config.minTimeToStopS) ??
-      checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS);
+      checkTimeToStop('time_to_stop_instance', spec.time_to_stop_instance, config.minTimeToStopS)
+    );
+  }
+
+  function checkSpecRules(spec: Pick<PodSpec, 'resources' | 'time_to_stop_default' | 'time_to_stop_instance'>): void {
+    const problem = checkResources(spec.resources) ?? timeToStopProblem(spec);
     if (problem) throw badRequest(problem);
   }
 
@@ -210,9 +215,8 @@ export function podsApi(deps: PodsDeps): { router: Router; createPod: CreatePod 
     await loadPodFor(pods, id, ctx.params.pod_id!, 'USER');
     const body = validate(UpdatePod, await readJson(ctx, config.maxBodyBytes));
     if (body.template !== undefined) throw badRequest('template: a pod\'s template cannot be changed; create a new pod');
-    const problem =
-      checkTimeToStop('time_to_stop_default', body.time_to_stop_default, config.minTimeToStopS) ??
-      checkTimeToStop('time_to_stop_instance', body.time_to_stop_instance, config.minTimeToStopS);
+    // Checked before the update; the resources, which need the pod's current ones, inside it.
+    const problem = timeToStopProblem(body);
     if (problem) throw badRequest(problem);
     const imagePull = body.image === undefined ? undefined : (await imageRules(body.image, id.tenant, false)).pull;
     if (body.volume_mounts !== undefined) {

@@ -59,8 +59,8 @@ export class CoordinatorLink {
 
   /**
    * Send a notice (a report, output), or hold it while the link's hello is unanswered; false when
-   * there is no open link (the next hello carries the state). A notice is not acknowledged: one the coordinator could not handle comes back as
-   * an error frame, which is logged.
+   * there is no open link (the next hello carries the state). A notice is not acknowledged: one
+   * the coordinator could not handle comes back as an error frame, which is logged.
    */
   send<T extends MessageType>(type: T, payload: PayloadOf<T>): boolean {
     const peer = this.peer;

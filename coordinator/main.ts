@@ -51,6 +51,13 @@ async function main(): Promise<void> {
   const stores = await openStores(redis, config, { origin: run });
   await installBuiltinTemplates(config.templatesDir ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }), config.templatesLocalDir);
   const { pods, nodes } = stores;
+  // Told of every tenant added anywhere, this coordinator answers a Host no tenant has without
+  // reading them all again (until then, and without it, it reads them for each such request).
+  let stopTenantWatch: (() => void) | undefined;
+  stores.tenants.watchAdded().then(
+    (stop) => (stopTenantWatch = stop),
+    (err) => log.error({ err: (err as Error).message }, 'cannot watch tenants being added'),
+  );
 
   // The hub, the reconciler and storage need each other; late binding through closures.
   let reconciler: Reconciler;
@@ -146,6 +153,7 @@ async function main(): Promise<void> {
     backend.stop();
     liveness.stop();
     void feed.stop();
+    stopTenantWatch?.();
     snapshotScheduler.stop();
     edge?.stop();
     hub.close();

@@ -39,6 +39,8 @@ export class Keys {
   nodes() { return `${this.prefix}nodes`; }
   /** Hash tenant id -> JSON tenant record (tenants added by site admins; the primary one comes from config). */
   tenants() { return `${this.prefix}tenants`; }
+  /** Pub/sub channel: the id of each tenant just added, so every coordinator looks for it at once. */
+  tenantAdded() { return `${this.prefix}tenant-added`; }
   /** Hash username -> JSON user record (password hashed with scrypt). */
   users(tenant: string) { return `${this.prefix}users:${tenant}`; }
   /** String: the PEM private key that signs tokens; created once, shared by every coordinator. */

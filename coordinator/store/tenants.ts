@@ -17,14 +17,32 @@ export function hostOf(baseUrl: string): string {
 }
 
 /**
+ * How long every tenant read stays the answer for a Host no tenant has, while additions are
+ * announced to this process: a safety net only, for an announcement lost in Redis.
+ */
+const ALL_KNOWN_MS = 5_000;
+
+/**
  * Tenants: the primary one from config, others added by site admins. Each has its own
- * base URL; a request belongs to the tenant whose base URL host matches its Host header.
+ * base URL; a request belongs to the tenant whose base URL host is its Host header, and to
+ * the primary tenant when none is.
  */
 export class TenantStore {
   private readonly keys: Keys;
   private readonly primaryHost: string;
   /** Added tenants by host. A tenant is never changed or removed once added, so a hit needs no read. */
   private readonly byHost = new Map<string, TenantRecord>();
+  /** Whether this process is told of every tenant added anywhere (see watchAdded). */
+  private watching = false;
+  /** One more with every tenant added (here or announced) and every lapse of watching. */
+  private additions = 0;
+  /**
+   * When byHost last held every tenant, with none added since (0: not so). Meanwhile a Host
+   * that no tenant has is the primary tenant's without a read, however many such hosts come.
+   */
+  private allKnownAt = 0;
+  /** The read of every tenant under way, and `additions` when it began. */
+  private reading: { additions: number; done: Promise<void> } | null = null;
 
   constructor(private readonly redis: Redis, prefix: string, private readonly primary: TenantRecord) {
     this.keys = new Keys(prefix);
@@ -48,23 +66,49 @@ export class TenantStore {
     return (await this.list()).find((t) => t.tenant_id === id) ?? null;
   }
 
-  /** The tenant of a Host header this coordinator knows already (no Redis read), if any. */
+  /** The tenant of a Host header if this coordinator can tell without a Redis read. */
   known(host: string | undefined): TenantRecord | undefined {
     const h = (host ?? '').toLowerCase();
-    return h === this.primaryHost ? this.primary : this.byHost.get(h);
+    if (h === this.primaryHost) return this.primary;
+    const t = this.byHost.get(h);
+    if (t) return t;
+    if (this.allKnownAt !== 0 && Date.now() - this.allKnownAt < ALL_KNOWN_MS) return this.primary;
+    return undefined;
   }
 
   /** The tenant a request is for, by its Host header; the primary tenant when none matches. */
   async forHost(host: string | undefined): Promise<TenantRecord> {
     const known = this.known(host);
     if (known) return known;
-    const h = (host ?? '').toLowerCase();
-    // Perhaps added since (through another coordinator): read them all again.
+    // Perhaps added since (through another coordinator or the CLI): read them all again, once
+    // for every request that asks meanwhile.
+    if (this.reading?.additions !== this.additions) {
+      const reading = { additions: this.additions, done: this.readAll() };
+      this.reading = reading;
+      reading.done
+        .finally(() => {
+          if (this.reading === reading) this.reading = null;
+        })
+        .catch(() => undefined); // the callers below get the error
+    }
+    await this.reading!.done;
+    return this.byHost.get((host ?? '').toLowerCase()) ?? this.primary;
+  }
+
+  private async readAll(): Promise<void> {
+    const before = this.additions;
     for (const t of await this.list()) {
       const th = hostOf(t.base_url).toLowerCase();
       if (th !== this.primaryHost && !this.byHost.has(th)) this.byHost.set(th, t);
     }
-    return this.byHost.get(h) ?? this.primary;
+    // Only a read that began after the last addition anyone announced holds every tenant.
+    if (this.watching && this.additions === before) this.allKnownAt = Date.now();
+  }
+
+  /** A tenant may have been added that this process has not read: the next unknown Host reads them all. */
+  private added(): void {
+    this.additions++;
+    this.allKnownAt = 0;
   }
 
   /** false when the id or the base URL is taken. */
@@ -72,6 +116,39 @@ export class TenantStore {
     const all = await this.list();
     if (all.some((t) => t.tenant_id === rec.tenant_id)) return 'id-taken';
     if (all.some((t) => hostOf(t.base_url) === hostOf(rec.base_url))) return 'url-taken';
-    return (await this.redis.hSetNX(this.keys.tenants(), rec.tenant_id, JSON.stringify(rec))) === 1 ? 'added' : 'id-taken';
+    if ((await this.redis.hSetNX(this.keys.tenants(), rec.tenant_id, JSON.stringify(rec))) !== 1) return 'id-taken';
+    this.added();
+    await this.redis.publish(this.keys.tenantAdded(), rec.tenant_id);
+    return 'added';
+  }
+
+  /**
+   * Be told of every tenant added through any coordinator or the CLI, until the returned stop
+   * is called, so that a Host no tenant has needs no read. While the subscription is down
+   * (Redis restarting) every such Host reads again.
+   */
+  async watchAdded(): Promise<() => void> {
+    const sub = this.redis.duplicate();
+    const lapse = () => {
+      this.watching = false;
+      this.added();
+    };
+    sub.on('error', lapse);
+    sub.on('reconnecting', lapse);
+    sub.on('end', lapse);
+    // After a reconnect, 'ready' comes once the channel is subscribed again.
+    let subscribed = false;
+    sub.on('ready', () => {
+      this.watching = subscribed;
+    });
+    await sub.connect();
+    await sub.subscribe(this.keys.tenantAdded(), () => this.added());
+    subscribed = true;
+    this.watching = true;
+    return () => {
+      subscribed = false;
+      sub.destroy();
+      lapse();
+    };
   }
 }

@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { startApiServer, type ApiServer } from '../helpers/api-server.js';
 import { issueToken } from '../../coordinator/identity/jwt.js';
 import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/procs.js';
 import { repoRoot } from '../helpers/stack.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -46,6 +47,14 @@ describe('identity: tokens, sites, tenants', () => {
     assert.equal(r.status, 200, r.body.message);
     return r.body.result.access_token.access_token as string;
   };
+
+  /** The CLI, as run on the coordinator's host against its Redis. */
+  const runCli = (args: string[], input?: string) =>
+    spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), ...args], {
+      input,
+      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
+      encoding: 'utf8',
+    });
 
   test('site admins add tenants and users; others cannot', async () => {
     assert.equal((await call(primary, 'POST', '/v3/admin/tenants', { token: ADMIN, body: { tenant_id: 'other', base_url: other } })).status, 200);
@@ -101,37 +110,70 @@ describe('identity: tokens, sites, tenants', () => {
   });
 
   test('the CLI adds users from the coordinator host, password on stdin', async () => {
-    const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'frank', '--tenant', 'other'], {
-      input: 'frank-secret-pw\n',
-      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
-      encoding: 'utf8',
-    });
+    const cli = runCli(['user', 'add', 'frank', '--tenant', 'other'], 'frank-secret-pw\n');
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, /user frank added to tenant other/);
     await token(other, 'frank', 'frank-secret-pw');
-    const bad = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'user', 'add', 'Bad Name'], {
-      input: 'whatever-long', env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url }, encoding: 'utf8',
-    });
+    const bad = runCli(['user', 'add', 'Bad Name'], 'whatever-long');
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^username: /);
   });
 
+  /** The users an admin sees through the API at a Host: those of the tenant that Host is, as tenant/username. */
+  const usersAt = async (host: string) => {
+    const res = await request(`${primary}/v3/admin/users`, { headers: { host, 'x-tapis-token': ADMIN } });
+    assert.equal(res.statusCode, 200);
+    const body = (await res.body.json()) as { result: Array<{ username: string; tenant_id: string }> };
+    return body.result.map((u) => `${u.tenant_id}/${u.username}`);
+  };
+
   test('a tenant added by another process (the CLI) is served by its host at once', async () => {
-    // The coordinator keeps tenants it has seen in memory; a host it does not know is looked up again.
-    const usersAt = async (host: string) => {
-      const res = await request(`${primary}/v3/admin/users`, { headers: { host, 'x-tapis-token': ADMIN } });
-      const body = (await res.body.json()) as { result: Array<{ username: string; tenant_id: string }> };
-      return body.result.map((u) => `${u.tenant_id}/${u.username}`);
-    };
+    // The coordinator keeps the tenants it has read in memory, and is told of every one added.
     const host = `late.example:${port}`;
-    assert.ok((await usersAt(host)).includes('dev/alice'), 'an unknown host is the primary tenant');
-    const cli = spawnSync(process.execPath, [path.join(repoRoot(), 'dist/coordinator/cli.js'), 'tenant', 'add', 'late', `http://${host}`], {
-      env: { ...process.env, PODS_ADMIN_TOKEN: ADMIN, PODS_NODE_TOKENS: 'n1=node-token-0123456789abcdef', PODS_REDIS_URL: api.redis.url, PODS_REDIS_PREFIX: 'id:', PODS_PUBLIC_URL: primary },
-      encoding: 'utf8',
-    });
+    for (let i = 0; i < 2; i++) assert.ok((await usersAt(host)).includes('dev/alice'), 'an unknown host is the primary tenant');
+    const cli = runCli(['tenant', 'add', 'late', `http://${host}`]);
     assert.equal(cli.status, 0, cli.stderr);
     assert.deepEqual(await usersAt(host), []);
     assert.ok((await usersAt(`127.0.0.1:${port}`)).includes('dev/alice'));
+  });
+
+  test('a tenant added after the coordinator lost and regained its subscription is served at once', async () => {
+    const host = `relinked.example:${port}`;
+    for (let i = 0; i < 2; i++) assert.ok((await usersAt(host)).includes('dev/alice'));
+    const subscribers = async () => Number((await api.client.pubSubNumSub('id:tenant-added'))['id:tenant-added']);
+    assert.equal(await subscribers(), 1);
+    await api.client.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+    await waitFor('the coordinator to subscribe again', async () => (await subscribers()) === 1, 10_000);
+    const cli = runCli(['tenant', 'add', 'relinked', `http://${host}`]);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(await usersAt(host), []);
+  });
+
+  test('a tenant added through the API is served by its host at once, after the host was unknown', async () => {
+    const host = `later.example:${port}`;
+    for (let i = 0; i < 2; i++) assert.ok((await usersAt(host)).includes('dev/alice'), 'an unknown host is the primary tenant');
+    assert.equal((await call(primary, 'POST', '/v3/admin/tenants', { token: ADMIN, body: { tenant_id: 'later', base_url: `http://${host}` } })).status, 200);
+    assert.deepEqual(await usersAt(host), []);
+  });
+
+  test('hosts no tenant has are the primary tenant, and asking for more of them reads nothing from Redis', async () => {
+    /** Commands Redis has run so far, but for INFO (this count's own). */
+    const commandsRun = async () => {
+      const stats = await api.client.info('commandstats');
+      let calls = 0;
+      for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') calls += Number(m[2]);
+      return calls;
+    };
+    assert.ok((await usersAt(`nowhere-0.example:${port}`)).includes('dev/alice'));
+    const before = await commandsRun();
+    for (let i = 1; i <= 50; i++) {
+      const res = await request(`${primary}/v3/healthcheck`, { headers: { host: `nowhere-${i}.example:${port}` } });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    // Nothing, or once if the machine stalled past the seconds that every tenant read stays the answer.
+    const read = (await commandsRun()) - before;
+    assert.ok(read <= 1, `50 requests at unknown hosts made ${read} Redis commands`);
   });
 
   test('forged, expired and other-tenant tokens get 401; a good one works', async () => {

@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   storage = new StorageClient({ hub, nodes, log: log.child({ component: 'storage' }), sharedStorage: config.sharedStorage });
   const liveness = new NodeLiveness(nodes, hub);
   await liveness.start();
+  const stopWatchingLinks = await liveness.watch();
   // Any coordinator may place any pod, on any reachable host (see Scheduler).
   const scheduler = new Scheduler(
     pods,
@@ -152,6 +153,7 @@ async function main(): Promise<void> {
     reconciler.stop();
     backend.stop();
     liveness.stop();
+    void stopWatchingLinks();
     void feed.stop();
     stopTenantWatch?.();
     snapshotScheduler.stop();

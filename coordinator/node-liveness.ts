@@ -44,7 +44,7 @@ export class NodeLiveness {
   private readonly left = new Map<string, number>();
 
   constructor(
-    private readonly nodes: Pick<NodeStore, 'list' | 'admins' | 'get'>,
+    private readonly nodes: Pick<NodeStore, 'list' | 'admins' | 'get' | 'watchLinks'>,
     /** This coordinator's own links. */
     private readonly links: Links,
     private readonly opts: { refreshMs?: number; staleMs?: number } = {},
@@ -124,6 +124,14 @@ export class NodeLiveness {
   async lastSeenNow(nodeId: string): Promise<number> {
     if (!this.reachable(nodeId)) await this.reread(nodeId);
     return this.lastSeen(nodeId);
+  }
+
+  /**
+   * Follow the links opened and closed on every coordinator (NodeStore.watchLinks): a node's
+   * record is read again the moment its link changes anywhere, not at the next refresh.
+   */
+  async watch(): Promise<() => Promise<void>> {
+    return this.nodes.watchLinks((nodeId) => void this.reread(nodeId).catch(() => undefined));
   }
 
   private async reread(nodeId: string): Promise<void> {

@@ -320,7 +320,11 @@ export class AgentHub {
         const id = nodeId;
         void this.deps.nodes
           .get(id)
-          .then((rec) => (rec && !this.links.has(id) ? this.deps.nodes.put({ ...rec, disconnectedAt: new Date().toISOString() }) : undefined))
+          .then(async (rec) => {
+            if (!rec || this.links.has(id)) return;
+            await this.deps.nodes.put({ ...rec, disconnectedAt: new Date().toISOString() });
+            await this.deps.nodes.announceLink(id);
+          })
           .catch(() => undefined);
       }
     });
@@ -375,6 +379,8 @@ export class AgentHub {
       disconnectedAt: null,
       ...(hello.endpoints ? { endpoints: hello.endpoints } : {}),
     });
+    // The other coordinators see the node at once (their scheduler, their answers), not at their next read of the records.
+    void nodes.announceLink(hello.nodeId).catch(() => undefined);
     // One pipelined batch: each container is another pod, so their order does not matter.
     await Promise.all(hello.containers.map((c) => this.record(c.tenant, c.podId, c.observed, false)));
     // Each with the key of the output the coordinator holds, so the agent sends only what is newer.

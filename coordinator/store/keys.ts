@@ -63,6 +63,8 @@ export class Keys {
   nodeLink(nodeId: string) { return `${this.prefix}node:${nodeId}:link`; }
   /** Pub/sub channel: ids of node tokens just revoked, so every coordinator cuts their links at once. */
   nodeTokenRevoked() { return `${this.prefix}node-token-revoked`; }
+  /** Pub/sub channel: a node id whose link opened or closed on some coordinator (its record says which). */
+  nodeLinkChanged() { return `${this.prefix}node-link-changed`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
   /** String: JSON record of one volume or snapshot. */

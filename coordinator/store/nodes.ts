@@ -90,11 +90,25 @@ export class NodeStore {
   }
 
   /** Call `onRevoked` with each token id revoked anywhere, until the returned stop is called. */
-  async watchRevocations(onRevoked: (tokenId: string) => void): Promise<() => Promise<void>> {
+  watchRevocations(onRevoked: (tokenId: string) => void): Promise<() => Promise<void>> {
+    return this.watch(this.keys.nodeTokenRevoked(), onRevoked);
+  }
+
+  /** Tell every coordinator a node's link opened or closed here (after its record says so). */
+  async announceLink(nodeId: string): Promise<void> {
+    await this.redis.publish(this.keys.nodeLinkChanged(), nodeId);
+  }
+
+  /** Call `onChanged` with each node whose link opened or closed on any coordinator, until the returned stop is called. */
+  watchLinks(onChanged: (nodeId: string) => void): Promise<() => Promise<void>> {
+    return this.watch(this.keys.nodeLinkChanged(), onChanged);
+  }
+
+  private async watch(channel: string, on: (message: string) => void): Promise<() => Promise<void>> {
     const sub = this.redis.duplicate();
     sub.on('error', () => undefined);
     await sub.connect();
-    await sub.subscribe(this.keys.nodeTokenRevoked(), (tokenId) => onRevoked(tokenId));
+    await sub.subscribe(channel, (message) => on(message));
     return async () => {
       await sub.quit().catch(() => undefined);
     };

@@ -22,6 +22,7 @@ function store(records: NodeRecord[], draining: string[] = []) {
     list: async () => [...byId.values()],
     get: async (id: string) => byId.get(id) ?? null,
     admins: async () => new Map(draining.map((id) => [id, NodeAdmin.parse({ draining: true })])),
+    watchLinks: async () => async () => undefined,
   };
 }
 

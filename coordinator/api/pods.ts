@@ -39,8 +39,7 @@ export interface PodsDeps {
   volumes: ShareStore<'volume'>;
   snapshots: ShareStore<'snapshot'>;
   storage: StorageClient;
-  /** Ask the reconciler to look at a pod now. */
-  /** Reconcile a pod soon; `made`: the record a create just stored (not read back). */
+  /** Ask the reconciler to look at a pod now; `made`: the record a create just stored (not read back). */
   kick: (tenant: string, podId: string, made?: PodRecord) => void;
   nodeConnected: (nodeId: string) => boolean;
 }

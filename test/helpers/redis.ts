@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { createClient } from 'redis';
+import type { Redis } from '../../coordinator/store/redis.js';
 import { freePort } from './ports.js';
 import { Proc, waitFor } from './procs.js';
 
@@ -49,6 +51,33 @@ export async function startRedis(): Promise<TestRedis> {
     async stop() {
       await proc.kill('SIGTERM');
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A real Redis for one test file: started before its tests, stopped after them, and every
+ * connection made by `connect` closed first. Call it at the top of the file.
+ */
+export function redisForFile(): { readonly url: string; connect(): Promise<Redis> } {
+  let redis: TestRedis | null = null;
+  const clients: Redis[] = [];
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const c of clients) c.destroy();
+    await redis?.stop();
+  });
+  return {
+    get url() {
+      return redis!.url;
+    },
+    async connect() {
+      const c = createClient({ url: redis!.url }) as Redis;
+      await c.connect();
+      clients.push(c);
+      return c;
     },
   };
 }

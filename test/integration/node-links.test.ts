@@ -3,32 +3,17 @@
 // node's record again without waiting for its next periodic refresh.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import { createClient } from 'redis';
+import { test } from 'node:test';
 import { NodeLiveness } from '../../coordinator/node-liveness.js';
 import { NodeStore, type NodeRecord } from '../../coordinator/store/nodes.js';
-import type { Redis } from '../../coordinator/store/redis.js';
 import { waitFor } from '../helpers/procs.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisForFile } from '../helpers/redis.js';
 
-let redis: TestRedis;
-const clients: Redis[] = [];
-
-before(async () => {
-  redis = await startRedis();
-});
-
-after(async () => {
-  for (const c of clients) c.destroy();
-  await redis.stop();
-});
+const redis = redisForFile();
 
 /** A coordinator's node store: its own connection, a shared key prefix. */
 async function nodeStore(prefix: string): Promise<NodeStore> {
-  const c = createClient({ url: redis.url }) as Redis;
-  await c.connect();
-  clients.push(c);
-  return new NodeStore(c, prefix);
+  return new NodeStore(await redis.connect(), prefix);
 }
 
 function record(nodeId: string, disconnected: boolean): NodeRecord {

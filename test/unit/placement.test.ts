@@ -4,8 +4,7 @@
 // reachable node, whichever coordinator holds its link.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import { createClient } from 'redis';
+import { test } from 'node:test';
 import { PodSpec, RESOURCE_DEFAULTS, type Desired } from '../../shared/pod.js';
 import { Scheduler, claimable, type NodeView } from '../../coordinator/scheduler.js';
 import { NodeLiveness } from '../../coordinator/node-liveness.js';
@@ -13,26 +12,18 @@ import { NodeStore, type NodeRecord } from '../../coordinator/store/nodes.js';
 import { PodStore } from '../../coordinator/store/pods.js';
 import type { Capacity } from '../../shared/protocol.js';
 import type { Redis } from '../../coordinator/store/redis.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { redisForFile } from '../helpers/redis.js';
 
 const TENANT = 't1';
-let redis: TestRedis;
-const clients: Redis[] = [];
+const redis = redisForFile();
 
-before(async () => {
-  redis = await startRedis();
-});
-
-after(async () => {
-  for (const c of clients) c.destroy();
-  await redis.stop();
-});
+/** The first connection made: for looking at keys directly. */
+let direct: Redis | null = null;
 
 /** A coordinator's view of the store: its own connection, a shared key prefix. */
 async function store(prefix: string): Promise<PodStore> {
-  const c = createClient({ url: redis.url }) as Redis;
-  await c.connect();
-  clients.push(c);
+  const c = await redis.connect();
+  direct ??= c;
   return new PodStore(c, prefix);
 }
 
@@ -60,7 +51,7 @@ const at = () => new Date().toISOString();
 
 /** The invariant: a node's usage is the sum of the claims of the pods in its set, and only they hold claims on it. */
 async function assertExact(pods: PodStore, nodeId: string): Promise<void> {
-  const c = clients[0]!;
+  const c = direct!;
   const members = await pods.nodePodKeys(nodeId);
   let cpu = 0;
   let mem = 0;
@@ -147,7 +138,7 @@ test('pods placed before usage was kept are counted once, from their specs', asy
   const pods = await store(p);
   await createPods(pods, ['old1', 'old2', 'new1'], 500, 100);
   // As an older coordinator placed them: the placement and the node set, no claim, no usage.
-  const c = clients[0]!;
+  const c = direct!;
   for (const id of ['old1', 'old2']) {
     await c.hSet(pods.keys.pod(TENANT, id), 'placement', JSON.stringify({ nodeId: 'h1', at: at() }));
     await c.sAdd(pods.keys.nodePods('h1'), `${TENANT}/${id}`);
@@ -224,9 +215,7 @@ test('closed nodes take no pods; overcommit lets a node promise more than it has
  * hub: these nodes, with their capped capacity), and a scheduler choosing among the reachable nodes.
  */
 async function coordinator(p: string, links: Record<string, Capacity>) {
-  const c = createClient({ url: redis.url }) as Redis;
-  await c.connect();
-  clients.push(c);
+  const c = await redis.connect();
   const pods = new PodStore(c, p);
   const nodes = new NodeStore(c, p);
   const hub = { isConnected: (id: string) => id in links, connected: () => Object.entries(links).map(([nodeId, capacity]) => ({ nodeId, capacity })) };

@@ -51,13 +51,17 @@ async function main(): Promise<void> {
   const stores = await openStores(redis, config, { origin: run });
   await installBuiltinTemplates(config.templatesDir ?? DEFAULT_TEMPLATES_DIR, stores.templates, log.child({ component: 'templates' }), config.templatesLocalDir);
   const { pods, nodes } = stores;
-  // Told of every tenant added anywhere, this coordinator answers a Host no tenant has without
-  // reading them all again (until then, and without it, it reads them for each such request).
-  let stopTenantWatch: (() => void) | undefined;
-  stores.tenants.watchAdded().then(
-    (stop) => (stopTenantWatch = stop),
-    (err) => log.error({ err: (err as Error).message }, 'cannot watch tenants being added'),
-  );
+  // Told of every tenant added and every change to the image allow-list anywhere, this
+  // coordinator answers a Host no tenant has, and a create's image check, from what it read
+  // before (until then, and without it, it reads for each).
+  const stopWatches: Array<() => void> = [];
+  const watches = { 'tenants being added': () => stores.tenants.watchAdded(), 'the image allow-list': () => stores.images.watchChanges() };
+  for (const [what, watch] of Object.entries(watches)) {
+    watch().then(
+      (stop) => stopWatches.push(stop),
+      (err) => log.error({ err: (err as Error).message }, `cannot watch ${what}`),
+    );
+  }
 
   // The hub, the reconciler and storage need each other; late binding through closures.
   let reconciler: Reconciler;
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
     liveness.stop();
     void stopWatchingLinks();
     void feed.stop();
-    stopTenantWatch?.();
+    for (const stop of stopWatches) stop();
     snapshotScheduler.stop();
     edge?.stop();
     hub.close();

@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import { ImageView } from '../../shared/api.js';
+import { BoundedMap } from '../../shared/bounded-map.js';
+import { Announcements } from './announcements.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import { ADD_IMAGES } from './scripts.js';
@@ -24,10 +26,34 @@ export function imageRefParts(ref: string): { tag: string; digest: string | null
   return { tag: colon > slash ? named.slice(colon + 1) : 'latest', digest: digest ?? null };
 }
 
+/**
+ * How long an allow-list entry read (or found absent) is the answer, while changes are
+ * announced to this process: a safety net only, for a change no one announced.
+ */
+const ENTRY_KEPT_MS = 5_000;
+
 export class ImageStore {
   private readonly keys: Keys;
+  /** Changes to the allow-list, made anywhere and announced (see watchChanges). */
+  private readonly changes: Announcements;
+  /**
+   * Entries as last read, with when and the count of changes then: while no change was
+   * announced since, a create finds its image's entry without a read.
+   */
+  private readonly entries = new BoundedMap<string, { rec: ImageRecord | null; at: number; changes: number }>(1000);
+
   constructor(private readonly redis: Redis, prefix: string) {
     this.keys = new Keys(prefix);
+    this.changes = new Announcements(redis, this.keys.imagesChanged());
+  }
+
+  /**
+   * Be told of every change to the allow-list made through any coordinator or the CLI, until
+   * the returned stop is called, so that entries read before serve until one is made.
+   * Without it (or while its subscription is down) every lookup reads.
+   */
+  watchChanges(): Promise<() => void> {
+    return this.changes.watch();
   }
 
   async list(): Promise<ImageRecord[]> {
@@ -39,16 +65,25 @@ export class ImageStore {
       .sort((a, b) => a.image.localeCompare(b.image));
   }
 
+  /** The entry of an image (tag and digest ignored), or null; what it returns is shared: never change it. */
   async get(name: string): Promise<ImageRecord | null> {
-    const raw = await this.redis.hGet(this.keys.images(), imageName(name));
-    if (!raw) return null;
-    const parsed = ImageRecord.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : null;
+    const key = imageName(name);
+    const kept = this.entries.get(key);
+    const changes = this.changes.count;
+    if (kept && this.changes.watching && kept.changes === changes && Date.now() - kept.at < ENTRY_KEPT_MS) return kept.rec;
+    const raw = await this.redis.hGet(this.keys.images(), key);
+    const parsed = raw ? ImageRecord.safeParse(JSON.parse(raw)) : null;
+    const rec = parsed?.success ? Object.freeze(parsed.data) : null;
+    // Kept only when no change was announced while it was read.
+    if (this.changes.count === changes) this.entries.set(key, { rec, at: Date.now(), changes });
+    return rec;
   }
 
   /** Adds the image; false when it is already on the list. */
   async add(rec: ImageRecord): Promise<boolean> {
-    return (await this.redis.hSetNX(this.keys.images(), rec.image, JSON.stringify(rec))) === 1;
+    const added = (await this.redis.hSetNX(this.keys.images(), rec.image, JSON.stringify(rec))) === 1;
+    if (added) await this.changes.announce(rec.image);
+    return added;
   }
 
   /**
@@ -61,11 +96,14 @@ export class ImageStore {
       arguments: [skipListed ? '1' : '0', ...recs.flatMap((rec) => [rec.image, JSON.stringify(rec)])],
     })) as [string[], string[]];
     const added = new Set(r[0]);
+    if (added.size) await this.changes.announce([...added].join(' '));
     return { added: recs.filter((rec) => added.has(rec.image)), listed: r[1] };
   }
 
   async remove(name: string): Promise<boolean> {
-    return (await this.redis.hDel(this.keys.images(), imageName(name))) === 1;
+    const removed = (await this.redis.hDel(this.keys.images(), imageName(name))) === 1;
+    if (removed) await this.changes.announce(imageName(name));
+    return removed;
   }
 
   /** Whether a tenant may run `ref`: an allowed name, and a pinned tag or digest when the entry pins any. */

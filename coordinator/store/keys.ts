@@ -67,6 +67,8 @@ export class Keys {
   nodeLinkChanged() { return `${this.prefix}node-link-changed`; }
   /** Hash image name (no tag) -> JSON image record. */
   images() { return `${this.prefix}images`; }
+  /** Pub/sub channel: an image name whose allow-list entry was added or removed. */
+  imagesChanged() { return `${this.prefix}images-changed`; }
   /** String: JSON record of one volume or snapshot. */
   share(kind: 'volume' | 'snapshot', tenant: string, id: string) { return `${this.prefix}${kind}:${tenant}:${id}`; }
   /** Set of the volume (or snapshot) ids of a tenant. */

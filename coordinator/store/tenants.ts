@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Announcements } from './announcements.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 
@@ -32,21 +33,20 @@ export class TenantStore {
   private readonly primaryHost: string;
   /** Added tenants by host. A tenant is never changed or removed once added, so a hit needs no read. */
   private readonly byHost = new Map<string, TenantRecord>();
-  /** Whether this process is told of every tenant added anywhere (see watchAdded). */
-  private watching = false;
-  /** One more with every tenant added (here or announced) and every lapse of watching. */
-  private additions = 0;
+  /** Tenants added anywhere, as announced (see watchAdded). */
+  private readonly additions: Announcements;
   /**
-   * When byHost last held every tenant, with none added since (0: not so). Meanwhile a Host
-   * that no tenant has is the primary tenant's without a read, however many such hosts come.
+   * When byHost last held every tenant, and the count of additions then: while none was added
+   * since, a Host that no tenant has is the primary tenant's without a read, however many such hosts come.
    */
-  private allKnownAt = 0;
-  /** The read of every tenant under way, and `additions` when it began. */
+  private allKnown = { at: 0, additions: -1 };
+  /** The read of every tenant under way, and the count of additions when it began. */
   private reading: { additions: number; done: Promise<void> } | null = null;
 
   constructor(private readonly redis: Redis, prefix: string, private readonly primary: TenantRecord) {
     this.keys = new Keys(prefix);
     this.primaryHost = hostOf(primary.base_url).toLowerCase();
+    this.additions = new Announcements(redis, this.keys.tenantAdded());
   }
 
   get primaryId(): string {
@@ -72,7 +72,8 @@ export class TenantStore {
     if (h === this.primaryHost) return this.primary;
     const t = this.byHost.get(h);
     if (t) return t;
-    if (this.allKnownAt !== 0 && Date.now() - this.allKnownAt < ALL_KNOWN_MS) return this.primary;
+    const { at, additions } = this.allKnown;
+    if (this.additions.watching && additions === this.additions.count && Date.now() - at < ALL_KNOWN_MS) return this.primary;
     return undefined;
   }
 
@@ -82,8 +83,8 @@ export class TenantStore {
     if (known) return known;
     // Perhaps added since (through another coordinator or the CLI): read them all again, once
     // for every request that asks meanwhile.
-    if (this.reading?.additions !== this.additions) {
-      const reading = { additions: this.additions, done: this.readAll() };
+    if (this.reading?.additions !== this.additions.count) {
+      const reading = { additions: this.additions.count, done: this.readAll() };
       this.reading = reading;
       reading.done
         .finally(() => {
@@ -96,19 +97,13 @@ export class TenantStore {
   }
 
   private async readAll(): Promise<void> {
-    const before = this.additions;
+    const before = this.additions.count;
     for (const t of await this.list()) {
       const th = hostOf(t.base_url).toLowerCase();
       if (th !== this.primaryHost && !this.byHost.has(th)) this.byHost.set(th, t);
     }
     // Only a read that began after the last addition anyone announced holds every tenant.
-    if (this.watching && this.additions === before) this.allKnownAt = Date.now();
-  }
-
-  /** A tenant may have been added that this process has not read: the next unknown Host reads them all. */
-  private added(): void {
-    this.additions++;
-    this.allKnownAt = 0;
+    if (this.additions.count === before) this.allKnown = { at: Date.now(), additions: before };
   }
 
   /** false when the id or the base URL is taken. */
@@ -117,8 +112,7 @@ export class TenantStore {
     if (all.some((t) => t.tenant_id === rec.tenant_id)) return 'id-taken';
     if (all.some((t) => hostOf(t.base_url) === hostOf(rec.base_url))) return 'url-taken';
     if ((await this.redis.hSetNX(this.keys.tenants(), rec.tenant_id, JSON.stringify(rec))) !== 1) return 'id-taken';
-    this.added();
-    await this.redis.publish(this.keys.tenantAdded(), rec.tenant_id);
+    await this.additions.announce(rec.tenant_id);
     return 'added';
   }
 
@@ -127,28 +121,7 @@ export class TenantStore {
    * is called, so that a Host no tenant has needs no read. While the subscription is down
    * (Redis restarting) every such Host reads again.
    */
-  async watchAdded(): Promise<() => void> {
-    const sub = this.redis.duplicate();
-    const lapse = () => {
-      this.watching = false;
-      this.added();
-    };
-    sub.on('error', lapse);
-    sub.on('reconnecting', lapse);
-    sub.on('end', lapse);
-    // After a reconnect, 'ready' comes once the channel is subscribed again.
-    let subscribed = false;
-    sub.on('ready', () => {
-      this.watching = subscribed;
-    });
-    await sub.connect();
-    await sub.subscribe(this.keys.tenantAdded(), () => this.added());
-    subscribed = true;
-    this.watching = true;
-    return () => {
-      subscribed = false;
-      sub.destroy();
-      lapse();
-    };
+  watchAdded(): Promise<() => void> {
+    return this.additions.watch();
   }
 }

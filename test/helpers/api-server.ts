@@ -34,7 +34,7 @@ export async function startApiServer(
   const stores = await openStores(client, config);
   await opts.prepare?.(stores, log);
   // As the coordinator does (coordinator/main.ts).
-  const stopTenantWatch = await stores.tenants.watchAdded();
+  const stopWatches = [await stores.tenants.watchAdded(), await stores.images.watchChanges()];
   // No agent ever connects: storage calls answer 503, and new volumes wait for a host.
   const hub = new AgentHub({ config, log, pods: stores.pods, nodes: stores.nodes, assignmentsFor: async () => [], onReport: () => undefined, onNodeUp: () => undefined });
   const storage = new StorageClient({ hub, nodes: stores.nodes, log, sharedStorage: false });
@@ -58,7 +58,7 @@ export async function startApiServer(
     },
     async stop() {
       server.close();
-      stopTenantWatch();
+      for (const stop of stopWatches) stop();
       await client.quit();
       await redis.stop();
     },

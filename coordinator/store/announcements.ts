@@ -8,6 +8,12 @@ import type { Redis } from './redis.js';
  * was n holds while it is still n and `watching`. A change made in Redis by anything that does
  * not announce it is not seen until the memory's own time limit (its holder's).
  */
+/** When a read ended, and the count of changes when it began. */
+export interface Read {
+  at: number;
+  changes: number;
+}
+
 export class Announcements {
   /** Whether this process is subscribed, and so told of every change (see watch). */
   private subscribed = false;
@@ -21,6 +27,19 @@ export class Announcements {
 
   get count(): number {
     return this.changes;
+  }
+
+  /**
+   * What a read begun when `count` was `changes` remembers, as it ends now: null when a change
+   * came meanwhile (what it saw may be older than that change).
+   */
+  readAt(changes: number): Read | null {
+    return this.changes === changes ? { at: Date.now(), changes } : null;
+  }
+
+  /** Whether what a read saw still holds: changes are watched, none came since it began, and it is younger than `maxAgeMs`. */
+  holds(read: Read | null | undefined, maxAgeMs: number): boolean {
+    return !!read && this.subscribed && read.changes === this.changes && Date.now() - read.at < maxAgeMs;
   }
 
   /** A change made here: what was read before it no longer holds. Then tell everyone. */

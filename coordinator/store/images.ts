@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { ImageView } from '../../shared/api.js';
 import { BoundedMap } from '../../shared/bounded-map.js';
-import { Announcements } from './announcements.js';
+import { Announcements, type Read } from './announcements.js';
 import { Keys } from './keys.js';
 import { runScript, type Redis } from './redis.js';
 import { ADD_IMAGES } from './scripts.js';
@@ -40,7 +40,7 @@ export class ImageStore {
    * Entries as last read, with when and the count of changes then: while no change was
    * announced since, a create finds its image's entry without a read.
    */
-  private readonly entries = new BoundedMap<string, { rec: ImageRecord | null; at: number; changes: number }>(1000);
+  private readonly entries = new BoundedMap<string, { rec: ImageRecord | null; read: Read }>(1000);
 
   constructor(private readonly redis: Redis, prefix: string) {
     this.keys = new Keys(prefix);
@@ -69,13 +69,14 @@ export class ImageStore {
   async get(name: string): Promise<ImageRecord | null> {
     const key = imageName(name);
     const kept = this.entries.get(key);
+    if (kept && this.changes.holds(kept.read, ENTRY_KEPT_MS)) return kept.rec;
     const changes = this.changes.count;
-    if (kept && this.changes.watching && kept.changes === changes && Date.now() - kept.at < ENTRY_KEPT_MS) return kept.rec;
     const raw = await this.redis.hGet(this.keys.images(), key);
     const parsed = raw ? ImageRecord.safeParse(JSON.parse(raw)) : null;
     const rec = parsed?.success ? Object.freeze(parsed.data) : null;
     // Kept only when no change was announced while it was read.
-    if (this.changes.count === changes) this.entries.set(key, { rec, at: Date.now(), changes });
+    const read = this.changes.readAt(changes);
+    if (read) this.entries.set(key, { rec, read });
     return rec;
   }
 

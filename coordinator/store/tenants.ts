@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Announcements } from './announcements.js';
+import { Announcements, type Read } from './announcements.js';
 import { Keys } from './keys.js';
 import type { Redis } from './redis.js';
 
@@ -39,7 +39,7 @@ export class TenantStore {
    * When byHost last held every tenant, and the count of additions then: while none was added
    * since, a Host that no tenant has is the primary tenant's without a read, however many such hosts come.
    */
-  private allKnown = { at: 0, additions: -1 };
+  private allKnown: Read | null = null;
   /** The read of every tenant under way, and the count of additions when it began. */
   private reading: { additions: number; done: Promise<void> } | null = null;
 
@@ -72,9 +72,7 @@ export class TenantStore {
     if (h === this.primaryHost) return this.primary;
     const t = this.byHost.get(h);
     if (t) return t;
-    const { at, additions } = this.allKnown;
-    if (this.additions.watching && additions === this.additions.count && Date.now() - at < ALL_KNOWN_MS) return this.primary;
-    return undefined;
+    return this.additions.holds(this.allKnown, ALL_KNOWN_MS) ? this.primary : undefined;
   }
 
   /** The tenant a request is for, by its Host header; the primary tenant when none matches. */
@@ -103,7 +101,7 @@ export class TenantStore {
       if (th !== this.primaryHost && !this.byHost.has(th)) this.byHost.set(th, t);
     }
     // Only a read that began after the last addition anyone announced holds every tenant.
-    if (this.additions.count === before) this.allKnown = { at: Date.now(), additions: before };
+    this.allKnown = this.additions.readAt(before) ?? this.allKnown;
   }
 
   /** false when the id or the base URL is taken. */

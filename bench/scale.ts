@@ -159,7 +159,13 @@ async function procStats(pid: number): Promise<ProcStats> {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat (1-based), 12 and 13 after the command.
   const ticks = Number(f[11]) + Number(f[12]);
-  return { pid, rssMb: round(kb('VmRSS') / 1024, 1), peakRssMb: round(kb('VmHWM') / 1024, 1), cpuS: round(ticks / 100, 1) };
+  return { pid, rssMb: round(kb('VmRSS') / 1024, 1), peakRssMb: round(kb('VmHWM') / 1024, 1), cpuS: ticks / 100 };
+}
+
+/** "0.571 ms (coordinators 0.3, agents 0.1, ...)": a run's CPU per pod, each process's share. */
+function cpuLine(ms: Record<string, number>): string {
+  const { total, ...parts } = ms;
+  return `${total} ms (${Object.entries(parts).map(([k, v]) => `${k} ${v}`).join(', ')})`;
 }
 
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -265,7 +271,10 @@ async function run(coordinators: number): Promise<RunResult> {
     const agentsConnectS = (performance.now() - tAgents) / 1000;
     const coordPids = await childPids(coordinatorJs);
     const agentsPid = (await childPids(thisFile))[0]!;
+    const redisPid = (await childPids('redis-server'))[0]!;
     const coordBefore = await Promise.all(coordPids.map(procStats));
+    // The agents' and Redis's CPU is counted over the pods' part of the run, as the coordinators' is.
+    const [agentsBefore, redisBefore] = await Promise.all([procStats(agentsPid), procStats(redisPid)]);
     console.log(`${AGENTS} agents connected in ${agentsConnectS.toFixed(1)} s; coordinator RSS ${coordBefore.map((c) => c.rssMb).join(', ')} MB`);
 
     client = createClient({ url: redis.url });
@@ -375,6 +384,16 @@ async function run(coordinators: number): Promise<RunResult> {
     const p90 = placedAt[Math.floor(PODS * 0.9) - 1]!;
     const coord = await Promise.all(coordPids.map(procStats));
     const clientCpu = process.cpuUsage(clientCpu0);
+    const [agentsAfter, redisAfter] = await Promise.all([procStats(agentsPid), procStats(redisPid)]);
+    // What all of it cost the machine, per pod: every process of the run (all their threads), and
+    // so how many placements a second these CPUs could make at most, all of them busy with nothing else.
+    const cpuS = {
+      coordinators: coord.reduce((sum, c, i) => sum + c.cpuS - coordBefore[i]!.cpuS, 0),
+      agents: agentsAfter.cpuS - agentsBefore.cpuS,
+      redis: redisAfter.cpuS - redisBefore.cpuS,
+      client: (clientCpu.user + clientCpu.system) / 1e6,
+    };
+    const totalCpuS = cpuS.coordinators + cpuS.agents + cpuS.redis + cpuS.client;
     // What 10,000 pods cost the coordinators when nothing happens: their CPU over a few idle seconds.
     const IDLE_S = 5;
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
@@ -412,9 +431,6 @@ async function run(coordinators: number): Promise<RunResult> {
       console.log(`stop through A seen by B's host: p50 ${pct(stopMs, 50)} ms, p99 ${pct(stopMs, 99)} ms, max ${stopMs[stopMs.length - 1]} ms (${stopMs.length} pods)`);
     }
 
-    const agentStats = await procStats(agentsPid);
-    const redisPid = (await childPids('redis-server').catch(() => []))[0];
-    const redisStats = redisPid ? await procStats(redisPid) : null;
     const perNode = await Promise.all(nodeSets.map((k) => redisClient.sCard(k)));
     // What the whole run asked of Redis, per pod (the coordinators are nearly its only clients).
     const commandStats: Record<string, number> = {};
@@ -437,11 +453,13 @@ async function run(coordinators: number): Promise<RunResult> {
       coordinator_rss_before_pods_mb: coordBefore.map((c) => c.rssMb),
       coordinator_cpu_s: coord.map((c, i) => round(c.cpuS - coordBefore[i]!.cpuS, 1)),
       coordinator_idle_cpu_pct: idleCpuPct,
-      agents_process_rss_mb: agentStats.rssMb,
-      agents_process_cpu_s: round(agentStats.cpuS, 1),
-      bench_client_cpu_s: round((clientCpu.user + clientCpu.system) / 1e6, 1),
-      redis_rss_mb: redisStats?.rssMb ?? null,
-      redis_cpu_s: redisStats?.cpuS ?? null,
+      agents_process_rss_mb: agentsAfter.rssMb,
+      agents_process_cpu_s: round(cpuS.agents, 1),
+      bench_client_cpu_s: round(cpuS.client, 1),
+      redis_rss_mb: redisAfter.rssMb,
+      redis_cpu_s: round(cpuS.redis, 1),
+      cpu_ms_per_pod: Object.fromEntries(Object.entries({ ...cpuS, total: totalCpuS }).map(([k, v]) => [k, round((v * 1000) / PODS, 3)])),
+      cpu_bound_placements_per_s: round((PODS * cpus().length) / totalCpuS),
       agents_connect_s: round(agentsConnectS, 2),
       create_s: round(createdS, 2),
       create_per_s: round(PODS / createdS),
@@ -488,7 +506,7 @@ async function bench(): Promise<void> {
     two_coordinators: two,
     targets: { placements_per_s: TARGET_PLACEMENTS_PER_S, coordinator_rss_mb: TARGET_RSS_MB },
     notes:
-      'placements_per_s = pods / (last placement.at - first create sent); all on one 2-vCPU machine shared with other work (see the load averages): coordinators, Redis, the agents process and this client share it. stop_via_a_seen_by_b_host_ms: a pod on a host linked to coordinator B stopped through A, until the removed report of B\'s host (its own time).',
+      'placements_per_s = pods / (last placement.at - first create sent); all on one 2-vCPU machine shared with other work (see the load averages): coordinators, Redis, the agents process and this client share it. cpu_ms_per_pod: the CPU time (user + system, all threads) of the coordinators, the agents process, Redis and this client from the first create until all pods run, per pod; cpu_bound_placements_per_s: pods x CPUs / that total, what this machine could place at most with every CPU busy with this alone. stop_via_a_seen_by_b_host_ms: a pod on a host linked to coordinator B stopped through A, until the removed report of B\'s host (its own time).',
   };
   const dir = path.join(repoRoot(), 'bench', 'results');
   await mkdir(dir, { recursive: true });
@@ -504,6 +522,7 @@ async function bench(): Promise<void> {
       [`${n}: first create -> all RUNNING`, `${r.first_create_to_all_running_s} s`],
       [`${n}: coordinator_rss_mb`, `${r.coordinator_rss_mb.join(', ')} (peak ${(r.coordinator_peak_rss_mb as number[]).join(', ')}; target <= ${TARGET_RSS_MB})`],
       [`${n}: coordinator CPU`, `${(r.coordinator_cpu_s as number[]).join(', ')} s; afterwards, with nothing to do, ${(r.coordinator_idle_cpu_pct as number[]).join(', ')} % of a core`],
+      [`${n}: CPU per pod, all processes`, `${cpuLine(r.cpu_ms_per_pod as Record<string, number>)}: at most ${r.cpu_bound_placements_per_s} placements/s on these ${cpus().length} CPUs`],
       [`${n}: pods per node`, `${(r.pods_per_node as { min: number }).min}..${(r.pods_per_node as { max: number }).max}`],
     );
   }
